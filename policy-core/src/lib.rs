@@ -1,0 +1,4 @@
+//! policy-core
+pub mod decode;
+pub mod path;
+pub mod yaml;

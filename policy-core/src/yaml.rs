@@ -1,0 +1,383 @@
+//! Spanned YAML (and JSON) document trees.
+//!
+//! Manifests are parsed once into a [`Node`] tree that remembers where every
+//! value and every mapping key came from. Decoding into Kubernetes types then
+//! runs over that tree (see [`crate::decode`]), so every error and every
+//! unknown field can name its line and field path.
+//!
+//! JSON is a subset of YAML 1.2 flow syntax, so the same parser reads both.
+
+use std::fmt;
+use std::io::Cursor;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+/// A 1-based line and column in a source text. Line 0 means "unknown".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Location {
+    /// 1-based line number; 0 when unknown.
+    pub line: u32,
+    /// 1-based column number; 0 when unknown.
+    pub column: u32,
+}
+
+impl Location {
+    /// A location at `line`, `column` (both 1-based).
+    pub fn new(line: u32, column: u32) -> Self {
+        Location { line, column }
+    }
+
+    fn from_saphyr(location: serde_saphyr::Location) -> Self {
+        Location {
+            line: u32::try_from(location.line()).unwrap_or(u32::MAX),
+            column: u32::try_from(location.column()).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// A YAML value with the location it was written at.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// The value, after YAML's implicit typing (`80` is an integer, `"80"` a string).
+    pub value: Value,
+    /// Where the value starts.
+    pub location: Location,
+}
+
+/// The value of a [`Node`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// `null`, `~` or an empty value.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer that fits in `i64`.
+    Int(i64),
+    /// A non-negative integer above `i64::MAX`.
+    UInt(u64),
+    /// A floating-point number.
+    Float(f64),
+    /// A string scalar.
+    String(String),
+    /// A sequence.
+    Sequence(Vec<Node>),
+    /// A mapping, in source order.
+    Mapping(Vec<Entry>),
+}
+
+/// One `key: value` pair of a mapping.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// The key text.
+    pub key: String,
+    /// Where the key is written; diagnostics about a field point here.
+    pub key_location: Location,
+    /// The value.
+    pub value: Node,
+}
+
+impl Node {
+    /// The entry for `key` when this node is a mapping.
+    pub fn entry(&self, key: &str) -> Option<&Entry> {
+        match &self.value {
+            Value::Mapping(entries) => entries.iter().find(|entry| entry.key == key),
+            _ => None,
+        }
+    }
+
+    /// The value under `key` when this node is a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.entry(key).map(|entry| &entry.value)
+    }
+
+    /// The string value, when this node is a string scalar.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::String(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// A short name for the node's type, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self.value {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) | Value::UInt(_) => "an integer",
+            Value::Float(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Sequence(_) => "a list",
+            Value::Mapping(_) => "a mapping",
+        }
+    }
+}
+
+/// A document that could not be parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// What the parser said, without its source snippet.
+    pub message: String,
+    /// Where it happened, when the parser knows.
+    pub location: Location,
+    /// True when the parser cannot continue with later documents of the stream.
+    pub fatal: bool,
+}
+
+/// Parses every document of a YAML stream (or one JSON text).
+///
+/// Empty documents are skipped. A document with a syntax error yields an
+/// `Err`; later documents are still returned unless the error leaves the
+/// parser unable to find the next document boundary.
+pub fn parse_documents(text: &str) -> Vec<Result<Node, SyntaxError>> {
+    let mut reader = Cursor::new(text.as_bytes());
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! { max_reader_input_bytes: None },
+    };
+    let mut documents = Vec::new();
+    let mut saw_error = false;
+    for result in serde_saphyr::read_with_options::<_, Spanned<Value>>(&mut reader, options) {
+        match result {
+            Ok(spanned) => documents.push(Ok(Node {
+                value: spanned.value,
+                location: Location::from_saphyr(spanned.referenced),
+            })),
+            Err(error) => {
+                saw_error = true;
+                documents.push(Err(SyntaxError {
+                    message: plain_message(&error),
+                    location: error.location().map(Location::from_saphyr).unwrap_or_default(),
+                    fatal: false,
+                }));
+            }
+        }
+    }
+    // The iterator ends after an unrecoverable syntax error; mark the last
+    // error as fatal so callers can say that the rest of the file was skipped.
+    if saw_error && let Some(Err(last)) = documents.last_mut() {
+        last.fatal = true;
+    }
+    documents
+}
+
+fn plain_message(error: &serde_saphyr::Error) -> String {
+    let inner = error.without_snippet();
+    let text = inner.to_string();
+    // The parser appends " at line X column Y"; the location is reported separately.
+    match text.find(" at line ") {
+        Some(index) => text[..index].to_string(),
+        None => text,
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<Value>::deserialize(deserializer)?;
+        Ok(Node {
+            value: spanned.value,
+            location: Location::from_saphyr(spanned.referenced),
+        })
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        Value::deserialize(deserializer)
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::Int(value))
+    }
+
+    fn visit_i128<E: de::Error>(self, value: i128) -> Result<Value, E> {
+        match i64::try_from(value) {
+            Ok(small) => Ok(Value::Int(small)),
+            Err(_) => match u64::try_from(value) {
+                Ok(unsigned) => Ok(Value::UInt(unsigned)),
+                Err(_) => Ok(Value::Float(value as f64)),
+            },
+        }
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(match i64::try_from(value) {
+            Ok(small) => Value::Int(small),
+            Err(_) => Value::UInt(value),
+        })
+    }
+
+    fn visit_u128<E: de::Error>(self, value: u128) -> Result<Value, E> {
+        match u64::try_from(value) {
+            Ok(small) => self.visit_u64(small),
+            Err(_) => Ok(Value::Float(value as f64)),
+        }
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        Ok(Value::Float(value))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_string()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_bytes<E>(self, value: &[u8]) -> Result<Value, E> {
+        Ok(Value::String(String::from_utf8_lossy(value).into_owned()))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element::<Node>()? {
+            items.push(item);
+        }
+        Ok(Value::Sequence(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some(key) = map.next_key::<Spanned<KeyText>>()? {
+            let value = map.next_value::<Node>()?;
+            entries.push(Entry {
+                key: key.value.0,
+                key_location: Location::from_saphyr(key.referenced),
+                value,
+            });
+        }
+        Ok(Value::Mapping(entries))
+    }
+}
+
+/// A mapping key as text. Kubernetes keys are strings, but YAML allows `80:`
+/// or `true:`; those are kept as their text so that decoding can reject them
+/// with a location instead of failing the whole document here.
+struct KeyText(String);
+
+impl<'de> Deserialize<'de> for KeyText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = KeyText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a scalar mapping key")
+            }
+            fn visit_str<E>(self, value: &str) -> Result<KeyText, E> {
+                Ok(KeyText(value.to_string()))
+            }
+            fn visit_string<E>(self, value: String) -> Result<KeyText, E> {
+                Ok(KeyText(value))
+            }
+            fn visit_bool<E>(self, value: bool) -> Result<KeyText, E> {
+                Ok(KeyText(value.to_string()))
+            }
+            fn visit_i64<E>(self, value: i64) -> Result<KeyText, E> {
+                Ok(KeyText(value.to_string()))
+            }
+            fn visit_u64<E>(self, value: u64) -> Result<KeyText, E> {
+                Ok(KeyText(value.to_string()))
+            }
+            fn visit_f64<E>(self, value: f64) -> Result<KeyText, E> {
+                Ok(KeyText(value.to_string()))
+            }
+            fn visit_unit<E>(self) -> Result<KeyText, E> {
+                Ok(KeyText("null".to_string()))
+            }
+        }
+        deserializer.deserialize_any(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_values_carry_their_lines() {
+        let docs = parse_documents("a: 1\nb:\n  c: [x, \"y\"]\n");
+        let root = docs[0].as_ref().unwrap();
+        let b = root.entry("b").unwrap();
+        assert_eq!(b.key_location.line, 2);
+        let c = b.value.entry("c").unwrap();
+        assert_eq!(c.key_location, Location::new(3, 3));
+        match &c.value.value {
+            Value::Sequence(items) => {
+                assert_eq!(items[0].value, Value::String("x".into()));
+                assert_eq!(items[1].location.line, 3);
+            }
+            other => panic!("expected a sequence, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn implicit_typing_distinguishes_numbers_from_quoted_strings() {
+        let docs = parse_documents("port: 80\nname: \"80\"\nok: true\nnothing:\n");
+        let root = docs[0].as_ref().unwrap();
+        assert_eq!(root.get("port").unwrap().value, Value::Int(80));
+        assert_eq!(root.get("name").unwrap().value, Value::String("80".into()));
+        assert_eq!(root.get("ok").unwrap().value, Value::Bool(true));
+        assert_eq!(root.get("nothing").unwrap().value, Value::Null);
+    }
+
+    #[test]
+    fn every_document_of_a_stream_is_returned_and_empty_ones_skipped() {
+        let docs = parse_documents("a: 1\n---\n---\nb: 2\n...\n---\nc: 3\n");
+        assert_eq!(docs.len(), 3);
+        assert_eq!(docs[2].as_ref().unwrap().location.line, 7);
+    }
+
+    #[test]
+    fn json_parses_with_the_same_parser() {
+        let docs = parse_documents("{\"kind\": \"List\", \"items\": [{\"a\": 1}]}");
+        let root = docs[0].as_ref().unwrap();
+        assert_eq!(root.get("kind").unwrap().as_str(), Some("List"));
+    }
+
+    #[test]
+    fn a_syntax_error_is_reported_with_its_line() {
+        let docs = parse_documents("a: 1\nb: [unclosed\nc: 2\n");
+        let error = docs.iter().find_map(|d| d.as_ref().err()).expect("an error");
+        assert!(error.location.line >= 2, "{error:?}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_an_error() {
+        let docs = parse_documents("a: 1\na: 2\n");
+        let error = docs[0].as_ref().unwrap_err();
+        assert!(error.message.to_lowercase().contains("duplicate"), "{error:?}");
+    }
+}
