@@ -1,0 +1,1102 @@
+//! Loading manifests into a [`Cluster`].
+//!
+//! The [`Loader`] takes source texts (YAML streams or JSON) or typed
+//! k8s-openapi objects, and produces a [`Cluster`] plus [`Diagnostic`]s. It
+//! never stops at the first problem: every document is read, and each
+//! diagnostic names its file, line and field.
+//!
+//! What is kept when something is wrong:
+//! - a NetworkPolicy the API server would reject is left out of the model,
+//!   because it cannot exist in a cluster;
+//! - other objects are kept, without the fields that cannot be read;
+//! - unknown fields are reported as errors (`kubectl` rejects them), and the
+//!   object is read without them, as an API server in `Warn` field-validation
+//!   mode stores it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Namespace as K8sNamespace, Pod, PodSpec, PodTemplateSpec, ReplicationController, Service as K8sService};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::cluster::{
+    Cluster, ContainerPort, Endpoint, EndpointKind, Namespace, Owner, Service, ServicePort, TargetPort, WorkloadKind,
+    NAMESPACE_NAME_LABEL,
+};
+use crate::decode::{DecodeError, UnknownField, decode};
+use crate::diagnostic::{Diagnostic, DiagnosticKind, ObjectRef, Severity, SourceLocation};
+use crate::path::{FieldPath, PathStep};
+use crate::policy::Policy;
+use crate::ports::Protocol;
+use crate::selector::Labels;
+use crate::validate;
+use crate::yaml::{Node, Value, parse_documents};
+
+/// A typed Kubernetes object the loader understands.
+#[derive(Clone, Debug)]
+#[allow(missing_docs, clippy::large_enum_variant)]
+pub enum Object {
+    Namespace(K8sNamespace),
+    Pod(Pod),
+    Deployment(Deployment),
+    StatefulSet(StatefulSet),
+    DaemonSet(DaemonSet),
+    ReplicaSet(ReplicaSet),
+    ReplicationController(ReplicationController),
+    Job(Job),
+    CronJob(CronJob),
+    Service(K8sService),
+    NetworkPolicy(NetworkPolicy),
+}
+
+macro_rules! object_from {
+    ($($variant:ident => $type:ty),* $(,)?) => {
+        $(impl From<$type> for Object {
+            fn from(object: $type) -> Self {
+                Object::$variant(object)
+            }
+        })*
+    };
+}
+
+object_from! {
+    Namespace => K8sNamespace,
+    Pod => Pod,
+    Deployment => Deployment,
+    StatefulSet => StatefulSet,
+    DaemonSet => DaemonSet,
+    ReplicaSet => ReplicaSet,
+    ReplicationController => ReplicationController,
+    Job => Job,
+    CronJob => CronJob,
+    Service => K8sService,
+    NetworkPolicy => NetworkPolicy,
+}
+
+/// The result of loading: the cluster and everything worth telling the user.
+#[derive(Clone, Debug, Default)]
+pub struct Loaded {
+    /// The cluster.
+    pub cluster: Cluster,
+    /// Problems and notes, in input order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Documents that were read but are not part of the model, counted by
+    /// `Kind (apiVersion)` or by reason.
+    pub skipped: BTreeMap<String, usize>,
+}
+
+impl Loaded {
+    /// True if any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+    }
+}
+
+/// Builds a [`Cluster`] from manifests. See the module documentation.
+#[derive(Default)]
+pub struct Loader {
+    diagnostics: Vec<Diagnostic>,
+    skipped: BTreeMap<String, usize>,
+    namespaces: Vec<Namespace>,
+    pods: Vec<Endpoint>,
+    workloads: Vec<Endpoint>,
+    services: Vec<Service>,
+    policies: Vec<Policy>,
+    seen: HashMap<(String, String, String), Option<SourceLocation>>,
+}
+
+/// Where an object was read from, to locate its fields.
+struct Origin<'a> {
+    file: &'a Arc<str>,
+    node: &'a Node,
+}
+
+impl Origin<'_> {
+    fn locate(&self, path: &FieldPath) -> SourceLocation {
+        SourceLocation {
+            file: self.file.clone(),
+            location: path.locate(self.node),
+        }
+    }
+}
+
+/// The API versions each kind is served at; the first is current, the
+/// others are removed versions read as the current one, with a warning.
+const KINDS: &[(&str, &[&str])] = &[
+    ("Namespace", &["v1"]),
+    ("Pod", &["v1"]),
+    ("Service", &["v1"]),
+    ("ReplicationController", &["v1"]),
+    ("Deployment", &["apps/v1", "apps/v1beta2", "apps/v1beta1", "extensions/v1beta1"]),
+    ("StatefulSet", &["apps/v1", "apps/v1beta2", "apps/v1beta1"]),
+    ("DaemonSet", &["apps/v1", "apps/v1beta2", "extensions/v1beta1"]),
+    ("ReplicaSet", &["apps/v1", "apps/v1beta2", "extensions/v1beta1"]),
+    ("Job", &["batch/v1"]),
+    ("CronJob", &["batch/v1", "batch/v1beta1", "batch/v2alpha1"]),
+    ("NetworkPolicy", &["networking.k8s.io/v1", "extensions/v1beta1"]),
+];
+
+impl Loader {
+    /// An empty loader.
+    pub fn new() -> Self {
+        Loader::default()
+    }
+
+    /// Reads every document of a YAML stream or JSON text. `name` is how
+    /// diagnostics refer to the source (a path, or `-` for standard input).
+    pub fn load_str(&mut self, name: &str, text: &str) {
+        let file: Arc<str> = Arc::from(name);
+        for document in parse_documents(text) {
+            match document {
+                Ok(node) => self.load_node(&file, &node, None, &FieldPath::root()),
+                Err(error) => {
+                    let mut diagnostic = Diagnostic::new(Severity::Error, DiagnosticKind::Syntax, error.message)
+                        .with_source(Some(SourceLocation {
+                            file: file.clone(),
+                            location: error.location,
+                        }));
+                    if error.fatal {
+                        diagnostic = diagnostic.with_help("the parser cannot recover; the rest of this file was not read");
+                    }
+                    self.diagnostics.push(diagnostic);
+                }
+            }
+        }
+    }
+
+    /// Adds a typed object (for programs that build objects themselves).
+    pub fn add(&mut self, object: impl Into<Object>) {
+        self.add_object(object.into(), None, None);
+    }
+
+    fn load_node(&mut self, file: &Arc<str>, node: &Node, list_item_of: Option<(&str, &str)>, list_path: &FieldPath) {
+        let source = SourceLocation {
+            file: file.clone(),
+            location: node.location,
+        };
+        if !matches!(node.value, Value::Mapping(_)) {
+            self.diagnostics.push(
+                Diagnostic::new(
+                    Severity::Warning,
+                    DiagnosticKind::NotAnObject,
+                    format!("skipped a document that is {}, not a Kubernetes object", node.type_name()),
+                )
+                .with_source(Some(source))
+                .with_field(list_path.clone()),
+            );
+            return;
+        }
+        let kind = node.get("kind").and_then(Node::as_str).or(list_item_of.map(|(kind, _)| kind));
+        let api_version = node
+            .get("apiVersion")
+            .and_then(Node::as_str)
+            .or(list_item_of.map(|(_, version)| version));
+        let (Some(kind), Some(api_version)) = (kind, api_version) else {
+            self.diagnostics.push(
+                Diagnostic::new(
+                    Severity::Warning,
+                    DiagnosticKind::NotAnObject,
+                    "skipped a document without `apiVersion` and `kind`: it is not a Kubernetes object",
+                )
+                .with_source(Some(source))
+                .with_field(list_path.clone()),
+            );
+            *self.skipped.entry("not a Kubernetes object".to_string()).or_insert(0) += 1;
+            return;
+        };
+
+        // `kind: List` and typed lists (`PodList`, ...) as `kubectl get -o yaml` prints them.
+        if let Some(Value::Sequence(items)) = node.get("items").map(|items| &items.value)
+            && (kind == "List" || kind.ends_with("List"))
+        {
+            let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
+            for (index, item) in items.iter().enumerate() {
+                let inherited = item_kind.map(|k| (k, api_version));
+                self.load_node(file, item, inherited, &list_path.key("items").index(index));
+            }
+            return;
+        }
+
+        let Some((_, versions)) = KINDS.iter().find(|(known, _)| *known == kind) else {
+            *self.skipped.entry(format!("{kind} ({api_version})")).or_insert(0) += 1;
+            return;
+        };
+        if !versions.contains(&api_version) {
+            // Same kind name, another group: a custom resource, not ours.
+            *self.skipped.entry(format!("{kind} ({api_version})")).or_insert(0) += 1;
+            return;
+        }
+        let object_ref = object_ref_of(node, kind);
+        let current = versions[0];
+        let rewritten;
+        let node = if api_version == current {
+            node
+        } else {
+            self.diagnostics.push(
+                Diagnostic::new(
+                    Severity::Warning,
+                    DiagnosticKind::UnsupportedVersion,
+                    format!("{kind} {api_version} is no longer served by the API server; read as {current}"),
+                )
+                .with_help(format!("change `apiVersion` to {current}"))
+                .with_source(Some(Origin { file, node }.locate(&FieldPath::root().key("apiVersion"))))
+                .with_object(Some(object_ref.clone()))
+                .with_field(FieldPath::root().key("apiVersion")),
+            );
+            rewritten = with_api_version(node, current);
+            &rewritten
+        };
+        let origin = Origin { file, node };
+        // A rejected NetworkPolicy is left out whole; other kinds are kept
+        // without the fields that cannot be read.
+        let strict = kind == "NetworkPolicy";
+        let object = match kind {
+            "Namespace" => self.decode_as::<K8sNamespace>(&origin, &object_ref, strict).map(Object::Namespace),
+            "Pod" => self.decode_as::<Pod>(&origin, &object_ref, strict).map(Object::Pod),
+            "Service" => self.decode_as::<K8sService>(&origin, &object_ref, strict).map(Object::Service),
+            "ReplicationController" => self
+                .decode_as::<ReplicationController>(&origin, &object_ref, strict)
+                .map(Object::ReplicationController),
+            "Deployment" => self.decode_as::<Deployment>(&origin, &object_ref, strict).map(Object::Deployment),
+            "StatefulSet" => self.decode_as::<StatefulSet>(&origin, &object_ref, strict).map(Object::StatefulSet),
+            "DaemonSet" => self.decode_as::<DaemonSet>(&origin, &object_ref, strict).map(Object::DaemonSet),
+            "ReplicaSet" => self.decode_as::<ReplicaSet>(&origin, &object_ref, strict).map(Object::ReplicaSet),
+            "Job" => self.decode_as::<Job>(&origin, &object_ref, strict).map(Object::Job),
+            "CronJob" => self.decode_as::<CronJob>(&origin, &object_ref, strict).map(Object::CronJob),
+            "NetworkPolicy" => self.decode_as::<NetworkPolicy>(&origin, &object_ref, strict).map(Object::NetworkPolicy),
+            _ => None,
+        };
+        if let Some(object) = object {
+            self.add_object(object, Some(&origin), Some(object_ref));
+        }
+    }
+
+    /// Decodes `origin.node` as `T`, reporting unknown fields and type errors.
+    ///
+    /// When `strict` is false and a value has the wrong type, that field is
+    /// removed and decoding retried, so one bad field does not lose the object.
+    fn decode_as<T: serde::de::DeserializeOwned>(
+        &mut self,
+        origin: &Origin<'_>,
+        object: &ObjectRef,
+        strict: bool,
+    ) -> Option<T> {
+        let mut repaired: Option<Node> = None;
+        let mut reported_unknown = false;
+        // Each retry removes one field, so this ends; the bound guards against surprises.
+        for _ in 0..64 {
+            let node = repaired.as_ref().unwrap_or(origin.node);
+            let decoded = decode::<T>(node);
+            if !reported_unknown {
+                for unknown in &decoded.unknown_fields {
+                    self.diagnostics.push(unknown_field_diagnostic(unknown, origin, object));
+                }
+                reported_unknown = true;
+            }
+            match decoded.value {
+                Ok(value) => return Some(value),
+                Err(error) => {
+                    let removable = !strict && !error.path.is_empty();
+                    self.diagnostics.push(type_error_diagnostic(&error, origin, object, strict, removable));
+                    if !removable {
+                        return None;
+                    }
+                    let mut copy = node.clone();
+                    if !remove_at(&mut copy, error.path.steps()) {
+                        return None;
+                    }
+                    repaired = Some(copy);
+                }
+            }
+        }
+        None
+    }
+
+    fn push(&mut self, severity: Severity, kind: DiagnosticKind, message: String, at: Option<Located<'_>>) {
+        let mut diagnostic = Diagnostic::new(severity, kind, message);
+        if let Some(located) = at {
+            diagnostic = diagnostic
+                .with_source(located.origin.map(|origin| origin.locate(&located.path)))
+                .with_object(located.object.cloned())
+                .with_field(located.path);
+        }
+        self.diagnostics.push(diagnostic);
+    }
+
+    /// Records the identity of an object; false (with an error) if it was seen before.
+    fn first_of_its_name(&mut self, kind: &str, namespace: &str, name: &str, origin: Option<&Origin<'_>>, object: Option<&ObjectRef>) -> bool {
+        let key = (kind.to_string(), namespace.to_string(), name.to_string());
+        let here = origin.map(|origin| origin.locate(&FieldPath::root()));
+        if let Some(first) = self.seen.get(&key) {
+            let first = first.as_ref().map(|f| format!(" (first defined at {f})")).unwrap_or_default();
+            let display = if namespace.is_empty() { name.to_string() } else { format!("{namespace}/{name}") };
+            let message = format!("duplicate {kind} {display}{first}: only one object of a kind may have a given name; this one is ignored");
+            self.diagnostics.push(
+                Diagnostic::new(Severity::Error, DiagnosticKind::Duplicate, message)
+                    .with_source(here)
+                    .with_object(object.cloned()),
+            );
+            return false;
+        }
+        self.seen.insert(key, here);
+        true
+    }
+
+    fn add_object(&mut self, object: Object, origin: Option<&Origin<'_>>, object_ref: Option<ObjectRef>) {
+        match object {
+            Object::Namespace(namespace) => self.add_namespace(namespace, origin, object_ref),
+            Object::Pod(pod) => self.add_pod(pod, origin, object_ref),
+            Object::Service(service) => self.add_service(service, origin, object_ref),
+            Object::NetworkPolicy(policy) => self.add_policy(policy, origin, object_ref),
+            Object::Deployment(o) => {
+                let template = Some(&o.spec.template);
+                self.add_workload(WorkloadKind::Deployment, &o.metadata, template, FieldPath::parse("spec.template"), origin, object_ref);
+            }
+            Object::StatefulSet(o) => {
+                let template = Some(&o.spec.template);
+                self.add_workload(WorkloadKind::StatefulSet, &o.metadata, template, FieldPath::parse("spec.template"), origin, object_ref);
+            }
+            Object::DaemonSet(o) => {
+                let template = Some(&o.spec.template);
+                self.add_workload(WorkloadKind::DaemonSet, &o.metadata, template, FieldPath::parse("spec.template"), origin, object_ref);
+            }
+            Object::ReplicaSet(o) => {
+                let template = o.spec.template.as_ref();
+                self.add_workload(WorkloadKind::ReplicaSet, &o.metadata, template, FieldPath::parse("spec.template"), origin, object_ref);
+            }
+            Object::ReplicationController(o) => {
+                let template = o.spec.as_ref().and_then(|s| s.template.as_ref());
+                self.add_workload(WorkloadKind::ReplicationController, &o.metadata, template, FieldPath::parse("spec.template"), origin, object_ref);
+            }
+            Object::Job(o) => {
+                let template = o.spec.as_ref().map(|s| &s.template);
+                self.add_workload(WorkloadKind::Job, &o.metadata, template, FieldPath::parse("spec.template"), origin, object_ref);
+            }
+            Object::CronJob(o) => {
+                let template = o.spec.job_template.spec.as_ref().map(|s| &s.template);
+                self.add_workload(
+                    WorkloadKind::CronJob,
+                    &o.metadata,
+                    template,
+                    FieldPath::parse("spec.jobTemplate.spec.template"),
+                    origin,
+                    object_ref,
+                );
+            }
+        }
+    }
+
+    fn add_namespace(&mut self, object: K8sNamespace, origin: Option<&Origin<'_>>, object_ref: Option<ObjectRef>) {
+        let object_ref = object_ref.unwrap_or_else(|| ObjectRef {
+            kind: "Namespace".into(),
+            namespace: String::new(),
+            name: object.metadata.name.clone().unwrap_or_default(),
+        });
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let at = |path: &str| Some(Located::new(origin, Some(&object_ref), FieldPath::parse(path)));
+        if let Err(message) = validate::dns1123_label(&name) {
+            let message = if name.is_empty() { "a Namespace needs a name".to_string() } else { message };
+            self.push(Severity::Error, DiagnosticKind::InvalidValue, message, at("metadata.name"));
+            return;
+        }
+        if !self.first_of_its_name("Namespace", "", &name, origin, Some(&object_ref)) {
+            return;
+        }
+        let mut labels = self.checked_labels(&object.metadata, origin, &object_ref);
+        match labels.get(NAMESPACE_NAME_LABEL) {
+            Some(value) if value != &name => {
+                let message = format!(
+                    "label {NAMESPACE_NAME_LABEL}={value} differs from the namespace name; the API server always sets it to {name:?}"
+                );
+                self.push(Severity::Warning, DiagnosticKind::Questionable, message, at("metadata.labels"));
+            }
+            _ => {}
+        }
+        labels.insert(NAMESPACE_NAME_LABEL.to_string(), name.clone());
+        self.namespaces.push(Namespace {
+            name,
+            labels,
+            declared: true,
+            source: origin.map(|origin| origin.locate(&FieldPath::root())),
+        });
+    }
+
+    fn checked_labels(&mut self, metadata: &ObjectMeta, origin: Option<&Origin<'_>>, object: &ObjectRef) -> Labels {
+        self.checked_labels_at(metadata, origin, object, &FieldPath::root().key("metadata"))
+    }
+
+    fn checked_labels_at(&mut self, metadata: &ObjectMeta, origin: Option<&Origin<'_>>, object: &ObjectRef, metadata_path: &FieldPath) -> Labels {
+        let labels: Labels = metadata.labels.clone().unwrap_or_default();
+        for (key, value) in &labels {
+            let path = metadata_path.key("labels").key(key);
+            for message in [validate::label_key(key).err(), validate::label_value(value).err()].into_iter().flatten() {
+                self.push(Severity::Error, DiagnosticKind::InvalidValue, message, Some(Located::new(origin, Some(object), path.clone())));
+            }
+        }
+        labels
+    }
+
+    fn add_pod(&mut self, pod: Pod, origin: Option<&Origin<'_>>, object_ref: Option<ObjectRef>) {
+        let namespace = namespace_of(&pod.metadata);
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let object_ref = object_ref.unwrap_or_else(|| ObjectRef {
+            kind: "Pod".into(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+        });
+        if name.is_empty() {
+            let message = "a Pod needs a name; it is left out".to_string();
+            self.push(Severity::Error, DiagnosticKind::InvalidValue, message, Some(Located::new(origin, Some(&object_ref), FieldPath::parse("metadata.name"))));
+            return;
+        }
+        if !self.first_of_its_name("Pod", &namespace, &name, origin, Some(&object_ref)) {
+            return;
+        }
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        if matches!(phase, Some("Succeeded" | "Failed")) {
+            // A finished pod has no network presence; policies cannot apply to it.
+            *self.skipped.entry(format!("Pod (phase {})", phase.unwrap_or_default())).or_insert(0) += 1;
+            return;
+        }
+        let labels = self.checked_labels(&pod.metadata, origin, &object_ref);
+        let mut ips = Vec::new();
+        if let Some(status) = &pod.status {
+            let listed: Vec<(FieldPath, &String)> = match &status.pod_ips {
+                Some(pod_ips) if !pod_ips.is_empty() => pod_ips
+                    .iter()
+                    .enumerate()
+                    .map(|(i, ip)| (FieldPath::parse("status.podIPs").index(i).key("ip"), &ip.ip))
+                    .collect(),
+                _ => status.pod_ip.iter().map(|ip| (FieldPath::parse("status.podIP"), ip)).collect(),
+            };
+            for (path, text) in listed {
+                match text.parse::<IpAddr>() {
+                    Ok(ip) if !ips.contains(&ip) => ips.push(ip),
+                    Ok(_) => {}
+                    Err(_) => {
+                        let message = format!("{text:?} is not an IP address; the pod is treated as having no IP");
+                        self.push(Severity::Error, DiagnosticKind::InvalidValue, message, Some(Located::new(origin, Some(&object_ref), path)));
+                    }
+                }
+            }
+        }
+        let spec_path = FieldPath::root().key("spec");
+        let (node, host_network, ports) = match &pod.spec {
+            Some(spec) => self.read_pod_spec(spec, &spec_path, origin, &object_ref),
+            None => (None, false, Vec::new()),
+        };
+        self.pods.push(Endpoint {
+            namespace,
+            name,
+            kind: EndpointKind::Pod,
+            labels,
+            node,
+            host_network,
+            ips,
+            ports,
+            owner: controller_of(pod.metadata.owner_references.as_deref()),
+            source: origin.map(|origin| origin.locate(&FieldPath::root())),
+        });
+    }
+
+    /// Node name, host networking and container ports of a pod spec.
+    fn read_pod_spec(
+        &mut self,
+        spec: &PodSpec,
+        spec_path: &FieldPath,
+        origin: Option<&Origin<'_>>,
+        object: &ObjectRef,
+    ) -> (Option<String>, bool, Vec<ContainerPort>) {
+        let mut ports = Vec::new();
+        // Restartable init containers (sidecars) run for the pod's lifetime and serve ports too.
+        let sidecars = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter(|(_, c)| c.restart_policy.as_deref() == Some("Always"))
+            .map(|(i, c)| (spec_path.key("initContainers").index(i), c));
+        let containers = spec
+            .containers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (spec_path.key("containers").index(i), c));
+        for (container_path, container) in containers.chain(sidecars) {
+            for (index, port) in container.ports.iter().flatten().enumerate() {
+                let path = container_path.key("ports").index(index);
+                let at = |field: &str| Some(Located::new(origin, Some(object), path.key(field)));
+                let Some(number) = u16::try_from(port.container_port).ok().filter(|p| *p >= 1) else {
+                    let message = format!("containerPort {} is not a valid port number (1-65535); the port is ignored", port.container_port);
+                    self.push(Severity::Error, DiagnosticKind::InvalidValue, message, at("containerPort"));
+                    continue;
+                };
+                let protocol = match port.protocol.as_deref() {
+                    None => Protocol::Tcp,
+                    Some(text) => match Protocol::from_kubernetes(text) {
+                        Some(protocol) => protocol,
+                        None => {
+                            let message = format!("{text:?} is not a supported protocol (TCP, UDP or SCTP); the port is ignored");
+                            self.push(Severity::Error, DiagnosticKind::InvalidValue, message, at("protocol"));
+                            continue;
+                        }
+                    },
+                };
+                let name = match &port.name {
+                    Some(name) => match validate::port_name(name) {
+                        Ok(()) => Some(name.clone()),
+                        Err(message) => {
+                            self.push(Severity::Error, DiagnosticKind::InvalidValue, format!("{message}; the name is ignored"), at("name"));
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                ports.push(ContainerPort { name, port: number, protocol });
+            }
+        }
+        ports.sort();
+        ports.dedup();
+        (spec.node_name.clone().filter(|n| !n.is_empty()), spec.host_network.unwrap_or(false), ports)
+    }
+
+    fn add_workload(
+        &mut self,
+        kind: WorkloadKind,
+        metadata: &ObjectMeta,
+        template: Option<&PodTemplateSpec>,
+        template_path: FieldPath,
+        origin: Option<&Origin<'_>>,
+        object_ref: Option<ObjectRef>,
+    ) {
+        let namespace = namespace_of(metadata);
+        let name = metadata.name.clone().unwrap_or_default();
+        let object_ref = object_ref.unwrap_or_else(|| ObjectRef {
+            kind: kind.as_str().into(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+        });
+        if name.is_empty() {
+            let message = format!("a {} needs a name; it is left out", kind.as_str());
+            self.push(Severity::Error, DiagnosticKind::InvalidValue, message, Some(Located::new(origin, Some(&object_ref), FieldPath::parse("metadata.name"))));
+            return;
+        }
+        if !self.first_of_its_name(kind.as_str(), &namespace, &name, origin, Some(&object_ref)) {
+            return;
+        }
+        let default_template = PodTemplateSpec::default();
+        let template = template.unwrap_or(&default_template);
+        let template_metadata = template.metadata.clone().unwrap_or_default();
+        let labels = self.checked_labels_at(&template_metadata, origin, &object_ref, &template_path.key("metadata"));
+        let (node, host_network, ports) = match &template.spec {
+            Some(spec) => self.read_pod_spec(spec, &template_path.key("spec"), origin, &object_ref),
+            None => (None, false, Vec::new()),
+        };
+        self.workloads.push(Endpoint {
+            namespace,
+            name,
+            kind: EndpointKind::Workload(kind),
+            labels,
+            node,
+            host_network,
+            ips: Vec::new(),
+            ports,
+            owner: controller_of(metadata.owner_references.as_deref()),
+            source: origin.map(|origin| origin.locate(&FieldPath::root())),
+        });
+    }
+
+    fn add_service(&mut self, object: K8sService, origin: Option<&Origin<'_>>, object_ref: Option<ObjectRef>) {
+        let namespace = namespace_of(&object.metadata);
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let object_ref = object_ref.unwrap_or_else(|| ObjectRef {
+            kind: "Service".into(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+        });
+        if name.is_empty() || !self.first_of_its_name("Service", &namespace, &name, origin, Some(&object_ref)) {
+            return;
+        }
+        let spec = object.spec.clone().unwrap_or_default();
+        let mut ports = Vec::new();
+        for (index, port) in spec.ports.iter().flatten().enumerate() {
+            let path = FieldPath::parse("spec.ports").index(index);
+            let Some(number) = u16::try_from(port.port).ok().filter(|p| *p >= 1) else {
+                let message = format!("port {} is not a valid port number (1-65535); the port is ignored", port.port);
+                self.push(Severity::Error, DiagnosticKind::InvalidValue, message, Some(Located::new(origin, Some(&object_ref), path.key("port"))));
+                continue;
+            };
+            let target_port = match &port.target_port {
+                None => TargetPort::Number(number),
+                Some(IntOrString::Int(target)) => TargetPort::Number(u16::try_from(*target).unwrap_or(number)),
+                Some(IntOrString::String(name)) => TargetPort::Name(name.clone()),
+            };
+            ports.push(ServicePort {
+                name: port.name.clone(),
+                port: number,
+                target_port,
+                protocol: port.protocol.as_deref().and_then(Protocol::from_kubernetes).unwrap_or(Protocol::Tcp),
+                node_port: port.node_port.and_then(|p| u16::try_from(p).ok()),
+            });
+        }
+        self.services.push(Service {
+            namespace,
+            name,
+            service_type: spec.type_.clone().unwrap_or_else(|| "ClusterIP".to_string()),
+            selector: spec.selector.clone().filter(|s| !s.is_empty()),
+            ports,
+            source: origin.map(|origin| origin.locate(&FieldPath::root())),
+        });
+    }
+
+    fn add_policy(&mut self, object: NetworkPolicy, origin: Option<&Origin<'_>>, object_ref: Option<ObjectRef>) {
+        let namespace = namespace_of(&object.metadata);
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let object_ref = object_ref.unwrap_or_else(|| ObjectRef {
+            kind: "NetworkPolicy".into(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+        });
+        let locate = |path: &FieldPath| origin.map(|origin| origin.locate(path));
+        let (policy, problems) = Policy::from_network_policy(&object, &namespace, &locate);
+        let rejected = policy.is_none();
+        for problem in problems {
+            self.push(problem.severity, match problem.severity {
+                Severity::Error => DiagnosticKind::InvalidValue,
+                _ => DiagnosticKind::Questionable,
+            }, problem.message, Some(Located::new(origin, Some(&object_ref), problem.path)));
+        }
+        if rejected {
+            if let Some(last) = self.diagnostics.last_mut() {
+                last.help = Some("the API server rejects this NetworkPolicy, so netpol leaves it out of the model".into());
+            }
+            return;
+        }
+        if !self.first_of_its_name("NetworkPolicy", &namespace, &name, origin, Some(&object_ref)) {
+            return;
+        }
+        if let Some(policy) = policy {
+            self.policies.push(policy);
+        }
+    }
+
+    /// Resolves workloads against pods, creates referenced namespaces, and
+    /// returns the cluster.
+    pub fn finish(mut self) -> Loaded {
+        let standing_in = self.workloads_without_pods();
+        let mut endpoints = std::mem::take(&mut self.pods);
+        endpoints.extend(standing_in);
+
+        let mut namespaces = std::mem::take(&mut self.namespaces);
+        let declared: HashSet<String> = namespaces.iter().map(|n| n.name.clone()).collect();
+        let referenced: Vec<String> = endpoints
+            .iter()
+            .map(|e| e.namespace.clone())
+            .chain(self.policies.iter().map(|p| p.namespace.clone()))
+            .chain(self.services.iter().map(|s| s.namespace.clone()))
+            .collect();
+        let mut created = HashSet::new();
+        for name in referenced {
+            if !declared.contains(&name) && created.insert(name.clone()) {
+                namespaces.push(Namespace {
+                    labels: [(NAMESPACE_NAME_LABEL.to_string(), name.clone())].into(),
+                    name,
+                    declared: false,
+                    source: None,
+                });
+            }
+        }
+        namespaces.sort_by(|a, b| a.name.cmp(&b.name));
+        endpoints.sort_by(|a, b| (&a.namespace, &a.name, a.kind).cmp(&(&b.namespace, &b.name, b.kind)));
+        let mut policies = std::mem::take(&mut self.policies);
+        policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        let mut services = std::mem::take(&mut self.services);
+        services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        Loaded {
+            cluster: Cluster {
+                namespaces,
+                endpoints,
+                services,
+                policies,
+            },
+            diagnostics: self.diagnostics,
+            skipped: self.skipped,
+        }
+    }
+
+    /// The workloads that stand for their pods: those with no Pod object
+    /// given and no given workload owning them (a Deployment's ReplicaSet,
+    /// a CronJob's Job).
+    fn workloads_without_pods(&mut self) -> Vec<Endpoint> {
+        let present: HashMap<(String, &'static str, String), usize> = self
+            .workloads
+            .iter()
+            .enumerate()
+            .map(|(index, w)| ((w.namespace.clone(), w.kind.as_str(), w.name.clone()), index))
+            .collect();
+        // The workload an owner reference leads to, following given owners
+        // and the generated-name convention (`<deployment>-<hash>`,
+        // `<cronjob>-<time>`) when the intermediate object is not given.
+        let resolve = |namespace: &str, owner: &Owner| -> Option<usize> {
+            let direct = present.get(&(namespace.to_string(), owner_kind(&owner.kind)?, owner.name.clone())).copied();
+            direct.or_else(|| {
+                let parent_kind = match owner.kind.as_str() {
+                    "ReplicaSet" => "Deployment",
+                    "Job" => "CronJob",
+                    _ => return None,
+                };
+                let (parent, _) = owner.name.rsplit_once('-')?;
+                present.get(&(namespace.to_string(), parent_kind, parent.to_string())).copied()
+            })
+        };
+        let top_of = |mut index: usize| -> usize {
+            for _ in 0..8 {
+                let workload = &self.workloads[index];
+                match workload.owner.as_ref().and_then(|owner| resolve(&workload.namespace, owner)) {
+                    Some(parent) if parent != index => index = parent,
+                    _ => break,
+                }
+            }
+            index
+        };
+        let mut represented = vec![false; self.workloads.len()];
+        for pod in &self.pods {
+            if let Some(first) = pod.owner.as_ref().and_then(|owner| resolve(&pod.namespace, owner)) {
+                // Everything from the pod's owner up its chain has pods given.
+                let mut index = first;
+                represented[index] = true;
+                for _ in 0..8 {
+                    let top = top_of(index);
+                    represented[top] = true;
+                    if top == index {
+                        break;
+                    }
+                    index = top;
+                }
+            }
+        }
+        let owned: Vec<bool> = (0..self.workloads.len()).map(|index| top_of(index) != index).collect();
+        std::mem::take(&mut self.workloads)
+            .into_iter()
+            .enumerate()
+            .filter(|(index, _)| !represented[*index] && !owned[*index])
+            .map(|(_, workload)| workload)
+            .collect()
+    }
+}
+
+fn owner_kind(kind: &str) -> Option<&'static str> {
+    WorkloadKind::from_kind(kind).map(WorkloadKind::as_str)
+}
+
+/// A field of an object, for a diagnostic.
+struct Located<'a> {
+    origin: Option<&'a Origin<'a>>,
+    object: Option<&'a ObjectRef>,
+    path: FieldPath,
+}
+
+impl<'a> Located<'a> {
+    fn new(origin: Option<&'a Origin<'a>>, object: Option<&'a ObjectRef>, path: FieldPath) -> Self {
+        Located { origin, object, path }
+    }
+}
+
+fn namespace_of(metadata: &ObjectMeta) -> String {
+    metadata
+        .namespace
+        .clone()
+        .filter(|namespace| !namespace.is_empty())
+        .unwrap_or_else(|| "default".to_string())
+}
+
+fn controller_of(references: Option<&[OwnerReference]>) -> Option<Owner> {
+    let references = references?;
+    references
+        .iter()
+        .find(|r| r.controller == Some(true))
+        .or_else(|| references.first())
+        .filter(|r| !r.kind.is_empty() && !r.name.is_empty())
+        .map(|r| Owner {
+            kind: r.kind.clone(),
+            name: r.name.clone(),
+        })
+}
+
+fn object_ref_of(node: &Node, kind: &str) -> ObjectRef {
+    let metadata = node.get("metadata");
+    let field = |key: &str| metadata.and_then(|m| m.get(key)).and_then(Node::as_str).unwrap_or_default().to_string();
+    let namespace = if kind == "Namespace" {
+        String::new()
+    } else {
+        Some(field("namespace")).filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into())
+    };
+    ObjectRef {
+        kind: kind.to_string(),
+        namespace,
+        name: field("name"),
+    }
+}
+
+fn with_api_version(node: &Node, api_version: &str) -> Node {
+    let mut copy = node.clone();
+    if let Value::Mapping(entries) = &mut copy.value {
+        for entry in entries {
+            if entry.key == "apiVersion" {
+                entry.value.value = Value::String(api_version.to_string());
+            }
+        }
+    }
+    copy
+}
+
+/// Removes the value at `steps` (a mapping entry or a list item). False if
+/// there is nothing there to remove.
+fn remove_at(node: &mut Node, steps: &[PathStep]) -> bool {
+    let Some((last, parents)) = steps.split_last() else {
+        return false;
+    };
+    let mut current = node;
+    for step in parents {
+        let next = match (step, &mut current.value) {
+            (PathStep::Key(key), Value::Mapping(entries)) => entries.iter_mut().find(|e| &e.key == key).map(|e| &mut e.value),
+            (PathStep::Index(index), Value::Sequence(items)) => items.get_mut(*index),
+            _ => None,
+        };
+        match next {
+            Some(next) => current = next,
+            None => return false,
+        }
+    }
+    match (last, &mut current.value) {
+        (PathStep::Key(key), Value::Mapping(entries)) => {
+            let before = entries.len();
+            entries.retain(|e| &e.key != key);
+            entries.len() != before
+        }
+        (PathStep::Index(index), Value::Sequence(items)) if *index < items.len() => {
+            items.remove(*index);
+            true
+        }
+        _ => false,
+    }
+}
+
+fn unknown_field_diagnostic(unknown: &UnknownField, origin: &Origin<'_>, object: &ObjectRef) -> Diagnostic {
+    let key = match unknown.path.steps().last() {
+        Some(PathStep::Key(key)) => key.as_str(),
+        _ => "",
+    };
+    let suggestion = closest_field(key, unknown.known_fields);
+    let mut help = match suggestion {
+        Some(field) => format!("did you mean `{field}`?"),
+        None => format!("known fields here: {}", unknown.known_fields.join(", ")),
+    };
+    if let Some(consequence) = suggestion.and_then(|field| consequence_of_missing(object, field)) {
+        help.push_str(&format!(" As written, {consequence}."));
+    }
+    help.push_str(" kubectl rejects unknown fields; netpol reads the object without it.");
+    Diagnostic::new(Severity::Error, DiagnosticKind::UnknownField, format!("unknown field `{key}`"))
+        .with_help(help)
+        .with_source(Some(SourceLocation {
+            file: origin.file.clone(),
+            location: unknown.location,
+        }))
+        .with_object(Some(object.clone()))
+        .with_field(unknown.path.clone())
+}
+
+/// What a NetworkPolicy means when the field the author meant is missing.
+fn consequence_of_missing(object: &ObjectRef, field: &str) -> Option<&'static str> {
+    if object.kind != "NetworkPolicy" {
+        return None;
+    }
+    Some(match field {
+        "ingress" => "the policy has no ingress rules: it denies all ingress to the pods it selects",
+        "egress" => "the policy has no egress rules: it denies all egress if Egress is in policyTypes, and does not affect egress otherwise",
+        "from" => "the rule allows traffic from every source",
+        "to" => "the rule allows traffic to every destination",
+        "ports" => "the rule allows every port and protocol",
+        "podSelector" => "the selector is empty and matches every pod",
+        "namespaceSelector" => "the peer selects pods in the policy's own namespace only",
+        "policyTypes" => "the policy types are inferred: Ingress always, Egress only if there are egress rules",
+        _ => return None,
+    })
+}
+
+/// The known field closest to `key`: same letters ignoring case, or within
+/// a small edit distance.
+fn closest_field(key: &str, known: &[&'static str]) -> Option<&'static str> {
+    let lower = key.to_ascii_lowercase();
+    if let Some(field) = known.iter().find(|field| field.to_ascii_lowercase() == lower) {
+        return Some(field);
+    }
+    let limit = (key.len() / 3).clamp(1, 3);
+    known
+        .iter()
+        .map(|field| (edit_distance(&lower, &field.to_ascii_lowercase()), *field))
+        .filter(|(distance, _)| *distance <= limit)
+        .min()
+        .map(|(_, field)| field)
+}
+
+/// Optimal string alignment distance (Levenshtein plus adjacent swaps).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        rows[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1).min(rows[i][j - 1] + 1).min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
+}
+
+fn type_error_diagnostic(error: &DecodeError, origin: &Origin<'_>, object: &ObjectRef, strict: bool, removable: bool) -> Diagnostic {
+    let help = if strict {
+        format!("the API server rejects this {}, so netpol leaves it out of the model", object.kind)
+    } else if removable {
+        "the API server rejects this object; netpol reads it without this field".to_string()
+    } else {
+        format!("the API server rejects this {}; it is left out", object.kind)
+    };
+    Diagnostic::new(Severity::Error, DiagnosticKind::InvalidType, error.message.clone())
+        .with_help(help)
+        .with_source(Some(SourceLocation {
+            file: origin.file.clone(),
+            location: error.location,
+        }))
+        .with_object(Some(object.clone()))
+        .with_field(error.path.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Loaded {
+        let mut loader = Loader::new();
+        loader.load_str("test.yaml", text);
+        loader.finish()
+    }
+
+    #[test]
+    fn edit_distance_counts_swaps_as_one() {
+        assert_eq!(edit_distance("ingres", "ingress"), 1);
+        assert_eq!(edit_distance("igress", "ingress"), 1);
+        assert_eq!(edit_distance("ignress", "ingress"), 1);
+        assert_eq!(closest_field("ingres", &["egress", "ingress", "podSelector", "policyTypes"]), Some("ingress"));
+        assert_eq!(closest_field("podselector", &["podSelector"]), Some("podSelector"));
+        assert_eq!(closest_field("zzz", &["podSelector"]), None);
+    }
+
+    #[test]
+    fn referenced_namespaces_are_created_with_the_name_label() {
+        let loaded = load("apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: shop}\n");
+        let namespace = loaded.cluster.namespace("shop").unwrap();
+        assert!(!namespace.declared);
+        assert_eq!(namespace.labels.get(NAMESPACE_NAME_LABEL).map(String::as_str), Some("shop"));
+    }
+
+    #[test]
+    fn a_typo_in_a_policy_is_an_error_that_explains_the_consequence() {
+        let loaded = load(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec:\n  podSelector: {}\n  ingres:\n  - {}\n",
+        );
+        let diagnostic = &loaded.diagnostics[0];
+        assert_eq!(diagnostic.kind, DiagnosticKind::UnknownField);
+        assert_eq!(diagnostic.source.as_ref().unwrap().location.line, 6);
+        assert!(diagnostic.help.as_ref().unwrap().contains("denies all ingress"));
+        assert_eq!(loaded.cluster.policies.len(), 1);
+        assert_eq!(loaded.cluster.policies[0].ingress, Some(vec![]));
+    }
+
+    #[test]
+    fn a_pod_with_one_bad_field_is_kept_without_it() {
+        let loaded = load(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\nspec:\n  hostNetwork: sometimes\n  containers:\n  - name: c\n    ports:\n    - containerPort: 80\n",
+        );
+        assert_eq!(loaded.cluster.endpoints.len(), 1);
+        assert_eq!(loaded.cluster.endpoints[0].ports.len(), 1);
+        assert!(!loaded.cluster.endpoints[0].host_network);
+        let error = &loaded.diagnostics[0];
+        assert_eq!(error.field.to_string(), "spec.hostNetwork");
+        assert_eq!(error.source.as_ref().unwrap().location.line, 6);
+    }
+
+    #[test]
+    fn typed_lists_load_their_items() {
+        let loaded = load(
+            "apiVersion: v1\nkind: PodList\nitems:\n- metadata: {name: a}\n- metadata: {name: b}\n---\napiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: ns1}}\n",
+        );
+        assert_eq!(loaded.cluster.endpoints.len(), 2);
+        assert!(loaded.cluster.namespace("ns1").unwrap().declared);
+    }
+
+    #[test]
+    fn workloads_stand_in_for_pods_only_when_no_pods_are_given() {
+        let loaded = load(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: c}]}\n---\n\
+             apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec:\n  selector: {matchLabels: {app: api}}\n  template:\n    metadata: {labels: {app: api}}\n    spec: {containers: [{name: c}]}\n---\n\
+             apiVersion: v1\nkind: Pod\nmetadata:\n  name: api-7d9f8c6b5-x2x2x\n  labels: {app: api}\n  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: api-7d9f8c6b5, uid: u, controller: true}]\n",
+        );
+        let names: Vec<String> = (0..loaded.cluster.endpoints.len()).map(|i| loaded.cluster.endpoint_name(i).to_string()).collect();
+        assert_eq!(names, ["default/api-7d9f8c6b5-x2x2x", "default/web"]);
+    }
+
+    #[test]
+    fn a_deployment_and_its_replicaset_are_one_endpoint() {
+        let loaded = load(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {}\n  template: {metadata: {labels: {app: web}}}\n---\n\
+             apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: web-abc\n  ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: web, uid: u, controller: true}]\nspec:\n  selector: {}\n  template: {metadata: {labels: {app: web}}}\n",
+        );
+        assert_eq!(loaded.cluster.endpoints.len(), 1);
+        assert_eq!(loaded.cluster.endpoints[0].kind, EndpointKind::Workload(WorkloadKind::Deployment));
+    }
+
+    #[test]
+    fn an_invalid_policy_is_left_out_and_the_rest_still_loads() {
+        let loaded = load(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: bad}\nspec:\n  ingress:\n  - from:\n    - ipBlock: {cidr: A}\n---\n\
+             apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: good}\nspec: {}\n",
+        );
+        assert_eq!(loaded.cluster.policies.len(), 1);
+        assert_eq!(loaded.cluster.policies[0].name, "good");
+        let error = &loaded.diagnostics[0];
+        assert_eq!(error.field.to_string(), "spec.ingress[0].from[0].ipBlock.cidr");
+        assert_eq!(error.source.as_ref().unwrap().location.line, 7);
+    }
+
+    #[test]
+    fn duplicates_are_errors_and_the_first_wins() {
+        let loaded = load(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec: {}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec: {policyTypes: [Egress]}\n",
+        );
+        assert_eq!(loaded.cluster.policies.len(), 1);
+        assert!(loaded.cluster.policies[0].ingress.is_some());
+        assert_eq!(loaded.diagnostics[0].kind, DiagnosticKind::Duplicate);
+    }
+
+    #[test]
+    fn other_kinds_are_counted_as_skipped() {
+        let loaded = load("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n[1, 2]\n---\nfoo: bar\n");
+        assert_eq!(loaded.skipped.get("ConfigMap (v1)"), Some(&1));
+        assert_eq!(loaded.diagnostics.len(), 2);
+    }
+}
