@@ -232,7 +232,10 @@ impl Cluster {
                 .is_some_and(|e| e.namespace == endpoint.namespace && e.name == endpoint.name)
         };
         let ambiguous = (id > 0 && shares_name(id - 1)) || shares_name(id + 1);
-        EndpointName { endpoint, ambiguous }
+        EndpointName {
+            endpoint,
+            ambiguous,
+        }
     }
 
     /// Finds an endpoint by `namespace/name` or `namespace/name[Kind]`.
@@ -247,8 +250,12 @@ impl Cluster {
             .endpoints
             .partition_point(|e| (e.namespace.as_str(), e.name.as_str()) < (namespace, name));
         let candidates: Vec<EndpointId> = (start..self.endpoints.len())
-            .take_while(|&id| self.endpoints[id].namespace == namespace && self.endpoints[id].name == name)
-            .filter(|&id| kind.is_none_or(|kind| self.endpoints[id].kind.as_str().eq_ignore_ascii_case(kind)))
+            .take_while(|&id| {
+                self.endpoints[id].namespace == namespace && self.endpoints[id].name == name
+            })
+            .filter(|&id| {
+                kind.is_none_or(|kind| self.endpoints[id].kind.as_str().eq_ignore_ascii_case(kind))
+            })
             .collect();
         match candidates.as_slice() {
             [id] => Ok(*id),
@@ -268,7 +275,9 @@ impl Cluster {
     /// host-network pods (which share their node's address).
     pub fn endpoints_with_ip(&self, address: IpAddr) -> Vec<EndpointId> {
         (0..self.endpoints.len())
-            .filter(|&id| !self.endpoints[id].host_network && self.endpoints[id].ips.contains(&address))
+            .filter(|&id| {
+                !self.endpoints[id].host_network && self.endpoints[id].ips.contains(&address)
+            })
             .collect()
     }
 

@@ -79,10 +79,16 @@ pub struct Decoded<T> {
 /// longer define one.
 pub fn decode<'de, T: de::Deserialize<'de>>(node: &'de Node) -> Decoded<T> {
     let context = Context::default();
-    let value = T::deserialize(NodeDeserializer { node, context: &context });
+    let value = T::deserialize(NodeDeserializer {
+        node,
+        context: &context,
+    });
     let mut unknown_fields = context.unknown.into_inner();
     unknown_fields.retain(|field| !(field.path.len() == 1 && field.path.to_string() == "status"));
-    Decoded { value, unknown_fields }
+    Decoded {
+        value,
+        unknown_fields,
+    }
 }
 
 #[derive(Default)]
@@ -127,7 +133,11 @@ impl<'de> NodeDeserializer<'de, '_> {
         result.map_err(|error| self.locate(error))
     }
 
-    fn visit_mapping<V: Visitor<'de>>(&self, entries: &'de [Entry], visitor: V) -> Result<V::Value, DecodeError> {
+    fn visit_mapping<V: Visitor<'de>>(
+        &self,
+        entries: &'de [Entry],
+        visitor: V,
+    ) -> Result<V::Value, DecodeError> {
         let access = MappingAccess {
             entries: entries.iter(),
             pending: None,
@@ -146,7 +156,11 @@ fn humanize(message: &str, node: &Node) -> String {
     if let Value::String(text) = &node.value
         && message.starts_with("invalid type: string")
     {
-        return message.replacen("invalid type: string", &format!("invalid type: string {text:?}"), 1);
+        return message.replacen(
+            "invalid type: string",
+            &format!("invalid type: string {text:?}"),
+            1,
+        );
     }
     message
 }
@@ -191,7 +205,9 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de, '_> {
             Value::Mapping(entries) => {
                 for entry in entries {
                     if !fields.contains(&entry.key.as_str()) {
-                        let path = self.context.within(Segment::Key(&entry.key), || self.context.current_path());
+                        let path = self
+                            .context
+                            .within(Segment::Key(&entry.key), || self.context.current_path());
                         self.context.unknown.borrow_mut().push(UnknownField {
                             path,
                             location: entry.key_location,
@@ -246,13 +262,17 @@ struct SequenceAccess<'de, 'c> {
 impl<'de> de::SeqAccess<'de> for SequenceAccess<'de, '_> {
     type Error = DecodeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DecodeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DecodeError> {
         let Some((index, node)) = self.items.next() else {
             return Ok(None);
         };
         let context = self.context;
         context.within(Segment::Index(index), || {
-            seed.deserialize(NodeDeserializer { node, context }).map(Some)
+            seed.deserialize(NodeDeserializer { node, context })
+                .map(Some)
         })
     }
 
@@ -270,7 +290,10 @@ struct MappingAccess<'de, 'c> {
 impl<'de> de::MapAccess<'de> for MappingAccess<'de, '_> {
     type Error = DecodeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DecodeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DecodeError> {
         let Some(entry) = self.entries.next() else {
             return Ok(None);
         };
@@ -280,7 +303,10 @@ impl<'de> de::MapAccess<'de> for MappingAccess<'de, '_> {
         seed.deserialize(key).map(Some)
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DecodeError> {
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, DecodeError> {
         let entry = self
             .pending
             .take()
@@ -329,7 +355,10 @@ mod tests {
             "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec:\n  ingress:\n  - from:\n    - podSelecter: {}\n",
         );
         let decoded = decode::<NetworkPolicy>(&node);
-        assert_eq!(decoded.unknown_fields[0].path.to_string(), "spec.ingress[0].from[0].podSelecter");
+        assert_eq!(
+            decoded.unknown_fields[0].path.to_string(),
+            "spec.ingress[0].from[0].podSelecter"
+        );
         assert_eq!(decoded.unknown_fields[0].location.line, 7);
     }
 
@@ -357,7 +386,9 @@ mod tests {
 
     #[test]
     fn server_written_status_is_not_an_unknown_field() {
-        let node = parse("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nstatus: {}\n");
+        let node = parse(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nstatus: {}\n",
+        );
         assert!(decode::<NetworkPolicy>(&node).unknown_fields.is_empty());
     }
 }

@@ -109,7 +109,11 @@ impl fmt::Display for SourceLocation {
         if self.location.line == 0 {
             f.write_str(&self.file)
         } else {
-            write!(f, "{}:{}:{}", self.file, self.location.line, self.location.column)
+            write!(
+                f,
+                "{}:{}:{}",
+                self.file, self.location.line, self.location.column
+            )
         }
     }
 }

@@ -85,9 +85,9 @@ impl Cidr {
     /// octets and IPv4-mapped IPv6 are accepted with a warning, as legacy
     /// API servers do; anything else malformed is an error.
     pub fn parse(text: &str) -> Result<ParsedCidr, String> {
-        let (address_text, prefix_text) = text
-            .split_once('/')
-            .ok_or_else(|| format!("{text:?} is not a valid CIDR: it needs a prefix length, e.g. 10.0.0.0/8"))?;
+        let (address_text, prefix_text) = text.split_once('/').ok_or_else(|| {
+            format!("{text:?} is not a valid CIDR: it needs a prefix length, e.g. 10.0.0.0/8")
+        })?;
         let mut warnings = Vec::new();
         let address = match address_text.parse::<IpAddr>() {
             Ok(address) => address,
@@ -98,7 +98,11 @@ impl Cidr {
                     ));
                     IpAddr::V4(address)
                 }
-                None => return Err(format!("{text:?} is not a valid CIDR: {address_text:?} is not an IP address")),
+                None => {
+                    return Err(format!(
+                        "{text:?} is not a valid CIDR: {address_text:?} is not an IP address"
+                    ));
+                }
             },
         };
         let family = Family::of(address);
@@ -149,20 +153,29 @@ impl Cidr {
     /// True if `address` is inside this network.
     pub fn contains(&self, address: IpAddr) -> bool {
         Family::of(address) == self.family()
-            && to_number(address) & prefix_mask(self.family(), self.prefix) == to_number(self.address)
+            && to_number(address) & prefix_mask(self.family(), self.prefix)
+                == to_number(self.address)
     }
 
     fn interval(&self) -> (u128, u128) {
         let first = to_number(self.address);
         let host_bits = self.family().bits() - self.prefix;
-        let last = if host_bits >= 128 { u128::MAX } else { first | ((1u128 << host_bits) - 1) };
+        let last = if host_bits >= 128 {
+            u128::MAX
+        } else {
+            first | ((1u128 << host_bits) - 1)
+        };
         (first, last)
     }
 }
 
 fn prefix_mask(family: Family, prefix: u8) -> u128 {
     let bits = family.bits();
-    let full = if bits == 128 { u128::MAX } else { (1u128 << bits) - 1 };
+    let full = if bits == 128 {
+        u128::MAX
+    } else {
+        (1u128 << bits) - 1
+    };
     if prefix == 0 {
         0
     } else {
@@ -305,18 +318,31 @@ impl IpSet {
                 let mut start = first;
                 loop {
                     // The largest aligned block starting at `start` that ends by `last`.
-                    let alignment = if start == 0 { u32::from(bits) } else { start.trailing_zeros().min(u32::from(bits)) };
+                    let alignment = if start == 0 {
+                        u32::from(bits)
+                    } else {
+                        start.trailing_zeros().min(u32::from(bits))
+                    };
                     let mut size_bits = alignment;
                     while size_bits > 0 {
-                        let block_last = if size_bits >= 128 { u128::MAX } else { start + ((1u128 << size_bits) - 1) };
+                        let block_last = if size_bits >= 128 {
+                            u128::MAX
+                        } else {
+                            start + ((1u128 << size_bits) - 1)
+                        };
                         if block_last <= last {
                             break;
                         }
                         size_bits -= 1;
                     }
                     let prefix = bits - size_bits as u8;
-                    cidrs.push(Cidr::new(from_number(family, start), prefix).expect("valid prefix"));
-                    let block_last = if size_bits >= 128 { u128::MAX } else { start + ((1u128 << size_bits) - 1) };
+                    cidrs
+                        .push(Cidr::new(from_number(family, start), prefix).expect("valid prefix"));
+                    let block_last = if size_bits >= 128 {
+                        u128::MAX
+                    } else {
+                        start + ((1u128 << size_bits) - 1)
+                    };
                     if block_last >= last {
                         break;
                     }
@@ -365,7 +391,10 @@ mod tests {
         assert!(set.contains(ip("10.11.0.0")));
         assert!(!set.contains(ip("11.0.0.0")));
         assert!(!set.contains(ip("::1")));
-        assert_eq!(set.to_string(), "10.0.0.0/13, 10.8.0.0/15, 10.11.0.0/16, 10.12.0.0/14, 10.16.0.0/12, 10.32.0.0/11, 10.64.0.0/10, 10.128.0.0/9");
+        assert_eq!(
+            set.to_string(),
+            "10.0.0.0/13, 10.8.0.0/15, 10.11.0.0/16, 10.12.0.0/14, 10.16.0.0/12, 10.32.0.0/11, 10.64.0.0/10, 10.128.0.0/9"
+        );
     }
 
     #[test]
@@ -376,7 +405,10 @@ mod tests {
         let v6 = IpSet::from_block(cidr("::/0"), &[cidr("ffff::/16")]);
         assert!(v6.contains(ip("fe80::1")));
         assert!(!v6.contains(ip("ffff::1")));
-        assert_eq!(v6.to_string(), "::/1, 8000::/2, c000::/3, e000::/4, f000::/5, f800::/6, fc00::/7, fe00::/8, ff00::/9, ff80::/10, ffc0::/11, ffe0::/12, fff0::/13, fff8::/14, fffc::/15, fffe::/16");
+        assert_eq!(
+            v6.to_string(),
+            "::/1, 8000::/2, c000::/3, e000::/4, f000::/5, f800::/6, fc00::/7, fe00::/8, ff00::/9, ff80::/10, ffc0::/11, ffe0::/12, fff0::/13, fff8::/14, fffc::/15, fffe::/16"
+        );
         let mut all = IpSet::everything();
         all.union_with(&v6);
         assert_eq!(all, IpSet::everything());
@@ -395,7 +427,15 @@ mod tests {
 
     #[test]
     fn malformed_cidrs_are_errors() {
-        for bad in ["A", "10.0.0.0", "10.0.0.0/33", "::/129", "10.0.0.0/-1", "300.0.0.0/8", "10.0.0.0/x"] {
+        for bad in [
+            "A",
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/-1",
+            "300.0.0.0/8",
+            "10.0.0.0/x",
+        ] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
     }
@@ -410,7 +450,10 @@ mod tests {
 
     #[test]
     fn adjacent_excepts_leave_nothing() {
-        let set = IpSet::from_block(cidr("10.0.0.0/8"), &[cidr("10.0.0.0/9"), cidr("10.128.0.0/9")]);
+        let set = IpSet::from_block(
+            cidr("10.0.0.0/8"),
+            &[cidr("10.0.0.0/9"), cidr("10.128.0.0/9")],
+        );
         assert!(set.is_empty());
     }
 }

@@ -19,14 +19,17 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Namespace as K8sNamespace, Pod, PodSpec, PodTemplateSpec, ReplicationController, Service as K8sService};
+use k8s_openapi::api::core::v1::{
+    Namespace as K8sNamespace, Pod, PodSpec, PodTemplateSpec, ReplicationController,
+    Service as K8sService,
+};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::cluster::{
-    Cluster, ContainerPort, Endpoint, EndpointKind, Namespace, Owner, Service, ServicePort, TargetPort, WorkloadKind,
-    NAMESPACE_NAME_LABEL,
+    Cluster, ContainerPort, Endpoint, EndpointKind, NAMESPACE_NAME_LABEL, Namespace, Owner,
+    Service, ServicePort, TargetPort, WorkloadKind,
 };
 use crate::decode::{DecodeError, UnknownField, decode};
 use crate::diagnostic::{Diagnostic, DiagnosticKind, ObjectRef, Severity, SourceLocation};
@@ -93,7 +96,9 @@ pub struct Loaded {
 impl Loaded {
     /// True if any diagnostic is an error.
     pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
     }
 }
 
@@ -132,13 +137,30 @@ const KINDS: &[(&str, &[&str])] = &[
     ("Pod", &["v1"]),
     ("Service", &["v1"]),
     ("ReplicationController", &["v1"]),
-    ("Deployment", &["apps/v1", "apps/v1beta2", "apps/v1beta1", "extensions/v1beta1"]),
+    (
+        "Deployment",
+        &[
+            "apps/v1",
+            "apps/v1beta2",
+            "apps/v1beta1",
+            "extensions/v1beta1",
+        ],
+    ),
     ("StatefulSet", &["apps/v1", "apps/v1beta2", "apps/v1beta1"]),
-    ("DaemonSet", &["apps/v1", "apps/v1beta2", "extensions/v1beta1"]),
-    ("ReplicaSet", &["apps/v1", "apps/v1beta2", "extensions/v1beta1"]),
+    (
+        "DaemonSet",
+        &["apps/v1", "apps/v1beta2", "extensions/v1beta1"],
+    ),
+    (
+        "ReplicaSet",
+        &["apps/v1", "apps/v1beta2", "extensions/v1beta1"],
+    ),
     ("Job", &["batch/v1"]),
     ("CronJob", &["batch/v1", "batch/v1beta1", "batch/v2alpha1"]),
-    ("NetworkPolicy", &["networking.k8s.io/v1", "extensions/v1beta1"]),
+    (
+        "NetworkPolicy",
+        &["networking.k8s.io/v1", "extensions/v1beta1"],
+    ),
 ];
 
 impl Loader {
@@ -155,13 +177,16 @@ impl Loader {
             match document {
                 Ok(node) => self.load_node(&file, &node, None, &FieldPath::root()),
                 Err(error) => {
-                    let mut diagnostic = Diagnostic::new(Severity::Error, DiagnosticKind::Syntax, error.message)
-                        .with_source(Some(SourceLocation {
-                            file: file.clone(),
-                            location: error.location,
-                        }));
+                    let mut diagnostic =
+                        Diagnostic::new(Severity::Error, DiagnosticKind::Syntax, error.message)
+                            .with_source(Some(SourceLocation {
+                                file: file.clone(),
+                                location: error.location,
+                            }));
                     if error.fatal {
-                        diagnostic = diagnostic.with_help("the parser cannot recover; the rest of this file was not read");
+                        diagnostic = diagnostic.with_help(
+                            "the parser cannot recover; the rest of this file was not read",
+                        );
                     }
                     self.diagnostics.push(diagnostic);
                 }
@@ -174,7 +199,13 @@ impl Loader {
         self.add_object(object.into(), None, None);
     }
 
-    fn load_node(&mut self, file: &Arc<str>, node: &Node, list_item_of: Option<(&str, &str)>, list_path: &FieldPath) {
+    fn load_node(
+        &mut self,
+        file: &Arc<str>,
+        node: &Node,
+        list_item_of: Option<(&str, &str)>,
+        list_path: &FieldPath,
+    ) {
         let source = SourceLocation {
             file: file.clone(),
             location: node.location,
@@ -184,14 +215,20 @@ impl Loader {
                 Diagnostic::new(
                     Severity::Warning,
                     DiagnosticKind::NotAnObject,
-                    format!("skipped a document that is {}, not a Kubernetes object", node.type_name()),
+                    format!(
+                        "skipped a document that is {}, not a Kubernetes object",
+                        node.type_name()
+                    ),
                 )
                 .with_source(Some(source))
                 .with_field(list_path.clone()),
             );
             return;
         }
-        let kind = node.get("kind").and_then(Node::as_str).or(list_item_of.map(|(kind, _)| kind));
+        let kind = node
+            .get("kind")
+            .and_then(Node::as_str)
+            .or(list_item_of.map(|(kind, _)| kind));
         let api_version = node
             .get("apiVersion")
             .and_then(Node::as_str)
@@ -206,7 +243,10 @@ impl Loader {
                 .with_source(Some(source))
                 .with_field(list_path.clone()),
             );
-            *self.skipped.entry("not a Kubernetes object".to_string()).or_insert(0) += 1;
+            *self
+                .skipped
+                .entry("not a Kubernetes object".to_string())
+                .or_insert(0) += 1;
             return;
         };
 
@@ -223,12 +263,18 @@ impl Loader {
         }
 
         let Some((_, versions)) = KINDS.iter().find(|(known, _)| *known == kind) else {
-            *self.skipped.entry(format!("{kind} ({api_version})")).or_insert(0) += 1;
+            *self
+                .skipped
+                .entry(format!("{kind} ({api_version})"))
+                .or_insert(0) += 1;
             return;
         };
         if !versions.contains(&api_version) {
             // Same kind name, another group: a custom resource, not ours.
-            *self.skipped.entry(format!("{kind} ({api_version})")).or_insert(0) += 1;
+            *self
+                .skipped
+                .entry(format!("{kind} ({api_version})"))
+                .or_insert(0) += 1;
             return;
         }
         let object_ref = object_ref_of(node, kind);
@@ -256,19 +302,39 @@ impl Loader {
         // without the fields that cannot be read.
         let strict = kind == "NetworkPolicy";
         let object = match kind {
-            "Namespace" => self.decode_as::<K8sNamespace>(&origin, &object_ref, strict).map(Object::Namespace),
-            "Pod" => self.decode_as::<Pod>(&origin, &object_ref, strict).map(Object::Pod),
-            "Service" => self.decode_as::<K8sService>(&origin, &object_ref, strict).map(Object::Service),
+            "Namespace" => self
+                .decode_as::<K8sNamespace>(&origin, &object_ref, strict)
+                .map(Object::Namespace),
+            "Pod" => self
+                .decode_as::<Pod>(&origin, &object_ref, strict)
+                .map(Object::Pod),
+            "Service" => self
+                .decode_as::<K8sService>(&origin, &object_ref, strict)
+                .map(Object::Service),
             "ReplicationController" => self
                 .decode_as::<ReplicationController>(&origin, &object_ref, strict)
                 .map(Object::ReplicationController),
-            "Deployment" => self.decode_as::<Deployment>(&origin, &object_ref, strict).map(Object::Deployment),
-            "StatefulSet" => self.decode_as::<StatefulSet>(&origin, &object_ref, strict).map(Object::StatefulSet),
-            "DaemonSet" => self.decode_as::<DaemonSet>(&origin, &object_ref, strict).map(Object::DaemonSet),
-            "ReplicaSet" => self.decode_as::<ReplicaSet>(&origin, &object_ref, strict).map(Object::ReplicaSet),
-            "Job" => self.decode_as::<Job>(&origin, &object_ref, strict).map(Object::Job),
-            "CronJob" => self.decode_as::<CronJob>(&origin, &object_ref, strict).map(Object::CronJob),
-            "NetworkPolicy" => self.decode_as::<NetworkPolicy>(&origin, &object_ref, strict).map(Object::NetworkPolicy),
+            "Deployment" => self
+                .decode_as::<Deployment>(&origin, &object_ref, strict)
+                .map(Object::Deployment),
+            "StatefulSet" => self
+                .decode_as::<StatefulSet>(&origin, &object_ref, strict)
+                .map(Object::StatefulSet),
+            "DaemonSet" => self
+                .decode_as::<DaemonSet>(&origin, &object_ref, strict)
+                .map(Object::DaemonSet),
+            "ReplicaSet" => self
+                .decode_as::<ReplicaSet>(&origin, &object_ref, strict)
+                .map(Object::ReplicaSet),
+            "Job" => self
+                .decode_as::<Job>(&origin, &object_ref, strict)
+                .map(Object::Job),
+            "CronJob" => self
+                .decode_as::<CronJob>(&origin, &object_ref, strict)
+                .map(Object::CronJob),
+            "NetworkPolicy" => self
+                .decode_as::<NetworkPolicy>(&origin, &object_ref, strict)
+                .map(Object::NetworkPolicy),
             _ => None,
         };
         if let Some(object) = object {
@@ -294,7 +360,8 @@ impl Loader {
             let decoded = decode::<T>(node);
             if !reported_unknown {
                 for unknown in &decoded.unknown_fields {
-                    self.diagnostics.push(unknown_field_diagnostic(unknown, origin, object));
+                    self.diagnostics
+                        .push(unknown_field_diagnostic(unknown, origin, object));
                 }
                 reported_unknown = true;
             }
@@ -302,7 +369,9 @@ impl Loader {
                 Ok(value) => return Some(value),
                 Err(error) => {
                     let removable = !strict && !error.path.is_empty();
-                    self.diagnostics.push(type_error_diagnostic(&error, origin, object, strict, removable));
+                    self.diagnostics.push(type_error_diagnostic(
+                        &error, origin, object, strict, removable,
+                    ));
                     if !removable {
                         return None;
                     }
@@ -317,7 +386,13 @@ impl Loader {
         None
     }
 
-    fn push(&mut self, severity: Severity, kind: DiagnosticKind, message: String, at: Option<Located<'_>>) {
+    fn push(
+        &mut self,
+        severity: Severity,
+        kind: DiagnosticKind,
+        message: String,
+        at: Option<Located<'_>>,
+    ) {
         let mut diagnostic = Diagnostic::new(severity, kind, message);
         if let Some(located) = at {
             diagnostic = diagnostic
@@ -329,13 +404,29 @@ impl Loader {
     }
 
     /// Records the identity of an object; false (with an error) if it was seen before.
-    fn first_of_its_name(&mut self, kind: &str, namespace: &str, name: &str, origin: Option<&Origin<'_>>, object: Option<&ObjectRef>) -> bool {
+    fn first_of_its_name(
+        &mut self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        origin: Option<&Origin<'_>>,
+        object: Option<&ObjectRef>,
+    ) -> bool {
         let key = (kind.to_string(), namespace.to_string(), name.to_string());
         let here = origin.map(|origin| origin.locate(&FieldPath::root()));
         if let Some(first) = self.seen.get(&key) {
-            let first = first.as_ref().map(|f| format!(" (first defined at {f})")).unwrap_or_default();
-            let display = if namespace.is_empty() { name.to_string() } else { format!("{namespace}/{name}") };
-            let message = format!("duplicate {kind} {display}{first}: only one object of a kind may have a given name; this one is ignored");
+            let first = first
+                .as_ref()
+                .map(|f| format!(" (first defined at {f})"))
+                .unwrap_or_default();
+            let display = if namespace.is_empty() {
+                name.to_string()
+            } else {
+                format!("{namespace}/{name}")
+            };
+            let message = format!(
+                "duplicate {kind} {display}{first}: only one object of a kind may have a given name; this one is ignored"
+            );
             self.diagnostics.push(
                 Diagnostic::new(Severity::Error, DiagnosticKind::Duplicate, message)
                     .with_source(here)
@@ -347,7 +438,12 @@ impl Loader {
         true
     }
 
-    fn add_object(&mut self, object: Object, origin: Option<&Origin<'_>>, object_ref: Option<ObjectRef>) {
+    fn add_object(
+        &mut self,
+        object: Object,
+        origin: Option<&Origin<'_>>,
+        object_ref: Option<ObjectRef>,
+    ) {
         match object {
             Object::Namespace(namespace) => self.add_namespace(namespace, origin, object_ref),
             Object::Pod(pod) => self.add_pod(pod, origin, object_ref),
@@ -355,27 +451,69 @@ impl Loader {
             Object::NetworkPolicy(policy) => self.add_policy(policy, origin, object_ref),
             Object::Deployment(o) => {
                 let template = Some(&o.spec.template);
-                self.add_workload(WorkloadKind::Deployment, &o.metadata, template, FieldPath::parse("spec.template"), origin, object_ref);
+                self.add_workload(
+                    WorkloadKind::Deployment,
+                    &o.metadata,
+                    template,
+                    FieldPath::parse("spec.template"),
+                    origin,
+                    object_ref,
+                );
             }
             Object::StatefulSet(o) => {
                 let template = Some(&o.spec.template);
-                self.add_workload(WorkloadKind::StatefulSet, &o.metadata, template, FieldPath::parse("spec.template"), origin, object_ref);
+                self.add_workload(
+                    WorkloadKind::StatefulSet,
+                    &o.metadata,
+                    template,
+                    FieldPath::parse("spec.template"),
+                    origin,
+                    object_ref,
+                );
             }
             Object::DaemonSet(o) => {
                 let template = Some(&o.spec.template);
-                self.add_workload(WorkloadKind::DaemonSet, &o.metadata, template, FieldPath::parse("spec.template"), origin, object_ref);
+                self.add_workload(
+                    WorkloadKind::DaemonSet,
+                    &o.metadata,
+                    template,
+                    FieldPath::parse("spec.template"),
+                    origin,
+                    object_ref,
+                );
             }
             Object::ReplicaSet(o) => {
                 let template = o.spec.template.as_ref();
-                self.add_workload(WorkloadKind::ReplicaSet, &o.metadata, template, FieldPath::parse("spec.template"), origin, object_ref);
+                self.add_workload(
+                    WorkloadKind::ReplicaSet,
+                    &o.metadata,
+                    template,
+                    FieldPath::parse("spec.template"),
+                    origin,
+                    object_ref,
+                );
             }
             Object::ReplicationController(o) => {
                 let template = o.spec.as_ref().and_then(|s| s.template.as_ref());
-                self.add_workload(WorkloadKind::ReplicationController, &o.metadata, template, FieldPath::parse("spec.template"), origin, object_ref);
+                self.add_workload(
+                    WorkloadKind::ReplicationController,
+                    &o.metadata,
+                    template,
+                    FieldPath::parse("spec.template"),
+                    origin,
+                    object_ref,
+                );
             }
             Object::Job(o) => {
                 let template = o.spec.as_ref().map(|s| &s.template);
-                self.add_workload(WorkloadKind::Job, &o.metadata, template, FieldPath::parse("spec.template"), origin, object_ref);
+                self.add_workload(
+                    WorkloadKind::Job,
+                    &o.metadata,
+                    template,
+                    FieldPath::parse("spec.template"),
+                    origin,
+                    object_ref,
+                );
             }
             Object::CronJob(o) => {
                 let template = o.spec.job_template.spec.as_ref().map(|s| &s.template);
@@ -391,17 +529,37 @@ impl Loader {
         }
     }
 
-    fn add_namespace(&mut self, object: K8sNamespace, origin: Option<&Origin<'_>>, object_ref: Option<ObjectRef>) {
+    fn add_namespace(
+        &mut self,
+        object: K8sNamespace,
+        origin: Option<&Origin<'_>>,
+        object_ref: Option<ObjectRef>,
+    ) {
         let object_ref = object_ref.unwrap_or_else(|| ObjectRef {
             kind: "Namespace".into(),
             namespace: String::new(),
             name: object.metadata.name.clone().unwrap_or_default(),
         });
         let name = object.metadata.name.clone().unwrap_or_default();
-        let at = |path: &str| Some(Located::new(origin, Some(&object_ref), FieldPath::parse(path)));
+        let at = |path: &str| {
+            Some(Located::new(
+                origin,
+                Some(&object_ref),
+                FieldPath::parse(path),
+            ))
+        };
         if let Err(message) = validate::dns1123_label(&name) {
-            let message = if name.is_empty() { "a Namespace needs a name".to_string() } else { message };
-            self.push(Severity::Error, DiagnosticKind::InvalidValue, message, at("metadata.name"));
+            let message = if name.is_empty() {
+                "a Namespace needs a name".to_string()
+            } else {
+                message
+            };
+            self.push(
+                Severity::Error,
+                DiagnosticKind::InvalidValue,
+                message,
+                at("metadata.name"),
+            );
             return;
         }
         if !self.first_of_its_name("Namespace", "", &name, origin, Some(&object_ref)) {
@@ -413,7 +571,12 @@ impl Loader {
                 let message = format!(
                     "label {NAMESPACE_NAME_LABEL}={value} differs from the namespace name; the API server always sets it to {name:?}"
                 );
-                self.push(Severity::Warning, DiagnosticKind::Questionable, message, at("metadata.labels"));
+                self.push(
+                    Severity::Warning,
+                    DiagnosticKind::Questionable,
+                    message,
+                    at("metadata.labels"),
+                );
             }
             _ => {}
         }
@@ -426,16 +589,38 @@ impl Loader {
         });
     }
 
-    fn checked_labels(&mut self, metadata: &ObjectMeta, origin: Option<&Origin<'_>>, object: &ObjectRef) -> Labels {
+    fn checked_labels(
+        &mut self,
+        metadata: &ObjectMeta,
+        origin: Option<&Origin<'_>>,
+        object: &ObjectRef,
+    ) -> Labels {
         self.checked_labels_at(metadata, origin, object, &FieldPath::root().key("metadata"))
     }
 
-    fn checked_labels_at(&mut self, metadata: &ObjectMeta, origin: Option<&Origin<'_>>, object: &ObjectRef, metadata_path: &FieldPath) -> Labels {
+    fn checked_labels_at(
+        &mut self,
+        metadata: &ObjectMeta,
+        origin: Option<&Origin<'_>>,
+        object: &ObjectRef,
+        metadata_path: &FieldPath,
+    ) -> Labels {
         let labels: Labels = metadata.labels.clone().unwrap_or_default();
         for (key, value) in &labels {
             let path = metadata_path.key("labels").key(key);
-            for message in [validate::label_key(key).err(), validate::label_value(value).err()].into_iter().flatten() {
-                self.push(Severity::Error, DiagnosticKind::InvalidValue, message, Some(Located::new(origin, Some(object), path.clone())));
+            for message in [
+                validate::label_key(key).err(),
+                validate::label_value(value).err(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                self.push(
+                    Severity::Error,
+                    DiagnosticKind::InvalidValue,
+                    message,
+                    Some(Located::new(origin, Some(object), path.clone())),
+                );
             }
         }
         labels
@@ -451,7 +636,16 @@ impl Loader {
         });
         if name.is_empty() {
             let message = "a Pod needs a name; it is left out".to_string();
-            self.push(Severity::Error, DiagnosticKind::InvalidValue, message, Some(Located::new(origin, Some(&object_ref), FieldPath::parse("metadata.name"))));
+            self.push(
+                Severity::Error,
+                DiagnosticKind::InvalidValue,
+                message,
+                Some(Located::new(
+                    origin,
+                    Some(&object_ref),
+                    FieldPath::parse("metadata.name"),
+                )),
+            );
             return;
         }
         if !self.first_of_its_name("Pod", &namespace, &name, origin, Some(&object_ref)) {
@@ -460,7 +654,10 @@ impl Loader {
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
         if matches!(phase, Some("Succeeded" | "Failed")) {
             // A finished pod has no network presence; policies cannot apply to it.
-            *self.skipped.entry(format!("Pod (phase {})", phase.unwrap_or_default())).or_insert(0) += 1;
+            *self
+                .skipped
+                .entry(format!("Pod (phase {})", phase.unwrap_or_default()))
+                .or_insert(0) += 1;
             return;
         }
         let labels = self.checked_labels(&pod.metadata, origin, &object_ref);
@@ -472,15 +669,26 @@ impl Loader {
                     .enumerate()
                     .map(|(i, ip)| (FieldPath::parse("status.podIPs").index(i).key("ip"), &ip.ip))
                     .collect(),
-                _ => status.pod_ip.iter().map(|ip| (FieldPath::parse("status.podIP"), ip)).collect(),
+                _ => status
+                    .pod_ip
+                    .iter()
+                    .map(|ip| (FieldPath::parse("status.podIP"), ip))
+                    .collect(),
             };
             for (path, text) in listed {
                 match text.parse::<IpAddr>() {
                     Ok(ip) if !ips.contains(&ip) => ips.push(ip),
                     Ok(_) => {}
                     Err(_) => {
-                        let message = format!("{text:?} is not an IP address; the pod is treated as having no IP");
-                        self.push(Severity::Error, DiagnosticKind::InvalidValue, message, Some(Located::new(origin, Some(&object_ref), path)));
+                        let message = format!(
+                            "{text:?} is not an IP address; the pod is treated as having no IP"
+                        );
+                        self.push(
+                            Severity::Error,
+                            DiagnosticKind::InvalidValue,
+                            message,
+                            Some(Located::new(origin, Some(&object_ref), path)),
+                        );
                     }
                 }
             }
@@ -530,9 +738,18 @@ impl Loader {
             for (index, port) in container.ports.iter().flatten().enumerate() {
                 let path = container_path.key("ports").index(index);
                 let at = |field: &str| Some(Located::new(origin, Some(object), path.key(field)));
-                let Some(number) = u16::try_from(port.container_port).ok().filter(|p| *p >= 1) else {
-                    let message = format!("containerPort {} is not a valid port number (1-65535); the port is ignored", port.container_port);
-                    self.push(Severity::Error, DiagnosticKind::InvalidValue, message, at("containerPort"));
+                let Some(number) = u16::try_from(port.container_port).ok().filter(|p| *p >= 1)
+                else {
+                    let message = format!(
+                        "containerPort {} is not a valid port number (1-65535); the port is ignored",
+                        port.container_port
+                    );
+                    self.push(
+                        Severity::Error,
+                        DiagnosticKind::InvalidValue,
+                        message,
+                        at("containerPort"),
+                    );
                     continue;
                 };
                 let protocol = match port.protocol.as_deref() {
@@ -540,8 +757,15 @@ impl Loader {
                     Some(text) => match Protocol::from_kubernetes(text) {
                         Some(protocol) => protocol,
                         None => {
-                            let message = format!("{text:?} is not a supported protocol (TCP, UDP or SCTP); the port is ignored");
-                            self.push(Severity::Error, DiagnosticKind::InvalidValue, message, at("protocol"));
+                            let message = format!(
+                                "{text:?} is not a supported protocol (TCP, UDP or SCTP); the port is ignored"
+                            );
+                            self.push(
+                                Severity::Error,
+                                DiagnosticKind::InvalidValue,
+                                message,
+                                at("protocol"),
+                            );
                             continue;
                         }
                     },
@@ -550,18 +774,31 @@ impl Loader {
                     Some(name) => match validate::port_name(name) {
                         Ok(()) => Some(name.clone()),
                         Err(message) => {
-                            self.push(Severity::Error, DiagnosticKind::InvalidValue, format!("{message}; the name is ignored"), at("name"));
+                            self.push(
+                                Severity::Error,
+                                DiagnosticKind::InvalidValue,
+                                format!("{message}; the name is ignored"),
+                                at("name"),
+                            );
                             None
                         }
                     },
                     None => None,
                 };
-                ports.push(ContainerPort { name, port: number, protocol });
+                ports.push(ContainerPort {
+                    name,
+                    port: number,
+                    protocol,
+                });
             }
         }
         ports.sort();
         ports.dedup();
-        (spec.node_name.clone().filter(|n| !n.is_empty()), spec.host_network.unwrap_or(false), ports)
+        (
+            spec.node_name.clone().filter(|n| !n.is_empty()),
+            spec.host_network.unwrap_or(false),
+            ports,
+        )
     }
 
     fn add_workload(
@@ -582,7 +819,16 @@ impl Loader {
         });
         if name.is_empty() {
             let message = format!("a {} needs a name; it is left out", kind.as_str());
-            self.push(Severity::Error, DiagnosticKind::InvalidValue, message, Some(Located::new(origin, Some(&object_ref), FieldPath::parse("metadata.name"))));
+            self.push(
+                Severity::Error,
+                DiagnosticKind::InvalidValue,
+                message,
+                Some(Located::new(
+                    origin,
+                    Some(&object_ref),
+                    FieldPath::parse("metadata.name"),
+                )),
+            );
             return;
         }
         if !self.first_of_its_name(kind.as_str(), &namespace, &name, origin, Some(&object_ref)) {
@@ -591,7 +837,12 @@ impl Loader {
         let default_template = PodTemplateSpec::default();
         let template = template.unwrap_or(&default_template);
         let template_metadata = template.metadata.clone().unwrap_or_default();
-        let labels = self.checked_labels_at(&template_metadata, origin, &object_ref, &template_path.key("metadata"));
+        let labels = self.checked_labels_at(
+            &template_metadata,
+            origin,
+            &object_ref,
+            &template_path.key("metadata"),
+        );
         let (node, host_network, ports) = match &template.spec {
             Some(spec) => self.read_pod_spec(spec, &template_path.key("spec"), origin, &object_ref),
             None => (None, false, Vec::new()),
@@ -610,7 +861,12 @@ impl Loader {
         });
     }
 
-    fn add_service(&mut self, object: K8sService, origin: Option<&Origin<'_>>, object_ref: Option<ObjectRef>) {
+    fn add_service(
+        &mut self,
+        object: K8sService,
+        origin: Option<&Origin<'_>>,
+        object_ref: Option<ObjectRef>,
+    ) {
         let namespace = namespace_of(&object.metadata);
         let name = object.metadata.name.clone().unwrap_or_default();
         let object_ref = object_ref.unwrap_or_else(|| ObjectRef {
@@ -618,7 +874,9 @@ impl Loader {
             namespace: namespace.clone(),
             name: name.clone(),
         });
-        if name.is_empty() || !self.first_of_its_name("Service", &namespace, &name, origin, Some(&object_ref)) {
+        if name.is_empty()
+            || !self.first_of_its_name("Service", &namespace, &name, origin, Some(&object_ref))
+        {
             return;
         }
         let spec = object.spec.clone().unwrap_or_default();
@@ -626,34 +884,56 @@ impl Loader {
         for (index, port) in spec.ports.iter().flatten().enumerate() {
             let path = FieldPath::parse("spec.ports").index(index);
             let Some(number) = u16::try_from(port.port).ok().filter(|p| *p >= 1) else {
-                let message = format!("port {} is not a valid port number (1-65535); the port is ignored", port.port);
-                self.push(Severity::Error, DiagnosticKind::InvalidValue, message, Some(Located::new(origin, Some(&object_ref), path.key("port"))));
+                let message = format!(
+                    "port {} is not a valid port number (1-65535); the port is ignored",
+                    port.port
+                );
+                self.push(
+                    Severity::Error,
+                    DiagnosticKind::InvalidValue,
+                    message,
+                    Some(Located::new(origin, Some(&object_ref), path.key("port"))),
+                );
                 continue;
             };
             let target_port = match &port.target_port {
                 None => TargetPort::Number(number),
-                Some(IntOrString::Int(target)) => TargetPort::Number(u16::try_from(*target).unwrap_or(number)),
+                Some(IntOrString::Int(target)) => {
+                    TargetPort::Number(u16::try_from(*target).unwrap_or(number))
+                }
                 Some(IntOrString::String(name)) => TargetPort::Name(name.clone()),
             };
             ports.push(ServicePort {
                 name: port.name.clone(),
                 port: number,
                 target_port,
-                protocol: port.protocol.as_deref().and_then(Protocol::from_kubernetes).unwrap_or(Protocol::Tcp),
+                protocol: port
+                    .protocol
+                    .as_deref()
+                    .and_then(Protocol::from_kubernetes)
+                    .unwrap_or(Protocol::Tcp),
                 node_port: port.node_port.and_then(|p| u16::try_from(p).ok()),
             });
         }
         self.services.push(Service {
             namespace,
             name,
-            service_type: spec.type_.clone().unwrap_or_else(|| "ClusterIP".to_string()),
+            service_type: spec
+                .type_
+                .clone()
+                .unwrap_or_else(|| "ClusterIP".to_string()),
             selector: spec.selector.clone().filter(|s| !s.is_empty()),
             ports,
             source: origin.map(|origin| origin.locate(&FieldPath::root())),
         });
     }
 
-    fn add_policy(&mut self, object: NetworkPolicy, origin: Option<&Origin<'_>>, object_ref: Option<ObjectRef>) {
+    fn add_policy(
+        &mut self,
+        object: NetworkPolicy,
+        origin: Option<&Origin<'_>>,
+        object_ref: Option<ObjectRef>,
+    ) {
         let namespace = namespace_of(&object.metadata);
         let name = object.metadata.name.clone().unwrap_or_default();
         let object_ref = object_ref.unwrap_or_else(|| ObjectRef {
@@ -665,10 +945,15 @@ impl Loader {
         let (policy, problems) = Policy::from_network_policy(&object, &namespace, &locate);
         let rejected = policy.is_none();
         for problem in problems {
-            self.push(problem.severity, match problem.severity {
-                Severity::Error => DiagnosticKind::InvalidValue,
-                _ => DiagnosticKind::Questionable,
-            }, problem.message, Some(Located::new(origin, Some(&object_ref), problem.path)));
+            self.push(
+                problem.severity,
+                match problem.severity {
+                    Severity::Error => DiagnosticKind::InvalidValue,
+                    _ => DiagnosticKind::Questionable,
+                },
+                problem.message,
+                Some(Located::new(origin, Some(&object_ref), problem.path)),
+            );
         }
         if rejected {
             if let Some(last) = self.diagnostics.last_mut() {
@@ -676,7 +961,13 @@ impl Loader {
             }
             return;
         }
-        if !self.first_of_its_name("NetworkPolicy", &namespace, &name, origin, Some(&object_ref)) {
+        if !self.first_of_its_name(
+            "NetworkPolicy",
+            &namespace,
+            &name,
+            origin,
+            Some(&object_ref),
+        ) {
             return;
         }
         if let Some(policy) = policy {
@@ -711,7 +1002,8 @@ impl Loader {
             }
         }
         namespaces.sort_by(|a, b| a.name.cmp(&b.name));
-        endpoints.sort_by(|a, b| (&a.namespace, &a.name, a.kind).cmp(&(&b.namespace, &b.name, b.kind)));
+        endpoints
+            .sort_by(|a, b| (&a.namespace, &a.name, a.kind).cmp(&(&b.namespace, &b.name, b.kind)));
         let mut policies = std::mem::take(&mut self.policies);
         policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         let mut services = std::mem::take(&mut self.services);
@@ -736,13 +1028,24 @@ impl Loader {
             .workloads
             .iter()
             .enumerate()
-            .map(|(index, w)| ((w.namespace.clone(), w.kind.as_str(), w.name.clone()), index))
+            .map(|(index, w)| {
+                (
+                    (w.namespace.clone(), w.kind.as_str(), w.name.clone()),
+                    index,
+                )
+            })
             .collect();
         // The workload an owner reference leads to, following given owners
         // and the generated-name convention (`<deployment>-<hash>`,
         // `<cronjob>-<time>`) when the intermediate object is not given.
         let resolve = |namespace: &str, owner: &Owner| -> Option<usize> {
-            let direct = present.get(&(namespace.to_string(), owner_kind(&owner.kind)?, owner.name.clone())).copied();
+            let direct = present
+                .get(&(
+                    namespace.to_string(),
+                    owner_kind(&owner.kind)?,
+                    owner.name.clone(),
+                ))
+                .copied();
             direct.or_else(|| {
                 let parent_kind = match owner.kind.as_str() {
                     "ReplicaSet" => "Deployment",
@@ -750,13 +1053,19 @@ impl Loader {
                     _ => return None,
                 };
                 let (parent, _) = owner.name.rsplit_once('-')?;
-                present.get(&(namespace.to_string(), parent_kind, parent.to_string())).copied()
+                present
+                    .get(&(namespace.to_string(), parent_kind, parent.to_string()))
+                    .copied()
             })
         };
         let top_of = |mut index: usize| -> usize {
             for _ in 0..8 {
                 let workload = &self.workloads[index];
-                match workload.owner.as_ref().and_then(|owner| resolve(&workload.namespace, owner)) {
+                match workload
+                    .owner
+                    .as_ref()
+                    .and_then(|owner| resolve(&workload.namespace, owner))
+                {
                     Some(parent) if parent != index => index = parent,
                     _ => break,
                 }
@@ -765,7 +1074,11 @@ impl Loader {
         };
         let mut represented = vec![false; self.workloads.len()];
         for pod in &self.pods {
-            if let Some(first) = pod.owner.as_ref().and_then(|owner| resolve(&pod.namespace, owner)) {
+            if let Some(first) = pod
+                .owner
+                .as_ref()
+                .and_then(|owner| resolve(&pod.namespace, owner))
+            {
                 // Everything from the pod's owner up its chain has pods given.
                 let mut index = first;
                 represented[index] = true;
@@ -779,7 +1092,9 @@ impl Loader {
                 }
             }
         }
-        let owned: Vec<bool> = (0..self.workloads.len()).map(|index| top_of(index) != index).collect();
+        let owned: Vec<bool> = (0..self.workloads.len())
+            .map(|index| top_of(index) != index)
+            .collect();
         std::mem::take(&mut self.workloads)
             .into_iter()
             .enumerate()
@@ -802,7 +1117,11 @@ struct Located<'a> {
 
 impl<'a> Located<'a> {
     fn new(origin: Option<&'a Origin<'a>>, object: Option<&'a ObjectRef>, path: FieldPath) -> Self {
-        Located { origin, object, path }
+        Located {
+            origin,
+            object,
+            path,
+        }
     }
 }
 
@@ -829,11 +1148,19 @@ fn controller_of(references: Option<&[OwnerReference]>) -> Option<Owner> {
 
 fn object_ref_of(node: &Node, kind: &str) -> ObjectRef {
     let metadata = node.get("metadata");
-    let field = |key: &str| metadata.and_then(|m| m.get(key)).and_then(Node::as_str).unwrap_or_default().to_string();
+    let field = |key: &str| {
+        metadata
+            .and_then(|m| m.get(key))
+            .and_then(Node::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let namespace = if kind == "Namespace" {
         String::new()
     } else {
-        Some(field("namespace")).filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into())
+        Some(field("namespace"))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".into())
     };
     ObjectRef {
         kind: kind.to_string(),
@@ -863,7 +1190,10 @@ fn remove_at(node: &mut Node, steps: &[PathStep]) -> bool {
     let mut current = node;
     for step in parents {
         let next = match (step, &mut current.value) {
-            (PathStep::Key(key), Value::Mapping(entries)) => entries.iter_mut().find(|e| &e.key == key).map(|e| &mut e.value),
+            (PathStep::Key(key), Value::Mapping(entries)) => entries
+                .iter_mut()
+                .find(|e| &e.key == key)
+                .map(|e| &mut e.value),
             (PathStep::Index(index), Value::Sequence(items)) => items.get_mut(*index),
             _ => None,
         };
@@ -886,7 +1216,11 @@ fn remove_at(node: &mut Node, steps: &[PathStep]) -> bool {
     }
 }
 
-fn unknown_field_diagnostic(unknown: &UnknownField, origin: &Origin<'_>, object: &ObjectRef) -> Diagnostic {
+fn unknown_field_diagnostic(
+    unknown: &UnknownField,
+    origin: &Origin<'_>,
+    object: &ObjectRef,
+) -> Diagnostic {
     let key = match unknown.path.steps().last() {
         Some(PathStep::Key(key)) => key.as_str(),
         _ => "",
@@ -900,14 +1234,18 @@ fn unknown_field_diagnostic(unknown: &UnknownField, origin: &Origin<'_>, object:
         help.push_str(&format!(" As written, {consequence}."));
     }
     help.push_str(" kubectl rejects unknown fields; netpol reads the object without it.");
-    Diagnostic::new(Severity::Error, DiagnosticKind::UnknownField, format!("unknown field `{key}`"))
-        .with_help(help)
-        .with_source(Some(SourceLocation {
-            file: origin.file.clone(),
-            location: unknown.location,
-        }))
-        .with_object(Some(object.clone()))
-        .with_field(unknown.path.clone())
+    Diagnostic::new(
+        Severity::Error,
+        DiagnosticKind::UnknownField,
+        format!("unknown field `{key}`"),
+    )
+    .with_help(help)
+    .with_source(Some(SourceLocation {
+        file: origin.file.clone(),
+        location: unknown.location,
+    }))
+    .with_object(Some(object.clone()))
+    .with_field(unknown.path.clone())
 }
 
 /// What a NetworkPolicy means when the field the author meant is missing.
@@ -916,14 +1254,20 @@ fn consequence_of_missing(object: &ObjectRef, field: &str) -> Option<&'static st
         return None;
     }
     Some(match field {
-        "ingress" => "the policy has no ingress rules: it denies all ingress to the pods it selects",
-        "egress" => "the policy has no egress rules: it denies all egress if Egress is in policyTypes, and does not affect egress otherwise",
+        "ingress" => {
+            "the policy has no ingress rules: it denies all ingress to the pods it selects"
+        }
+        "egress" => {
+            "the policy has no egress rules: it denies all egress if Egress is in policyTypes, and does not affect egress otherwise"
+        }
         "from" => "the rule allows traffic from every source",
         "to" => "the rule allows traffic to every destination",
         "ports" => "the rule allows every port and protocol",
         "podSelector" => "the selector is empty and matches every pod",
         "namespaceSelector" => "the peer selects pods in the policy's own namespace only",
-        "policyTypes" => "the policy types are inferred: Ingress always, Egress only if there are egress rules",
+        "policyTypes" => {
+            "the policy types are inferred: Ingress always, Egress only if there are egress rules"
+        }
         _ => return None,
     })
 }
@@ -932,7 +1276,10 @@ fn consequence_of_missing(object: &ObjectRef, field: &str) -> Option<&'static st
 /// a small edit distance.
 fn closest_field(key: &str, known: &[&'static str]) -> Option<&'static str> {
     let lower = key.to_ascii_lowercase();
-    if let Some(field) = known.iter().find(|field| field.to_ascii_lowercase() == lower) {
+    if let Some(field) = known
+        .iter()
+        .find(|field| field.to_ascii_lowercase() == lower)
+    {
         return Some(field);
     }
     let limit = (key.len() / 3).clamp(1, 3);
@@ -958,7 +1305,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (rows[i - 1][j] + 1).min(rows[i][j - 1] + 1).min(rows[i - 1][j - 1] + cost);
+            let mut best = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(rows[i - 2][j - 2] + 1);
             }
@@ -968,22 +1317,38 @@ fn edit_distance(a: &str, b: &str) -> usize {
     rows[a.len()][b.len()]
 }
 
-fn type_error_diagnostic(error: &DecodeError, origin: &Origin<'_>, object: &ObjectRef, strict: bool, removable: bool) -> Diagnostic {
+fn type_error_diagnostic(
+    error: &DecodeError,
+    origin: &Origin<'_>,
+    object: &ObjectRef,
+    strict: bool,
+    removable: bool,
+) -> Diagnostic {
     let help = if strict {
-        format!("the API server rejects this {}, so netpol leaves it out of the model", object.kind)
+        format!(
+            "the API server rejects this {}, so netpol leaves it out of the model",
+            object.kind
+        )
     } else if removable {
         "the API server rejects this object; netpol reads it without this field".to_string()
     } else {
-        format!("the API server rejects this {}; it is left out", object.kind)
+        format!(
+            "the API server rejects this {}; it is left out",
+            object.kind
+        )
     };
-    Diagnostic::new(Severity::Error, DiagnosticKind::InvalidType, error.message.clone())
-        .with_help(help)
-        .with_source(Some(SourceLocation {
-            file: origin.file.clone(),
-            location: error.location,
-        }))
-        .with_object(Some(object.clone()))
-        .with_field(error.path.clone())
+    Diagnostic::new(
+        Severity::Error,
+        DiagnosticKind::InvalidType,
+        error.message.clone(),
+    )
+    .with_help(help)
+    .with_source(Some(SourceLocation {
+        file: origin.file.clone(),
+        location: error.location,
+    }))
+    .with_object(Some(object.clone()))
+    .with_field(error.path.clone())
 }
 
 #[cfg(test)]
@@ -1001,8 +1366,17 @@ mod tests {
         assert_eq!(edit_distance("ingres", "ingress"), 1);
         assert_eq!(edit_distance("igress", "ingress"), 1);
         assert_eq!(edit_distance("ignress", "ingress"), 1);
-        assert_eq!(closest_field("ingres", &["egress", "ingress", "podSelector", "policyTypes"]), Some("ingress"));
-        assert_eq!(closest_field("podselector", &["podSelector"]), Some("podSelector"));
+        assert_eq!(
+            closest_field(
+                "ingres",
+                &["egress", "ingress", "podSelector", "policyTypes"]
+            ),
+            Some("ingress")
+        );
+        assert_eq!(
+            closest_field("podselector", &["podSelector"]),
+            Some("podSelector")
+        );
         assert_eq!(closest_field("zzz", &["podSelector"]), None);
     }
 
@@ -1011,7 +1385,13 @@ mod tests {
         let loaded = load("apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: shop}\n");
         let namespace = loaded.cluster.namespace("shop").unwrap();
         assert!(!namespace.declared);
-        assert_eq!(namespace.labels.get(NAMESPACE_NAME_LABEL).map(String::as_str), Some("shop"));
+        assert_eq!(
+            namespace
+                .labels
+                .get(NAMESPACE_NAME_LABEL)
+                .map(String::as_str),
+            Some("shop")
+        );
     }
 
     #[test]
@@ -1022,7 +1402,13 @@ mod tests {
         let diagnostic = &loaded.diagnostics[0];
         assert_eq!(diagnostic.kind, DiagnosticKind::UnknownField);
         assert_eq!(diagnostic.source.as_ref().unwrap().location.line, 6);
-        assert!(diagnostic.help.as_ref().unwrap().contains("denies all ingress"));
+        assert!(
+            diagnostic
+                .help
+                .as_ref()
+                .unwrap()
+                .contains("denies all ingress")
+        );
         assert_eq!(loaded.cluster.policies.len(), 1);
         assert_eq!(loaded.cluster.policies[0].ingress, Some(vec![]));
     }
@@ -1056,7 +1442,9 @@ mod tests {
              apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec:\n  selector: {matchLabels: {app: api}}\n  template:\n    metadata: {labels: {app: api}}\n    spec: {containers: [{name: c}]}\n---\n\
              apiVersion: v1\nkind: Pod\nmetadata:\n  name: api-7d9f8c6b5-x2x2x\n  labels: {app: api}\n  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: api-7d9f8c6b5, uid: u, controller: true}]\n",
         );
-        let names: Vec<String> = (0..loaded.cluster.endpoints.len()).map(|i| loaded.cluster.endpoint_name(i).to_string()).collect();
+        let names: Vec<String> = (0..loaded.cluster.endpoints.len())
+            .map(|i| loaded.cluster.endpoint_name(i).to_string())
+            .collect();
         assert_eq!(names, ["default/api-7d9f8c6b5-x2x2x", "default/web"]);
     }
 
@@ -1067,7 +1455,10 @@ mod tests {
              apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: web-abc\n  ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: web, uid: u, controller: true}]\nspec:\n  selector: {}\n  template: {metadata: {labels: {app: web}}}\n",
         );
         assert_eq!(loaded.cluster.endpoints.len(), 1);
-        assert_eq!(loaded.cluster.endpoints[0].kind, EndpointKind::Workload(WorkloadKind::Deployment));
+        assert_eq!(
+            loaded.cluster.endpoints[0].kind,
+            EndpointKind::Workload(WorkloadKind::Deployment)
+        );
     }
 
     #[test]
@@ -1079,7 +1470,10 @@ mod tests {
         assert_eq!(loaded.cluster.policies.len(), 1);
         assert_eq!(loaded.cluster.policies[0].name, "good");
         let error = &loaded.diagnostics[0];
-        assert_eq!(error.field.to_string(), "spec.ingress[0].from[0].ipBlock.cidr");
+        assert_eq!(
+            error.field.to_string(),
+            "spec.ingress[0].from[0].ipBlock.cidr"
+        );
         assert_eq!(error.source.as_ref().unwrap().location.line, 7);
     }
 
@@ -1095,7 +1489,9 @@ mod tests {
 
     #[test]
     fn other_kinds_are_counted_as_skipped() {
-        let loaded = load("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n[1, 2]\n---\nfoo: bar\n");
+        let loaded = load(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n[1, 2]\n---\nfoo: bar\n",
+        );
         assert_eq!(loaded.skipped.get("ConfigMap (v1)"), Some(&1));
         assert_eq!(loaded.diagnostics.len(), 2);
     }

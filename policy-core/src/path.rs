@@ -117,13 +117,15 @@ impl FieldPath {
         let mut location = root.location;
         for step in &self.steps {
             match (step, &node.value) {
-                (PathStep::Key(key), Value::Mapping(entries)) => match entries.iter().find(|e| &e.key == key) {
-                    Some(entry) => {
-                        location = entry.key_location;
-                        node = &entry.value;
+                (PathStep::Key(key), Value::Mapping(entries)) => {
+                    match entries.iter().find(|e| &e.key == key) {
+                        Some(entry) => {
+                            location = entry.key_location;
+                            node = &entry.value;
+                        }
+                        None => break,
                     }
-                    None => break,
-                },
+                }
                 (PathStep::Index(index), Value::Sequence(items)) => match items.get(*index) {
                     Some(item) => {
                         location = item.location;
@@ -157,7 +159,10 @@ impl fmt::Display for FieldPath {
 }
 
 fn is_plain_key(key: &str) -> bool {
-    !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]
@@ -167,23 +172,48 @@ mod tests {
 
     #[test]
     fn paths_print_like_api_server_errors() {
-        let path = FieldPath::root().key("spec").key("ingress").index(0).key("from");
+        let path = FieldPath::root()
+            .key("spec")
+            .key("ingress")
+            .index(0)
+            .key("from");
         assert_eq!(path.to_string(), "spec.ingress[0].from");
-        let label = FieldPath::root().key("metadata").key("labels").key("app.kubernetes.io/name");
-        assert_eq!(label.to_string(), "metadata.labels[\"app.kubernetes.io/name\"]");
+        let label = FieldPath::root()
+            .key("metadata")
+            .key("labels")
+            .key("app.kubernetes.io/name");
+        assert_eq!(
+            label.to_string(),
+            "metadata.labels[\"app.kubernetes.io/name\"]"
+        );
     }
 
     #[test]
     fn parse_inverts_display() {
-        for text in ["spec.ingress[0].from[1].ipBlock.cidr", "metadata.labels[\"a.b/c\"]", "spec", ""] {
+        for text in [
+            "spec.ingress[0].from[1].ipBlock.cidr",
+            "metadata.labels[\"a.b/c\"]",
+            "spec",
+            "",
+        ] {
             assert_eq!(FieldPath::parse(text).to_string(), text);
         }
     }
 
     #[test]
     fn locate_finds_the_key_or_the_nearest_ancestor() {
-        let node = parse_documents("spec:\n  ingress:\n  - from:\n    - podSelector: {}\n").remove(0).unwrap();
-        assert_eq!(FieldPath::parse("spec.ingress[0].from[0].podSelector").locate(&node).line, 4);
-        assert_eq!(FieldPath::parse("spec.ingress[0].ports").locate(&node).line, 3);
+        let node = parse_documents("spec:\n  ingress:\n  - from:\n    - podSelector: {}\n")
+            .remove(0)
+            .unwrap();
+        assert_eq!(
+            FieldPath::parse("spec.ingress[0].from[0].podSelector")
+                .locate(&node)
+                .line,
+            4
+        );
+        assert_eq!(
+            FieldPath::parse("spec.ingress[0].ports").locate(&node).line,
+            3
+        );
     }
 }

@@ -190,7 +190,11 @@ impl PortSpec {
     pub fn numeric(&self) -> Option<PortSet> {
         match self {
             PortSpec::AllPorts(protocol) => Some(PortSet::protocol(*protocol)),
-            PortSpec::Range { protocol, first, last } => Some(PortSet::range(*protocol, *first, *last)),
+            PortSpec::Range {
+                protocol,
+                first,
+                last,
+            } => Some(PortSet::range(*protocol, *first, *last)),
             PortSpec::Named { .. } => None,
         }
     }
@@ -200,8 +204,16 @@ impl fmt::Display for PortSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PortSpec::AllPorts(protocol) => write!(f, "{protocol} (any port)"),
-            PortSpec::Range { protocol, first, last } if first == last => write!(f, "{protocol} {first}"),
-            PortSpec::Range { protocol, first, last } => write!(f, "{protocol} {first}-{last}"),
+            PortSpec::Range {
+                protocol,
+                first,
+                last,
+            } if first == last => write!(f, "{protocol} {first}"),
+            PortSpec::Range {
+                protocol,
+                first,
+                last,
+            } => write!(f, "{protocol} {first}-{last}"),
             PortSpec::Named { protocol, name } => write!(f, "{protocol} {name}"),
         }
     }
@@ -256,7 +268,10 @@ impl Policy {
         let mut problems = Vec::new();
         let name = object.metadata.name.clone().unwrap_or_default();
         if name.is_empty() {
-            problems.push(Problem::error(FieldPath::parse("metadata.name"), "a NetworkPolicy needs a name"));
+            problems.push(Problem::error(
+                FieldPath::parse("metadata.name"),
+                "a NetworkPolicy needs a name",
+            ));
         } else if let Err(message) = validate_policy_name(&name) {
             problems.push(Problem::error(FieldPath::parse("metadata.name"), message));
         }
@@ -266,9 +281,11 @@ impl Policy {
 
         let mut selector_problems = Vec::new();
         let pod_selector = match &spec.pod_selector {
-            Some(selector) => {
-                Selector::from_label_selector(selector, &spec_path.key("podSelector"), &mut selector_problems)
-            }
+            Some(selector) => Selector::from_label_selector(
+                selector,
+                &spec_path.key("podSelector"),
+                &mut selector_problems,
+            ),
             None => Some(Selector::everything()),
         };
 
@@ -298,7 +315,10 @@ impl Policy {
                     types.iter().any(|kind| kind == "Egress"),
                 )
             }
-            None => (true, spec.egress.as_ref().is_some_and(|rules| !rules.is_empty())),
+            None => (
+                true,
+                spec.egress.as_ref().is_some_and(|rules| !rules.is_empty()),
+            ),
         };
 
         // Rules are validated even in a direction the policy ignores: the
@@ -349,7 +369,9 @@ impl Policy {
         );
         problems.sort_by(|a, b| a.path.cmp(&b.path));
 
-        let valid = !problems.iter().any(|problem| problem.severity == Severity::Error);
+        let valid = !problems
+            .iter()
+            .any(|problem| problem.severity == Severity::Error);
         let policy = match (valid, pod_selector) {
             (true, Some(pod_selector)) => Some(Policy {
                 namespace: namespace.to_string(),
@@ -385,7 +407,13 @@ fn convert_rule(
         .iter()
         .enumerate()
         .filter_map(|(peer_index, peer)| {
-            convert_peer(peer, namespace, &peers_path.index(peer_index), problems, selector_problems)
+            convert_peer(
+                peer,
+                namespace,
+                &peers_path.index(peer_index),
+                problems,
+                selector_problems,
+            )
         })
         .collect();
     let ports_path = rule_path.key("ports");
@@ -393,14 +421,20 @@ fn convert_rule(
         .unwrap_or_default()
         .iter()
         .enumerate()
-        .filter_map(|(port_index, port)| convert_port(port, &ports_path.index(port_index), problems))
+        .filter_map(|(port_index, port)| {
+            convert_port(port, &ports_path.index(port_index), problems)
+        })
         .collect();
     Rule {
         direction,
         index,
         // Empty and absent lists both mean "every peer" / "every port".
-        peers: peers.filter(|list| !list.is_empty()).map(|_| converted_peers),
-        ports: ports.filter(|list| !list.is_empty()).map(|_| converted_ports),
+        peers: peers
+            .filter(|list| !list.is_empty())
+            .map(|_| converted_peers),
+        ports: ports
+            .filter(|list| !list.is_empty())
+            .map(|_| converted_ports),
         source: locate(&rule_path),
     }
 }
@@ -421,7 +455,12 @@ fn convert_peer(
             ));
             return None;
         }
-        return convert_ip_block(&block.cidr, block.except.as_deref().unwrap_or_default(), path, problems);
+        return convert_ip_block(
+            &block.cidr,
+            block.except.as_deref().unwrap_or_default(),
+            path,
+            problems,
+        );
     }
     if !has_selector {
         problems.push(Problem::error(
@@ -431,12 +470,18 @@ fn convert_peer(
         return None;
     }
     let pods = match &peer.pod_selector {
-        Some(selector) => Selector::from_label_selector(selector, &path.key("podSelector"), selector_problems),
+        Some(selector) => {
+            Selector::from_label_selector(selector, &path.key("podSelector"), selector_problems)
+        }
         None => Some(Selector::everything()),
     };
     let namespaces = match &peer.namespace_selector {
-        Some(selector) => Selector::from_label_selector(selector, &path.key("namespaceSelector"), selector_problems)
-            .map(NamespaceScope::Selected),
+        Some(selector) => Selector::from_label_selector(
+            selector,
+            &path.key("namespaceSelector"),
+            selector_problems,
+        )
+        .map(NamespaceScope::Selected),
         None => Some(NamespaceScope::Own(namespace.to_string())),
     };
     Some(Peer::Pods {
@@ -445,7 +490,12 @@ fn convert_peer(
     })
 }
 
-fn convert_ip_block(cidr_text: &str, except: &[String], path: &FieldPath, problems: &mut Vec<Problem>) -> Option<Peer> {
+fn convert_ip_block(
+    cidr_text: &str,
+    except: &[String],
+    path: &FieldPath,
+    problems: &mut Vec<Problem>,
+) -> Option<Peer> {
     let block_path = path.key("ipBlock");
     let cidr_path = block_path.key("cidr");
     if cidr_text.is_empty() {
@@ -494,7 +544,11 @@ fn convert_ip_block(cidr_text: &str, except: &[String], path: &FieldPath, proble
     })
 }
 
-fn convert_port(port: &NetworkPolicyPort, path: &FieldPath, problems: &mut Vec<Problem>) -> Option<PortSpec> {
+fn convert_port(
+    port: &NetworkPolicyPort,
+    path: &FieldPath,
+    problems: &mut Vec<Problem>,
+) -> Option<PortSpec> {
     let before = problems.len();
     // Protocol defaults to TCP (networking/v1 defaults.go `SetDefaults_NetworkPolicyPort`).
     let protocol = match port.protocol.as_deref() {
@@ -535,7 +589,11 @@ fn convert_port(port: &NetworkPolicyPort, path: &FieldPath, problems: &mut Vec<P
                     last
                 }
             };
-            PortSpec::Range { protocol, first, last }
+            PortSpec::Range {
+                protocol,
+                first,
+                last,
+            }
         }
         Some(IntOrString::String(name)) => {
             if let Err(message) = validate::port_name(name) {
@@ -562,7 +620,9 @@ fn valid_port_number(number: i32, path: &FieldPath, problems: &mut Vec<Problem>)
         _ => {
             problems.push(Problem::error(
                 path.clone(),
-                format!("{number} is not a valid port number: it must be between 1 and 65535, inclusive"),
+                format!(
+                    "{number} is not a valid port number: it must be between 1 and 65535, inclusive"
+                ),
             ));
             1
         }

@@ -157,7 +157,10 @@ impl PortSet {
     pub fn intersection(&self, other: &PortSet) -> PortSet {
         let mut result = PortSet::empty();
         for protocol in Protocol::ALL {
-            let (left, right) = (&self.ranges[protocol.index()], &other.ranges[protocol.index()]);
+            let (left, right) = (
+                &self.ranges[protocol.index()],
+                &other.ranges[protocol.index()],
+            );
             let (mut i, mut j) = (0, 0);
             let out = &mut result.ranges[protocol.index()];
             while i < left.len() && j < right.len() {
@@ -306,7 +309,12 @@ mod tests {
         let b = PortSet::range(Protocol::Tcp, 50, 200);
         assert_eq!(a.intersection(&b).to_string(), "TCP 50-100");
         assert_eq!(a.difference(&b).to_string(), "TCP 1-49; UDP 53");
-        assert_eq!(PortSet::all().difference(&PortSet::single(Protocol::Tcp, 80)).to_string(), "TCP 1-79,81-65535; UDP all; SCTP all");
+        assert_eq!(
+            PortSet::all()
+                .difference(&PortSet::single(Protocol::Tcp, 80))
+                .to_string(),
+            "TCP 1-79,81-65535; UDP all; SCTP all"
+        );
         assert!(b.intersection(&a).is_subset(&a));
     }
 

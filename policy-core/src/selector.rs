@@ -102,7 +102,9 @@ impl Selector {
 
     /// True if `labels` satisfy every requirement.
     pub fn matches(&self, labels: &Labels) -> bool {
-        self.requirements.iter().all(|requirement| requirement.matches(labels))
+        self.requirements
+            .iter()
+            .all(|requirement| requirement.matches(labels))
     }
 
     /// Converts and validates a Kubernetes `LabelSelector` found at `path`.
@@ -143,12 +145,16 @@ impl Selector {
                     if values.is_empty() {
                         problems.push((
                             expression_path.key("values"),
-                            format!("must be specified when `operator` is {:?}", expression.operator),
+                            format!(
+                                "must be specified when `operator` is {:?}",
+                                expression.operator
+                            ),
                         ));
                     }
                     for (value_index, value) in values.iter().enumerate() {
                         if let Err(message) = validate::label_value(value) {
-                            problems.push((expression_path.key("values").index(value_index), message));
+                            problems
+                                .push((expression_path.key("values").index(value_index), message));
                         }
                     }
                     if expression.operator == "In" {
@@ -161,7 +167,10 @@ impl Selector {
                     if !values.is_empty() {
                         problems.push((
                             expression_path.key("values"),
-                            format!("may not be specified when `operator` is {:?}", expression.operator),
+                            format!(
+                                "may not be specified when `operator` is {:?}",
+                                expression.operator
+                            ),
                         ));
                     }
                     if expression.operator == "Exists" {
@@ -192,7 +201,9 @@ impl fmt::Display for Requirement {
         match &self.operator {
             Operator::In(values) if values.len() == 1 => write!(f, "{}={}", self.key, values[0]),
             Operator::In(values) => write!(f, "{} in ({})", self.key, values.join(",")),
-            Operator::NotIn(values) if values.len() == 1 => write!(f, "{}!={}", self.key, values[0]),
+            Operator::NotIn(values) if values.len() == 1 => {
+                write!(f, "{}!={}", self.key, values[0])
+            }
             Operator::NotIn(values) => write!(f, "{} notin ({})", self.key, values.join(",")),
             Operator::Exists => write!(f, "{}", self.key),
             Operator::DoesNotExist => write!(f, "!{}", self.key),
@@ -222,7 +233,10 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn expression(key: &str, operator: &str, values: &[&str]) -> LabelSelectorRequirement {
@@ -248,9 +262,13 @@ mod tests {
     fn match_labels_and_expressions_are_anded() {
         let selector = LabelSelector {
             match_labels: Some([("app".to_string(), "web".to_string())].into()),
-            match_expressions: Some(vec![expression("tier", "In", &["a", "b"]), expression("canary", "DoesNotExist", &[])]),
+            match_expressions: Some(vec![
+                expression("tier", "In", &["a", "b"]),
+                expression("canary", "DoesNotExist", &[]),
+            ]),
         };
-        let selector = Selector::from_label_selector(&selector, &FieldPath::root(), &mut Vec::new()).unwrap();
+        let selector =
+            Selector::from_label_selector(&selector, &FieldPath::root(), &mut Vec::new()).unwrap();
         assert!(selector.matches(&labels(&[("app", "web"), ("tier", "b")])));
         assert!(!selector.matches(&labels(&[("app", "web"), ("tier", "c")])));
         assert!(!selector.matches(&labels(&[("app", "web"), ("tier", "a"), ("canary", "")])));
@@ -260,7 +278,11 @@ mod tests {
     #[test]
     fn the_empty_selector_matches_everything() {
         assert!(Selector::everything().matches(&labels(&[("x", "y")])));
-        let selector = Selector::from_label_selector(&LabelSelector::default(), &FieldPath::root(), &mut Vec::new());
+        let selector = Selector::from_label_selector(
+            &LabelSelector::default(),
+            &FieldPath::root(),
+            &mut Vec::new(),
+        );
         assert_eq!(selector, Some(Selector::everything()));
     }
 

@@ -57,7 +57,9 @@ fn qualified_name_part(value: &str) -> bool {
         && bytes.len() <= 63
         && is_alphanumeric(bytes[0])
         && is_alphanumeric(bytes[bytes.len() - 1])
-        && bytes.iter().all(|&b| is_alphanumeric(b) || matches!(b, b'-' | b'_' | b'.'))
+        && bytes
+            .iter()
+            .all(|&b| is_alphanumeric(b) || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// A label key: `[prefix/]name`, the prefix an RFC 1123 subdomain.
@@ -114,7 +116,9 @@ pub fn port_name(name: &str) -> Result<(), String> {
     };
     match problem {
         None => Ok(()),
-        Some(why) => Err(format!("{name:?} is not a valid port name (IANA_SVC_NAME): {why}")),
+        Some(why) => Err(format!(
+            "{name:?} is not a valid port name (IANA_SVC_NAME): {why}"
+        )),
     }
 }
 
@@ -124,10 +128,22 @@ mod tests {
 
     #[test]
     fn label_keys_follow_qualified_name_rules() {
-        for good in ["app", "app.kubernetes.io/name", "kubernetes.io/metadata.name", "A_b-c.d"] {
+        for good in [
+            "app",
+            "app.kubernetes.io/name",
+            "kubernetes.io/metadata.name",
+            "A_b-c.d",
+        ] {
             assert!(label_key(good).is_ok(), "{good}");
         }
-        for bad in ["app@b", "", "-app", "Example.com/x", "a/b/c", &"x".repeat(64)] {
+        for bad in [
+            "app@b",
+            "",
+            "-app",
+            "Example.com/x",
+            "a/b/c",
+            &"x".repeat(64),
+        ] {
             assert!(label_key(bad).is_err(), "{bad}");
         }
     }
@@ -145,7 +161,15 @@ mod tests {
         for good in ["http", "serve-80-tcp", "dns-tcp-local", "a1"] {
             assert!(port_name(good).is_ok(), "{good}");
         }
-        for bad in ["80", "HTTP", "-http", "http-", "ht--tp", "abcdefghijklmnop", ""] {
+        for bad in [
+            "80",
+            "HTTP",
+            "-http",
+            "http-",
+            "ht--tp",
+            "abcdefghijklmnop",
+            "",
+        ] {
             assert!(port_name(bad).is_err(), "{bad}");
         }
     }

@@ -152,7 +152,10 @@ pub fn parse_documents(text: &str) -> Vec<Result<Node, SyntaxError>> {
                 saw_error = true;
                 documents.push(Err(SyntaxError {
                     message: plain_message(&error),
-                    location: error.location().map(Location::from_saphyr).unwrap_or_default(),
+                    location: error
+                        .location()
+                        .map(Location::from_saphyr)
+                        .unwrap_or_default(),
                     fatal: false,
                 }));
             }
@@ -370,7 +373,10 @@ mod tests {
     #[test]
     fn a_syntax_error_is_reported_with_its_line() {
         let docs = parse_documents("a: 1\nb: [unclosed\nc: 2\n");
-        let error = docs.iter().find_map(|d| d.as_ref().err()).expect("an error");
+        let error = docs
+            .iter()
+            .find_map(|d| d.as_ref().err())
+            .expect("an error");
         assert!(error.location.line >= 2, "{error:?}");
     }
 
@@ -378,6 +384,9 @@ mod tests {
     fn duplicate_keys_are_an_error() {
         let docs = parse_documents("a: 1\na: 2\n");
         let error = docs[0].as_ref().unwrap_err();
-        assert!(error.message.to_lowercase().contains("duplicate"), "{error:?}");
+        assert!(
+            error.message.to_lowercase().contains("duplicate"),
+            "{error:?}"
+        );
     }
 }

@@ -1,0 +1,113 @@
+//! The choices the NetworkPolicy spec leaves to implementations.
+//!
+//! Each choice is explicit here, with the behaviour it reproduces. The
+//! defaults follow the upstream e2e suite (and Calico).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Whether `ipBlock` peers match the IPs of pods in the cluster.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum IpBlockMode {
+    /// ipBlocks match pod IPs like any other address. Upstream e2e requires
+    /// this ("should allow egress access to server in CIDR block"), and
+    /// Calico enforces it.
+    #[default]
+    Match,
+    /// ipBlocks match only addresses outside the cluster, as Cilium does and
+    /// as the API documentation intends ("should be cluster-external IPs").
+    Ignore,
+}
+
+/// How pods with `spec.hostNetwork: true` are treated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum HostNetworkMode {
+    /// Their traffic is node traffic: no `podSelector` or `namespaceSelector`
+    /// selects them, policies never isolate them, an `ipBlock` on their
+    /// (node) IP matches them, and their traffic to pods on the same node is
+    /// always allowed (networking/v1: ingress "from the pod's local node").
+    /// The documented common behaviour ("NetworkPolicy and hostNetwork pods").
+    #[default]
+    Node,
+    /// They are ordinary pods, selected and isolated by their labels.
+    Pod,
+}
+
+/// Whether a pod reaching itself is subject to policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SelfTraffic {
+    /// Always allowed: traffic from a pod to its own IP never leaves it
+    /// (kubernetes#95879; the API documentation: "a pod cannot block access
+    /// to itself").
+    #[default]
+    Allow,
+    /// Evaluated like any other pair. For an endpoint that stands for a
+    /// workload, this is the answer for one replica reaching another.
+    Evaluate,
+}
+
+/// The implementation-defined choices, in one place.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Config {
+    /// See [`IpBlockMode`].
+    pub ip_block: IpBlockMode,
+    /// See [`HostNetworkMode`].
+    pub host_network: HostNetworkMode,
+    /// See [`SelfTraffic`].
+    pub self_traffic: SelfTraffic,
+}
+
+macro_rules! keyword_enum {
+    ($type:ty { $($variant:ident => $text:literal),* $(,)? }) => {
+        impl $type {
+            /// The command-line spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),* }
+            }
+        }
+
+        impl fmt::Display for $type {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $type {
+            type Err = String;
+
+            fn from_str(text: &str) -> Result<Self, String> {
+                match text {
+                    $($text => Ok(Self::$variant),)*
+                    _ => Err(format!(
+                        "unknown value {:?}: use one of {}",
+                        text,
+                        [$($text),*].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+keyword_enum!(IpBlockMode { Match => "match", Ignore => "ignore" });
+keyword_enum!(HostNetworkMode { Node => "node", Pod => "pod" });
+keyword_enum!(SelfTraffic { Allow => "allow", Evaluate => "evaluate" });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_round_trip() {
+        for mode in [IpBlockMode::Match, IpBlockMode::Ignore] {
+            assert_eq!(mode.as_str().parse::<IpBlockMode>(), Ok(mode));
+        }
+        assert_eq!("pod".parse::<HostNetworkMode>(), Ok(HostNetworkMode::Pod));
+        assert!(
+            "sometimes"
+                .parse::<SelfTraffic>()
+                .unwrap_err()
+                .contains("allow, evaluate")
+        );
+    }
+}

@@ -1,0 +1,584 @@
+//! The reachability model.
+//!
+//! [`Model::new`] analyses a [`Cluster`] once:
+//! 1. Endpoints that no policy can tell apart are grouped into
+//!    [`PodClass`]es: same namespace, same labels, same named ports, same
+//!    host-network treatment, and (when ipBlocks match pod IPs) the same set
+//!    of ipBlocks containing their IPs.
+//! 2. Each distinct label selector is evaluated once, over classes, through
+//!    an inverted label index; the results are [`BitSet`]s of classes.
+//! 3. Each policy's rules are compiled into a [`PeerSet`] (classes plus
+//!    external addresses) and [`RulePorts`].
+//!
+//! Questions are then answered at class level: a single query looks at the
+//! few policies that select two classes ([`Model::query`]); the matrix for one
+//! port is two class × class bit matrices and a transpose
+//! ([`Model::port_matrix`]).
+
+mod matrix;
+mod query;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::ops::Range;
+
+pub use matrix::{ConnectionMatrix, PortMatrix};
+pub use query::{PortQuery, QueryEndpoint, QueryError, RuleRef, SideVerdict, Verdict};
+
+use crate::bitset::BitSet;
+use crate::cluster::{Cluster, EndpointId};
+use crate::config::{Config, HostNetworkMode, IpBlockMode};
+use crate::ipset::IpSet;
+use crate::policy::{Direction, NamespaceScope, Peer, PortSpec, Rule};
+use crate::ports::{PortSet, Protocol};
+use crate::selector::{Labels, Operator, Selector};
+
+/// Index of a class in [`Model::classes`].
+pub type ClassId = usize;
+/// Index of a policy in [`Cluster::policies`].
+pub type PolicyId = usize;
+
+/// Endpoints that every policy treats alike.
+#[derive(Clone, Debug)]
+pub struct PodClass {
+    /// The namespace of the members.
+    pub namespace: String,
+    /// The members, in endpoint order.
+    pub members: Vec<EndpointId>,
+    /// False for endpoints no selector can select (host-network pods in
+    /// [`HostNetworkMode::Node`]).
+    pub selectable: bool,
+    named_ports: Vec<(String, Protocol, u16)>,
+}
+
+impl PodClass {
+    /// The port number of the container port `name` with `protocol`.
+    pub fn named_port(&self, name: &str, protocol: Protocol) -> Option<u16> {
+        self.named_ports
+            .iter()
+            .find(|(n, p, _)| n == name && *p == protocol)
+            .map(|(_, _, port)| *port)
+    }
+}
+
+/// The peers a rule matches.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerSet {
+    /// True when the rule lists no peers: it matches every source or
+    /// destination, in the cluster or not.
+    pub everyone: bool,
+    /// The classes matched by selectors, or by ipBlocks containing their IPs.
+    pub classes: BitSet,
+    /// The addresses matched by ipBlocks.
+    pub addresses: IpSet,
+}
+
+impl PeerSet {
+    /// True if the class is matched.
+    pub fn contains_class(&self, class: ClassId) -> bool {
+        self.everyone || self.classes.contains(class)
+    }
+
+    /// True if an address outside the cluster is matched.
+    pub fn contains_address(&self, address: IpAddr) -> bool {
+        self.everyone || self.addresses.contains(address)
+    }
+}
+
+/// The ports a rule matches, before named ports are resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RulePorts {
+    /// True when the rule lists no ports: every port of every protocol.
+    pub all: bool,
+    /// The numeric entries (ports, ranges, whole protocols).
+    pub numeric: PortSet,
+    /// The named entries.
+    pub named: Vec<(Protocol, String)>,
+}
+
+impl RulePorts {
+    fn from_rule(rule: &Rule) -> Self {
+        let Some(specs) = &rule.ports else {
+            return RulePorts {
+                all: true,
+                numeric: PortSet::all(),
+                named: Vec::new(),
+            };
+        };
+        let mut numeric = PortSet::empty();
+        let mut named = Vec::new();
+        for spec in specs {
+            match spec {
+                PortSpec::Named { protocol, name } => named.push((*protocol, name.clone())),
+                other => numeric.union_with(&other.numeric().expect("numeric spec")),
+            }
+        }
+        named.sort();
+        named.dedup();
+        RulePorts {
+            all: false,
+            numeric,
+            named,
+        }
+    }
+
+    /// True if `port`/`protocol` toward a destination of class `destination`
+    /// (or an address outside the cluster, `None`) matches. Named ports
+    /// resolve against the destination; toward an address they match nothing.
+    pub fn allows(&self, destination: Option<&PodClass>, protocol: Protocol, port: u16) -> bool {
+        self.all
+            || self.numeric.contains(protocol, port)
+            || destination.is_some_and(|class| {
+                self.named.iter().any(|(p, name)| {
+                    *p == protocol && class.named_port(name, protocol) == Some(port)
+                })
+            })
+    }
+
+    /// Every port this rule matches toward `destination`.
+    pub fn resolve(&self, destination: Option<&PodClass>) -> PortSet {
+        if self.all {
+            return PortSet::all();
+        }
+        let mut set = self.numeric.clone();
+        if let Some(class) = destination {
+            for (protocol, name) in &self.named {
+                if let Some(port) = class.named_port(name, *protocol) {
+                    set.insert(*protocol, port, port);
+                }
+            }
+        }
+        set
+    }
+}
+
+/// One rule, compiled.
+#[derive(Clone, Debug)]
+pub(crate) struct CompiledRule {
+    pub(crate) policy: PolicyId,
+    pub(crate) index: usize,
+    pub(crate) peers: PeerSet,
+    /// Index into [`Model::distinct_ports`].
+    pub(crate) ports: usize,
+}
+
+/// The analysed cluster. See the module documentation.
+pub struct Model {
+    cluster: Cluster,
+    config: Config,
+    classes: Vec<PodClass>,
+    endpoint_class: Vec<ClassId>,
+    rules: Vec<CompiledRule>,
+    /// Per policy, the range of its ingress and egress rules in `rules`.
+    policy_rules: Vec<[Range<usize>; 2]>,
+    /// Per direction and class, the policies that select the class and
+    /// affect that direction.
+    class_policies: [Vec<Vec<PolicyId>>; 2],
+    distinct_ports: Vec<RulePorts>,
+}
+
+fn direction_index(direction: Direction) -> usize {
+    match direction {
+        Direction::Ingress => 0,
+        Direction::Egress => 1,
+    }
+}
+
+/// What makes endpoints indistinguishable to every policy.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ClassKey {
+    namespace: String,
+    labels: Labels,
+    named_ports: Vec<(String, Protocol, u16)>,
+    selectable: bool,
+    ip_blocks: Vec<usize>,
+}
+
+impl Model {
+    /// Analyses `cluster` under `config`.
+    pub fn new(cluster: Cluster, config: Config) -> Model {
+        // Every distinct ipBlock address set gets an id, so endpoints can be
+        // told apart by which blocks contain their IPs.
+        let mut block_ids: HashMap<IpSet, usize> = HashMap::new();
+        for policy in &cluster.policies {
+            for direction in [Direction::Ingress, Direction::Egress] {
+                for rule in policy.rules(direction).unwrap_or_default() {
+                    for peer in rule.peers.iter().flatten() {
+                        if let Peer::IpBlock { addresses, .. } = peer {
+                            let next = block_ids.len();
+                            block_ids.entry(addresses.clone()).or_insert(next);
+                        }
+                    }
+                }
+            }
+        }
+        let endpoint_blocks = if config.ip_block == IpBlockMode::Match {
+            blocks_containing_endpoints(&cluster, &block_ids)
+        } else {
+            vec![Vec::new(); cluster.endpoints.len()]
+        };
+
+        // Group endpoints into classes.
+        let mut class_of_key: HashMap<ClassKey, ClassId> = HashMap::new();
+        let mut classes: Vec<PodClass> = Vec::new();
+        let mut endpoint_class = Vec::with_capacity(cluster.endpoints.len());
+        for (id, endpoint) in cluster.endpoints.iter().enumerate() {
+            let mut named_ports: Vec<(String, Protocol, u16)> = endpoint
+                .ports
+                .iter()
+                .filter_map(|p| p.name.clone().map(|name| (name, p.protocol, p.port)))
+                .collect();
+            named_ports.sort();
+            named_ports.dedup();
+            let selectable =
+                !(endpoint.host_network && config.host_network == HostNetworkMode::Node);
+            let key = ClassKey {
+                namespace: endpoint.namespace.clone(),
+                labels: endpoint.labels.clone(),
+                named_ports,
+                selectable,
+                ip_blocks: endpoint_blocks[id].clone(),
+            };
+            let class = match class_of_key.get(&key) {
+                Some(&class) => class,
+                None => {
+                    let class = classes.len();
+                    classes.push(PodClass {
+                        namespace: key.namespace.clone(),
+                        members: Vec::new(),
+                        selectable: key.selectable,
+                        named_ports: key.named_ports.clone(),
+                    });
+                    class_of_key.insert(key, class);
+                    class
+                }
+            };
+            classes[class].members.push(id);
+            endpoint_class.push(class);
+        }
+        let class_count = classes.len();
+
+        let mut block_classes = vec![BitSet::new(class_count); block_ids.len()];
+        for (key, &class) in &class_of_key {
+            for &block in &key.ip_blocks {
+                block_classes[block].insert(class);
+            }
+        }
+
+        let mut selectors = SelectorIndex::new(&cluster, &classes, &endpoint_class);
+        let mut distinct_ports: Vec<RulePorts> = Vec::new();
+        let mut ports_ids: HashMap<RulePorts, usize> = HashMap::new();
+        let mut rules = Vec::new();
+        let mut policy_rules = Vec::with_capacity(cluster.policies.len());
+        let mut class_policies: [Vec<Vec<PolicyId>>; 2] =
+            [vec![Vec::new(); class_count], vec![Vec::new(); class_count]];
+
+        for (policy_id, policy) in cluster.policies.iter().enumerate() {
+            let mut selected = selectors.pods(&policy.pod_selector).clone();
+            selected.intersect_with(selectors.namespace_classes(&policy.namespace));
+            selected.intersect_with(&selectors.selectable);
+            let mut ranges = [0..0, 0..0];
+            for direction in [Direction::Ingress, Direction::Egress] {
+                let Some(policy_rules_in_direction) = policy.rules(direction) else {
+                    continue;
+                };
+                for class in selected.ones() {
+                    class_policies[direction_index(direction)][class].push(policy_id);
+                }
+                let start = rules.len();
+                for rule in policy_rules_in_direction {
+                    let ports = RulePorts::from_rule(rule);
+                    let next = distinct_ports.len();
+                    let ports = *ports_ids.entry(ports.clone()).or_insert_with(|| {
+                        distinct_ports.push(ports);
+                        next
+                    });
+                    let peers = compile_peers(
+                        rule,
+                        &mut selectors,
+                        &block_ids,
+                        &block_classes,
+                        class_count,
+                    );
+                    rules.push(CompiledRule {
+                        policy: policy_id,
+                        index: rule.index,
+                        peers,
+                        ports,
+                    });
+                }
+                ranges[direction_index(direction)] = start..rules.len();
+            }
+            policy_rules.push(ranges);
+        }
+
+        Model {
+            cluster,
+            config,
+            classes,
+            endpoint_class,
+            rules,
+            policy_rules,
+            class_policies,
+            distinct_ports,
+        }
+    }
+
+    /// The cluster the model was built from.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// The configuration the model was built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The classes of indistinguishable endpoints.
+    pub fn classes(&self) -> &[PodClass] {
+        &self.classes
+    }
+
+    /// The class of an endpoint.
+    pub fn class_of(&self, endpoint: EndpointId) -> ClassId {
+        self.endpoint_class[endpoint]
+    }
+
+    /// The policies that select `endpoint` and affect `direction`; empty if
+    /// the endpoint is not isolated in that direction.
+    pub fn policies_selecting(&self, endpoint: EndpointId, direction: Direction) -> &[PolicyId] {
+        &self.class_policies[direction_index(direction)][self.endpoint_class[endpoint]]
+    }
+
+    /// The endpoints a policy selects. Every valid policy affects at least
+    /// one direction, so the per-direction lists hold them all.
+    pub fn selected_by(&self, policy: PolicyId) -> Vec<EndpointId> {
+        let mut endpoints: Vec<EndpointId> = (0..self.classes.len())
+            .filter(|&class| {
+                self.class_policies
+                    .iter()
+                    .any(|per_class| per_class[class].binary_search(&policy).is_ok())
+            })
+            .flat_map(|class| self.classes[class].members.iter().copied())
+            .collect();
+        endpoints.sort_unstable();
+        endpoints
+    }
+
+    pub(crate) fn rules_of(&self, policy: PolicyId, direction: Direction) -> &[CompiledRule] {
+        &self.rules[self.policy_rules[policy][direction_index(direction)].clone()]
+    }
+
+    pub(crate) fn ports_of(&self, rule: &CompiledRule) -> &RulePorts {
+        &self.distinct_ports[rule.ports]
+    }
+
+    pub(crate) fn class_policies(&self, direction: Direction, class: ClassId) -> &[PolicyId] {
+        &self.class_policies[direction_index(direction)][class]
+    }
+
+    /// True when `source` is a host-network pod treated as node traffic on
+    /// the node that runs `destination`: such traffic is always allowed in
+    /// (networking/v1 `NetworkPolicySpec`: "OR if the traffic source is the
+    /// pod's local node").
+    pub(crate) fn from_local_node(&self, source: EndpointId, destination: EndpointId) -> bool {
+        let (s, d) = (
+            &self.cluster.endpoints[source],
+            &self.cluster.endpoints[destination],
+        );
+        self.config.host_network == HostNetworkMode::Node
+            && s.host_network
+            && s.node.is_some()
+            && s.node == d.node
+    }
+}
+
+/// For each endpoint, the ids of the ipBlocks that contain one of its IPs.
+fn blocks_containing_endpoints(
+    cluster: &Cluster,
+    block_ids: &HashMap<IpSet, usize>,
+) -> Vec<Vec<usize>> {
+    let mut by_address: Vec<(IpAddr, EndpointId)> = cluster
+        .endpoints
+        .iter()
+        .enumerate()
+        .flat_map(|(id, endpoint)| endpoint.ips.iter().map(move |ip| (*ip, id)))
+        .collect();
+    by_address.sort_unstable();
+    let mut blocks = vec![Vec::new(); cluster.endpoints.len()];
+    for (set, &block) in block_ids {
+        for family in [crate::ipset::Family::V4, crate::ipset::Family::V6] {
+            for (first, last) in set.ranges(family) {
+                let start = by_address.partition_point(|(ip, _)| *ip < first);
+                for (ip, endpoint) in &by_address[start..] {
+                    if *ip > last {
+                        break;
+                    }
+                    blocks[*endpoint].push(block);
+                }
+            }
+        }
+    }
+    for list in &mut blocks {
+        list.sort_unstable();
+        list.dedup();
+    }
+    blocks
+}
+
+fn compile_peers(
+    rule: &Rule,
+    selectors: &mut SelectorIndex<'_>,
+    block_ids: &HashMap<IpSet, usize>,
+    block_classes: &[BitSet],
+    class_count: usize,
+) -> PeerSet {
+    let Some(peers) = &rule.peers else {
+        return PeerSet {
+            everyone: true,
+            classes: BitSet::full(class_count),
+            addresses: IpSet::everything(),
+        };
+    };
+    let mut classes = BitSet::new(class_count);
+    let mut addresses = IpSet::empty();
+    for peer in peers {
+        match peer {
+            Peer::Pods { namespaces, pods } => {
+                let mut matched = selectors.pods(pods).clone();
+                matched.intersect_with(selectors.namespaces(namespaces));
+                matched.intersect_with(&selectors.selectable);
+                classes.union_with(&matched);
+            }
+            Peer::IpBlock {
+                addresses: block, ..
+            } => {
+                addresses.union_with(block);
+                classes.union_with(&block_classes[block_ids[block]]);
+            }
+        }
+    }
+    PeerSet {
+        everyone: false,
+        classes,
+        addresses,
+    }
+}
+
+/// Evaluates selectors over classes, each distinct selector once.
+struct SelectorIndex<'a> {
+    cluster: &'a Cluster,
+    class_count: usize,
+    /// Classes whose members selectors can select.
+    selectable: BitSet,
+    /// Classes per namespace.
+    by_namespace: HashMap<&'a str, BitSet>,
+    /// Per label key: classes having the key, and classes per value.
+    by_label: HashMap<&'a str, (BitSet, HashMap<&'a str, BitSet>)>,
+    empty: BitSet,
+    pod_memo: HashMap<Selector, BitSet>,
+    namespace_memo: HashMap<Selector, BitSet>,
+}
+
+impl<'a> SelectorIndex<'a> {
+    fn new(cluster: &'a Cluster, classes: &[PodClass], endpoint_class: &[ClassId]) -> Self {
+        let class_count = classes.len();
+        let mut selectable = BitSet::new(class_count);
+        let mut by_namespace: HashMap<&str, BitSet> = HashMap::new();
+        let mut by_label: HashMap<&str, (BitSet, HashMap<&str, BitSet>)> = HashMap::new();
+        for (class_id, class) in classes.iter().enumerate() {
+            if class.selectable {
+                selectable.insert(class_id);
+            }
+            let representative = &cluster.endpoints[class.members[0]];
+            debug_assert_eq!(endpoint_class[class.members[0]], class_id);
+            by_namespace
+                .entry(representative.namespace.as_str())
+                .or_insert_with(|| BitSet::new(class_count))
+                .insert(class_id);
+            for (key, value) in &representative.labels {
+                let (with_key, by_value) = by_label
+                    .entry(key.as_str())
+                    .or_insert_with(|| (BitSet::new(class_count), HashMap::new()));
+                with_key.insert(class_id);
+                by_value
+                    .entry(value.as_str())
+                    .or_insert_with(|| BitSet::new(class_count))
+                    .insert(class_id);
+            }
+        }
+        SelectorIndex {
+            cluster,
+            class_count,
+            selectable,
+            by_namespace,
+            by_label,
+            empty: BitSet::new(class_count),
+            pod_memo: HashMap::new(),
+            namespace_memo: HashMap::new(),
+        }
+    }
+
+    fn namespace_classes(&self, namespace: &str) -> &BitSet {
+        self.by_namespace.get(namespace).unwrap_or(&self.empty)
+    }
+
+    /// Classes whose pod labels match.
+    fn pods(&mut self, selector: &Selector) -> &BitSet {
+        if !self.pod_memo.contains_key(selector) {
+            let mut result = BitSet::full(self.class_count);
+            for requirement in selector.requirements() {
+                let entry = self.by_label.get(requirement.key.as_str());
+                let with_values = |values: &[String]| {
+                    let mut set = BitSet::new(self.class_count);
+                    if let Some((_, by_value)) = entry {
+                        for value in values {
+                            if let Some(classes) = by_value.get(value.as_str()) {
+                                set.union_with(classes);
+                            }
+                        }
+                    }
+                    set
+                };
+                match &requirement.operator {
+                    Operator::In(values) => result.intersect_with(&with_values(values)),
+                    Operator::NotIn(values) => result.difference_with(&with_values(values)),
+                    Operator::Exists => {
+                        result.intersect_with(entry.map_or(&self.empty, |(with_key, _)| with_key))
+                    }
+                    Operator::DoesNotExist => {
+                        if let Some((with_key, _)) = entry {
+                            result.difference_with(with_key);
+                        }
+                    }
+                }
+            }
+            self.pod_memo.insert(selector.clone(), result);
+        }
+        &self.pod_memo[selector]
+    }
+
+    /// Classes in the namespaces of a peer.
+    fn namespaces(&mut self, scope: &NamespaceScope) -> &BitSet {
+        match scope {
+            NamespaceScope::Own(namespace) => self
+                .by_namespace
+                .get(namespace.as_str())
+                .unwrap_or(&self.empty),
+            NamespaceScope::Selected(selector) => {
+                if !self.namespace_memo.contains_key(selector) {
+                    let mut result = BitSet::new(self.class_count);
+                    for namespace in &self.cluster.namespaces {
+                        if selector.matches(&namespace.labels)
+                            && let Some(classes) = self.by_namespace.get(namespace.name.as_str())
+                        {
+                            result.union_with(classes);
+                        }
+                    }
+                    self.namespace_memo.insert(selector.clone(), result);
+                }
+                &self.namespace_memo[selector]
+            }
+        }
+    }
+}

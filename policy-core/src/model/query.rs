@@ -1,0 +1,306 @@
+//! Single queries: can A reach B on port P, and why.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use super::{ClassId, Model, PodClass, PolicyId};
+use crate::cluster::EndpointId;
+use crate::config::SelfTraffic;
+use crate::policy::Direction;
+use crate::ports::Protocol;
+
+/// One end of a queried connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QueryEndpoint {
+    /// A pod or workload of the cluster.
+    Endpoint(EndpointId),
+    /// An address outside the cluster.
+    Address(IpAddr),
+}
+
+/// The destination port of a query.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PortQuery {
+    /// A port number.
+    Number(u16),
+    /// A named container port of the destination pod.
+    Name(String),
+}
+
+impl fmt::Display for PortQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortQuery::Number(number) => write!(f, "{number}"),
+            PortQuery::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+impl std::str::FromStr for PortQuery {
+    type Err = String;
+
+    /// A number from 1 to 65535, or a port name.
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.bytes().all(|b| b.is_ascii_digit()) {
+            match text.parse::<u16>() {
+                Ok(port) if port >= 1 => Ok(PortQuery::Number(port)),
+                _ => Err(format!("{text} is not a port number: use 1 to 65535")),
+            }
+        } else {
+            crate::validate::port_name(text)?;
+            Ok(PortQuery::Name(text.to_string()))
+        }
+    }
+}
+
+/// A rule of a policy, as a reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RuleRef {
+    /// The policy (index into [`crate::Cluster::policies`]).
+    pub policy: PolicyId,
+    /// Which list the rule is in.
+    pub direction: Direction,
+    /// Its index in that list.
+    pub index: usize,
+}
+
+/// What one side (the source's egress or the destination's ingress) says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SideVerdict {
+    /// No policy selects the pod for this direction: everything is allowed.
+    NotIsolated,
+    /// The endpoint is outside the cluster: no policy applies to it.
+    OutsideCluster,
+    /// A host-network pod treated as node traffic: no policy applies to it.
+    HostNetwork,
+    /// Ingress from the destination's own node is always allowed.
+    FromLocalNode,
+    /// A pod reaching itself is always allowed ([`SelfTraffic::Allow`]).
+    SelfTraffic,
+    /// The pod is isolated, and these rules allow the connection.
+    AllowedBy(Vec<RuleRef>),
+    /// The pod is isolated by these policies, and none of their rules
+    /// allows the connection.
+    Denied(Vec<PolicyId>),
+}
+
+impl SideVerdict {
+    /// True unless the side denies the connection.
+    pub fn allowed(&self) -> bool {
+        !matches!(self, SideVerdict::Denied(_))
+    }
+}
+
+/// The answer to a query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// The source.
+    pub from: QueryEndpoint,
+    /// The destination.
+    pub to: QueryEndpoint,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The destination port number (a named port resolved at the destination).
+    pub port: u16,
+    /// The port name, when the query named the port.
+    pub port_name: Option<String>,
+    /// The source's egress side.
+    pub egress: SideVerdict,
+    /// The destination's ingress side.
+    pub ingress: SideVerdict,
+}
+
+impl Verdict {
+    /// True if both sides allow the connection (networking/v1: "If either
+    /// side does not allow the connection, it will not happen").
+    pub fn allowed(&self) -> bool {
+        self.egress.allowed() && self.ingress.allowed()
+    }
+}
+
+/// Why a query cannot be answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueryError {
+    /// A named port was asked of a destination outside the cluster.
+    NamedPortToAddress(String),
+    /// The destination has no container port of that name and protocol.
+    NoSuchNamedPort {
+        /// The destination.
+        endpoint: EndpointId,
+        /// The name.
+        name: String,
+        /// The protocol.
+        protocol: Protocol,
+    },
+}
+
+impl Model {
+    /// Can `from` reach `to` on `port`/`protocol`? The verdict explains both
+    /// sides. A named port is resolved against the destination's container ports.
+    pub fn query(
+        &self,
+        from: QueryEndpoint,
+        to: QueryEndpoint,
+        port: &PortQuery,
+        protocol: Protocol,
+    ) -> Result<Verdict, QueryError> {
+        let (number, port_name) = match port {
+            PortQuery::Number(number) => (*number, None),
+            PortQuery::Name(name) => {
+                let QueryEndpoint::Endpoint(destination) = to else {
+                    return Err(QueryError::NamedPortToAddress(name.clone()));
+                };
+                let class = &self.classes[self.endpoint_class[destination]];
+                let number = class.named_port(name, protocol).ok_or_else(|| {
+                    QueryError::NoSuchNamedPort {
+                        endpoint: destination,
+                        name: name.clone(),
+                        protocol,
+                    }
+                })?;
+                (number, Some(name.clone()))
+            }
+        };
+        let (egress, ingress) = match (from, to) {
+            (QueryEndpoint::Endpoint(s), QueryEndpoint::Endpoint(d))
+                if s == d && self.config.self_traffic == SelfTraffic::Allow =>
+            {
+                (SideVerdict::SelfTraffic, SideVerdict::SelfTraffic)
+            }
+            _ => (
+                self.egress_verdict(from, to, protocol, number),
+                self.ingress_verdict(from, to, protocol, number),
+            ),
+        };
+        Ok(Verdict {
+            from,
+            to,
+            protocol,
+            port: number,
+            port_name,
+            egress,
+            ingress,
+        })
+    }
+
+    fn egress_verdict(
+        &self,
+        from: QueryEndpoint,
+        to: QueryEndpoint,
+        protocol: Protocol,
+        port: u16,
+    ) -> SideVerdict {
+        let QueryEndpoint::Endpoint(source) = from else {
+            return SideVerdict::OutsideCluster;
+        };
+        let source_class = self.endpoint_class[source];
+        let destination_class = match to {
+            QueryEndpoint::Endpoint(d) => Some(self.endpoint_class[d]),
+            QueryEndpoint::Address(_) => None,
+        };
+        self.side_verdict(
+            Direction::Egress,
+            source_class,
+            to,
+            destination_class,
+            protocol,
+            port,
+        )
+    }
+
+    fn ingress_verdict(
+        &self,
+        from: QueryEndpoint,
+        to: QueryEndpoint,
+        protocol: Protocol,
+        port: u16,
+    ) -> SideVerdict {
+        let QueryEndpoint::Endpoint(destination) = to else {
+            return SideVerdict::OutsideCluster;
+        };
+        if let QueryEndpoint::Endpoint(source) = from
+            && self.from_local_node(source, destination)
+            && self.classes[self.endpoint_class[destination]].selectable
+        {
+            return SideVerdict::FromLocalNode;
+        }
+        let destination_class = self.endpoint_class[destination];
+        self.side_verdict(
+            Direction::Ingress,
+            destination_class,
+            from,
+            Some(destination_class),
+            protocol,
+            port,
+        )
+    }
+
+    /// The verdict of the policies selecting `subject` in `direction`, for a
+    /// connection with `peer` whose destination is of class `destination`.
+    fn side_verdict(
+        &self,
+        direction: Direction,
+        subject: ClassId,
+        peer: QueryEndpoint,
+        destination: Option<ClassId>,
+        protocol: Protocol,
+        port: u16,
+    ) -> SideVerdict {
+        if !self.classes[subject].selectable {
+            return SideVerdict::HostNetwork;
+        }
+        let policies = self.class_policies(direction, subject);
+        if policies.is_empty() {
+            return SideVerdict::NotIsolated;
+        }
+        let destination_class: Option<&PodClass> = destination.map(|c| &self.classes[c]);
+        let peer_matches = |rule: &super::CompiledRule| match peer {
+            QueryEndpoint::Endpoint(endpoint) => {
+                rule.peers.contains_class(self.endpoint_class[endpoint])
+            }
+            QueryEndpoint::Address(address) => rule.peers.contains_address(address),
+        };
+        let allowing: Vec<RuleRef> = policies
+            .iter()
+            .flat_map(|&policy| self.rules_of(policy, direction))
+            .filter(|rule| {
+                peer_matches(rule)
+                    && self
+                        .ports_of(rule)
+                        .allows(destination_class, protocol, port)
+            })
+            .map(|rule| RuleRef {
+                policy: rule.policy,
+                direction,
+                index: rule.index,
+            })
+            .collect();
+        if allowing.is_empty() {
+            SideVerdict::Denied(policies.to_vec())
+        } else {
+            SideVerdict::AllowedBy(allowing)
+        }
+    }
+
+    /// Resolves a command-line endpoint: `namespace/name`, or an IP address
+    /// (an address that is exactly one pod's IP means that pod).
+    pub fn resolve_endpoint(&self, text: &str) -> Result<QueryEndpoint, String> {
+        if let Ok(address) = text.parse::<IpAddr>() {
+            return Ok(match self.cluster.endpoints_with_ip(address).as_slice() {
+                [endpoint] => QueryEndpoint::Endpoint(*endpoint),
+                _ => QueryEndpoint::Address(address),
+            });
+        }
+        self.cluster
+            .find_endpoint(text)
+            .map(QueryEndpoint::Endpoint)
+    }
+
+    /// The display name of a query endpoint.
+    pub fn endpoint_label(&self, endpoint: QueryEndpoint) -> String {
+        match endpoint {
+            QueryEndpoint::Endpoint(id) => self.cluster.endpoint_name(id).to_string(),
+            QueryEndpoint::Address(address) => address.to_string(),
+        }
+    }
+}
