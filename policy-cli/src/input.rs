@@ -1,0 +1,232 @@
+//! Reading manifests from files, directories and standard input, and
+//! reporting what the loader said.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use policy_core::{Config, HostNetworkMode, IpBlockMode, Loaded, Loader, SelfTraffic, Severity};
+
+/// Inputs and model options shared by every command that reads a cluster.
+#[derive(Args, Debug, Clone)]
+pub struct InputArgs {
+    /// Manifest files or directories (searched recursively for .yaml, .yml and
+    /// .json), or `-` for standard input.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+
+    /// Whether ipBlock peers match pod IPs: `match` (upstream e2e, Calico)
+    /// or `ignore` (Cilium; the API's intent).
+    #[arg(long, value_name = "MODE", default_value_t = IpBlockMode::Match)]
+    pub ip_block: IpBlockMode,
+
+    /// How hostNetwork pods are treated: `node` (node traffic; never
+    /// selected or isolated) or `pod` (ordinary pods).
+    #[arg(long, value_name = "MODE", default_value_t = HostNetworkMode::Node)]
+    pub host_network: HostNetworkMode,
+
+    /// Whether a pod reaching itself is `allow`ed always or `evaluate`d
+    /// like any other pair.
+    #[arg(long, value_name = "MODE", default_value_t = SelfTraffic::Allow)]
+    pub self_traffic: SelfTraffic,
+
+    /// Say what was read and what was skipped.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+impl InputArgs {
+    /// The model configuration the flags describe.
+    pub fn config(&self) -> Config {
+        Config {
+            ip_block: self.ip_block,
+            host_network: self.host_network,
+            self_traffic: self.self_traffic,
+        }
+    }
+}
+
+/// An input that could not be read at all (exit code 2).
+#[derive(Debug)]
+pub struct InputError(pub String);
+
+/// Finds the manifest files under each path, in a stable order.
+fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, InputError> {
+    let metadata =
+        std::fs::metadata(path).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+    if metadata.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    let mut pending = vec![path.to_path_buf()];
+    while let Some(directory) = pending.pop() {
+        let entries = std::fs::read_dir(&directory)
+            .map_err(|e| InputError(format!("{}: {e}", directory.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| InputError(format!("{}: {e}", directory.display())))?;
+            let entry_path = entry.path();
+            let file_type = entry
+                .file_type()
+                .map_err(|e| InputError(format!("{}: {e}", entry_path.display())))?;
+            if file_type.is_dir() || (file_type.is_symlink() && entry_path.is_dir()) {
+                pending.push(entry_path);
+            } else if is_manifest(&entry_path) {
+                files.push(entry_path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn is_manifest(path: &Path) -> bool {
+    matches!(
+        path.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("yaml" | "yml" | "json")
+    )
+}
+
+/// One source text and the name diagnostics use for it.
+pub struct Source {
+    /// The path as given (or `-`).
+    pub name: String,
+    /// Its contents.
+    pub text: String,
+}
+
+/// Reads every source named by `paths`. Standard input may be named once.
+pub fn read_sources(paths: &[String]) -> Result<Vec<Source>, InputError> {
+    let mut sources = Vec::new();
+    let mut read_stdin = false;
+    for path in paths {
+        if path == "-" {
+            if read_stdin {
+                return Err(InputError(
+                    "`-` (standard input) can be given only once".into(),
+                ));
+            }
+            read_stdin = true;
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|e| InputError(format!("standard input: {e}")))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| InputError("standard input is not UTF-8 text".into()))?;
+            sources.push(Source {
+                name: "-".into(),
+                text,
+            });
+            continue;
+        }
+        let files = manifest_files(Path::new(path))?;
+        if files.is_empty() {
+            return Err(InputError(format!(
+                "{path}: no .yaml, .yml or .json files found"
+            )));
+        }
+        for file in files {
+            let bytes =
+                std::fs::read(&file).map_err(|e| InputError(format!("{}: {e}", file.display())))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| InputError(format!("{}: not UTF-8 text", file.display())))?;
+            sources.push(Source {
+                name: file.display().to_string(),
+                text,
+            });
+        }
+    }
+    Ok(sources)
+}
+
+/// Reads and loads the inputs, printing diagnostics to standard error.
+pub fn load(args: &InputArgs) -> Result<(Loaded, Vec<Source>), InputError> {
+    let sources = read_sources(&args.paths)?;
+    let mut loader = Loader::new();
+    for source in &sources {
+        loader.load_str(&source.name, &source.text);
+    }
+    let loaded = loader.finish();
+    report(&loaded, &sources, args.verbose);
+    Ok((loaded, sources))
+}
+
+/// Prints diagnostics (and, when verbose, a summary) to standard error.
+pub fn report(loaded: &Loaded, sources: &[Source], verbose: bool) {
+    let stderr = std::io::stderr();
+    let color = stderr.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut out = stderr.lock();
+    for diagnostic in &loaded.diagnostics {
+        let severity = diagnostic.severity.as_str();
+        let severity = if color {
+            match diagnostic.severity {
+                Severity::Error => format!("\x1b[1;31m{severity}\x1b[0m"),
+                Severity::Warning => format!("\x1b[1;33m{severity}\x1b[0m"),
+                Severity::Info => format!("\x1b[1;36m{severity}\x1b[0m"),
+            }
+        } else {
+            severity.to_string()
+        };
+        let location = diagnostic
+            .source
+            .as_ref()
+            .map(|s| format!("{s}: "))
+            .unwrap_or_default();
+        let mut context = Vec::new();
+        if let Some(object) = &diagnostic.object {
+            context.push(object.to_string());
+        }
+        if !diagnostic.field.is_empty() {
+            context.push(format!("field {}", diagnostic.field));
+        }
+        let context = if context.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", context.join(", "))
+        };
+        let _ = writeln!(out, "{location}{severity}: {}{context}", diagnostic.message);
+        if let Some(help) = &diagnostic.help {
+            let _ = writeln!(out, "  = help: {help}");
+        }
+    }
+    if verbose {
+        let cluster = &loaded.cluster;
+        let counts = cluster.endpoint_counts();
+        let endpoints: Vec<String> = counts
+            .iter()
+            .map(|(kind, n)| format!("{n} {kind}"))
+            .collect();
+        let created = cluster.namespaces.iter().filter(|n| !n.declared).count();
+        let _ = writeln!(
+            out,
+            "read {} source(s): {} namespace(s) ({created} created because referenced), endpoints: {}, {} service(s), {} network polic{}",
+            sources.len(),
+            cluster.namespaces.len(),
+            if endpoints.is_empty() {
+                "none".to_string()
+            } else {
+                endpoints.join(", ")
+            },
+            cluster.services.len(),
+            cluster.policies.len(),
+            if cluster.policies.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            },
+        );
+        if loaded.skipped.is_empty() {
+            let _ = writeln!(out, "skipped nothing");
+        } else {
+            let total: usize = loaded.skipped.values().sum();
+            let list: Vec<String> = loaded
+                .skipped
+                .iter()
+                .map(|(what, n)| format!("{n} {what}"))
+                .collect();
+            let _ = writeln!(out, "skipped {total} document(s): {}", list.join(", "));
+        }
+    }
+}

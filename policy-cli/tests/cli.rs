@@ -1,0 +1,424 @@
+//! The `netpol` binary's contracts: exit codes, output formats, inputs.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn netpol(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_netpol"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("netpol runs")
+}
+
+fn netpol_with_stdin(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netpol"))
+        .args(args)
+        .current_dir(repo())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("netpol runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+const DEMO: &str = "examples/demo";
+
+#[test]
+fn query_exits_0_when_allowed_and_names_the_rules() {
+    let output = netpol(&[
+        "query",
+        DEMO,
+        "--from",
+        "shop/frontend",
+        "--to",
+        "shop/cart",
+        "--port",
+        "grpc",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    insta::assert_snapshot!(stdout(&output));
+}
+
+#[test]
+fn query_exits_1_when_denied_and_names_the_isolating_policies() {
+    let output = netpol(&[
+        "query",
+        DEMO,
+        "--from",
+        "shop/frontend",
+        "--to",
+        "shop/db",
+        "--port",
+        "5432",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    insta::assert_snapshot!(stdout(&output));
+}
+
+#[test]
+fn query_json_carries_allowed_and_both_sides() {
+    let output = netpol(&[
+        "query",
+        DEMO,
+        "--from",
+        "payments/checkout",
+        "--to",
+        "198.51.100.7",
+        "--port",
+        "443",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let verdict: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(verdict["allowed"], Value::Bool(true));
+    assert_eq!(verdict["egress"]["reason"], "allowed-by-rule");
+    assert_eq!(verdict["egress"]["rules"][0]["name"], "checkout");
+    assert_eq!(verdict["egress"]["rules"][0]["rule"], "egress[0]");
+    assert_eq!(verdict["ingress"]["reason"], "outside-cluster");
+
+    // The except block of the same ipBlock is denied.
+    let output = netpol(&[
+        "query",
+        DEMO,
+        "--from",
+        "payments/checkout",
+        "--to",
+        "198.51.100.200",
+        "--port",
+        "443",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let verdict: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(verdict["allowed"], Value::Bool(false));
+    assert_eq!(verdict["egress"]["reason"], "no-rule-matched");
+    assert_eq!(verdict["egress"]["isolated_by"][0]["name"], "checkout");
+}
+
+#[test]
+fn query_exits_2_on_errors() {
+    let unknown = netpol(&[
+        "query",
+        DEMO,
+        "--from",
+        "shop/nope",
+        "--to",
+        "shop/db",
+        "--port",
+        "80",
+    ]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("shop/nope"));
+
+    let missing = netpol(&[
+        "query",
+        "no/such/dir",
+        "--from",
+        "a/b",
+        "--to",
+        "a/c",
+        "--port",
+        "80",
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+
+    let named_to_address = netpol(&[
+        "query",
+        DEMO,
+        "--from",
+        "shop/cart",
+        "--to",
+        "10.1.2.3",
+        "--port",
+        "http",
+    ]);
+    assert_eq!(named_to_address.status.code(), Some(2));
+
+    let no_such_port = netpol(&[
+        "query",
+        DEMO,
+        "--from",
+        "shop/cart",
+        "--to",
+        "shop/db",
+        "--port",
+        "grpc",
+    ]);
+    assert_eq!(no_such_port.status.code(), Some(2));
+    assert!(stderr(&no_such_port).contains("no TCP container port named \"grpc\""));
+
+    let bad_port = netpol(&[
+        "query",
+        DEMO,
+        "--from",
+        "shop/cart",
+        "--to",
+        "shop/db",
+        "--port",
+        "70000",
+    ]);
+    assert_eq!(bad_port.status.code(), Some(2));
+}
+
+#[test]
+fn input_with_errors_is_reported_by_line_and_exits_2() {
+    let manifests = "\
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: shop}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: typo, namespace: shop}
+spec:
+  podSelector: {}
+  ingres:
+  - {}
+";
+    let output = netpol_with_stdin(
+        &[
+            "query", "-", "--from", "shop/a", "--to", "shop/a", "--port", "80",
+        ],
+        manifests,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let errors = stderr(&output);
+    assert!(
+        errors.contains("-:10:3: error: unknown field `ingres`"),
+        "{errors}"
+    );
+    assert!(errors.contains("did you mean `ingress`?"), "{errors}");
+    assert!(errors.contains("denies all ingress"), "{errors}");
+}
+
+#[test]
+fn an_ip_address_that_is_a_pods_ip_means_that_pod() {
+    let output = netpol(&[
+        "query",
+        "testdata/conformance/cluster.yaml",
+        "--from",
+        "10.0.1.10",
+        "--to",
+        "y/b",
+        "--port",
+        "80",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let verdict: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(verdict["from"], "x/a");
+}
+
+#[test]
+fn matrix_json_has_the_documented_shape() {
+    let output = netpol(&["matrix", DEMO, "--port", "8080", "--output", "json"]);
+    assert_eq!(output.status.code(), Some(0));
+    let matrix: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let keys: Vec<&String> = matrix.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["port", "protocol", "pods", "allowed"]);
+    assert_eq!(matrix["port"], 8080);
+    assert_eq!(matrix["protocol"], "TCP");
+    assert_eq!(matrix["pods"].as_array().unwrap().len(), 6);
+    let allowed = matrix["allowed"].as_array().unwrap();
+    for pair in allowed {
+        let keys: Vec<&String> = pair.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["from", "to"]);
+    }
+    // Every self pair; the two unisolated pods reach each other on any port,
+    // and the frontend accepts its port from anyone whose egress allows it.
+    let mut pairs: Vec<(String, String)> = allowed
+        .iter()
+        .map(|p| {
+            (
+                p["from"].as_str().unwrap().to_string(),
+                p["to"].as_str().unwrap().to_string(),
+            )
+        })
+        .filter(|(from, to)| from != to)
+        .collect();
+    pairs.sort();
+    let expected = [
+        ("kube-system/coredns", "monitoring/prometheus"),
+        ("kube-system/coredns", "shop/frontend"),
+        ("monitoring/prometheus", "kube-system/coredns"),
+        ("monitoring/prometheus", "shop/frontend"),
+    ];
+    assert_eq!(pairs, expected.map(|(a, b)| (a.to_string(), b.to_string())));
+    assert_eq!(allowed.len(), 6 + 4);
+}
+
+#[test]
+fn matrix_text_is_a_truth_table_grid() {
+    let output = netpol(&["matrix", DEMO, "--port", "metrics"]);
+    assert_eq!(output.status.code(), Some(0));
+    insta::assert_snapshot!(stdout(&output));
+}
+
+#[test]
+fn matrix_without_port_lists_each_pairs_connections() {
+    let output = netpol(&["matrix", DEMO]);
+    assert_eq!(output.status.code(), Some(0));
+    insta::assert_snapshot!(stdout(&output));
+}
+
+#[test]
+fn matrix_csv_and_dot_cover_every_pair() {
+    let csv = stdout(&netpol(&[
+        "matrix", DEMO, "--port", "80", "--output", "csv",
+    ]));
+    assert_eq!(csv.lines().next(), Some("from,to,protocol,port,allowed"));
+    assert_eq!(csv.lines().count(), 1 + 36);
+    let csv = stdout(&netpol(&["matrix", DEMO, "--output", "csv"]));
+    assert!(csv.contains("shop/cart,shop/db,TCP 5432\n"), "{csv}");
+    let dot = stdout(&netpol(&["matrix", DEMO, "--output", "dot"]));
+    assert!(dot.starts_with("digraph netpol {"));
+    assert!(
+        dot.contains("\"shop/cart\" -> \"shop/db\" [label=\"TCP 5432\"];"),
+        "{dot}"
+    );
+}
+
+#[test]
+fn matrix_reads_standard_input() {
+    let manifests =
+        std::fs::read_to_string(repo().join("testdata/conformance/cluster.yaml")).unwrap();
+    let output = netpol_with_stdin(
+        &["matrix", "-", "--port", "80", "--output", "json"],
+        &manifests,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let matrix: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(matrix["allowed"].as_array().unwrap().len(), 81);
+}
+
+#[test]
+fn verbose_says_what_was_skipped() {
+    let manifests = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\n";
+    let output = netpol_with_stdin(&["matrix", "-", "--verbose"], manifests);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("skipped 1 document(s): 1 ConfigMap (v1)"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn every_command_has_help_with_examples() {
+    for command in [
+        vec!["--help"],
+        vec!["query", "--help"],
+        vec!["matrix", "--help"],
+    ] {
+        let output = netpol(&command);
+        assert_eq!(output.status.code(), Some(0));
+        assert!(stdout(&output).contains("Examples:"), "{command:?}");
+    }
+    let output = netpol(&["matrix"]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "missing PATH is a usage error"
+    );
+}
+
+fn corpus_root() -> PathBuf {
+    std::env::var_os("NETPOL_CORPUS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/corpus/npguard"))
+}
+
+/// Every manifest file under `root`, and every directory holding one.
+fn inputs_under(root: &Path) -> Vec<PathBuf> {
+    let mut inputs = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(directory) = pending.pop() {
+        inputs.push(directory.clone());
+        for entry in std::fs::read_dir(&directory).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            ) {
+                inputs.push(path);
+            }
+        }
+    }
+    inputs.sort();
+    inputs
+}
+
+#[test]
+fn no_input_in_testdata_or_the_corpus_makes_netpol_panic() {
+    let corpus = corpus_root();
+    assert!(
+        corpus.is_dir(),
+        "the np-guard corpus is missing at {} (set NETPOL_CORPUS_DIR)",
+        corpus.display()
+    );
+    let mut checked = 0;
+    for root in [
+        repo().join("testdata"),
+        corpus.join("tests"),
+        repo().join("examples"),
+    ] {
+        for input in inputs_under(&root) {
+            let path = input.to_str().unwrap();
+            for args in [
+                vec!["matrix", path],
+                vec![
+                    "matrix",
+                    path,
+                    "--port",
+                    "80",
+                    "--ip-block",
+                    "ignore",
+                    "--host-network",
+                    "pod",
+                ],
+            ] {
+                let output = netpol(&args);
+                let errors = stderr(&output);
+                assert!(
+                    !errors.contains("panicked"),
+                    "netpol {args:?} panicked:\n{errors}"
+                );
+                assert!(
+                    matches!(output.status.code(), Some(0 | 2)),
+                    "netpol {args:?} exited with {:?}:\n{errors}",
+                    output.status
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "only {checked} inputs found");
+}
