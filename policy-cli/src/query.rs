@@ -203,6 +203,7 @@ fn side_json(model: &Model, side: &SideVerdict) -> Value {
         SideVerdict::OutsideCluster => "outside-cluster",
         SideVerdict::HostNetwork => "host-network",
         SideVerdict::FromLocalNode => "from-local-node",
+        SideVerdict::ToLocalNode => "to-local-node",
         SideVerdict::SelfTraffic => "self-traffic",
         SideVerdict::AllowedBy(_) => "allowed-by-rule",
         SideVerdict::Denied(_) => "no-rule-matched",

@@ -24,9 +24,11 @@ pub enum IpBlockMode {
 pub enum HostNetworkMode {
     /// Their traffic is node traffic: no `podSelector` or `namespaceSelector`
     /// selects them, policies never isolate them, an `ipBlock` on their
-    /// (node) IP matches them, and their traffic to pods on the same node is
-    /// always allowed (networking/v1: ingress "from the pod's local node").
-    /// The documented common behaviour ("NetworkPolicy and hostNetwork pods").
+    /// (node) IP matches them, and traffic between them and pods on the same
+    /// node is always allowed, both ways (networking/v1: ingress "from the
+    /// pod's local node"; the API documentation: "traffic to and from the
+    /// node where a Pod is running is always allowed"). The documented common
+    /// behaviour ("NetworkPolicy and hostNetwork pods").
     #[default]
     Node,
     /// They are ordinary pods, selected and isolated by their labels.

@@ -198,6 +198,13 @@ mod naive {
         let s = &world.endpoints[source];
         let d = &world.endpoints[destination];
 
+        // DOC: "traffic to and from the node where a Pod is running is always allowed".
+        let local_node = (is_node_traffic(world, s) || is_node_traffic(world, d))
+            && s.node.is_some()
+            && s.node == d.node;
+        if local_node {
+            return true;
+        }
         let egress_policies: Vec<&NetworkPolicy> = world
             .policies
             .iter()
@@ -221,14 +228,12 @@ mod naive {
                     })
             });
 
-        let from_local_node = is_node_traffic(world, s) && s.node.is_some() && s.node == d.node;
         let ingress_policies: Vec<&NetworkPolicy> = world
             .policies
             .iter()
             .filter(|p| selects(world, p, d) && policy_types(p.spec.as_ref().unwrap()).0)
             .collect();
-        let ingress_ok = from_local_node
-            || ingress_policies.is_empty()
+        let ingress_ok = ingress_policies.is_empty()
             || ingress_policies.iter().any(|p| {
                 p.spec
                     .as_ref()

@@ -46,9 +46,8 @@ impl<'m> PortMatrix<'m> {
         if source == destination && model.config.self_traffic == SelfTraffic::Allow {
             return true;
         }
-        if model.from_local_node(source, destination) {
-            // Egress of a host-network pod is never isolated, and ingress from
-            // the local node is always allowed.
+        if model.local_node_traffic(source, destination) {
+            // Traffic between a pod and its own node is always allowed.
             return true;
         }
         self.allowed
@@ -178,7 +177,7 @@ impl Model {
         if source == destination && self.config.self_traffic == SelfTraffic::Allow {
             return PortSet::all();
         }
-        if self.from_local_node(source, destination) {
+        if self.local_node_traffic(source, destination) {
             return PortSet::all();
         }
         self.class_connections(
@@ -249,7 +248,7 @@ impl ConnectionMatrix<'_> {
     pub fn get(&mut self, source: EndpointId, destination: EndpointId) -> PortSet {
         let model = self.model;
         if (source == destination && model.config.self_traffic == SelfTraffic::Allow)
-            || model.from_local_node(source, destination)
+            || model.local_node_traffic(source, destination)
         {
             return PortSet::all();
         }

@@ -377,17 +377,18 @@ impl Model {
         &self.class_policies[direction_index(direction)][class]
     }
 
-    /// True when `source` is a host-network pod treated as node traffic on
-    /// the node that runs `destination`: such traffic is always allowed in
-    /// (networking/v1 `NetworkPolicySpec`: "OR if the traffic source is the
-    /// pod's local node").
-    pub(crate) fn from_local_node(&self, source: EndpointId, destination: EndpointId) -> bool {
+    /// True when one end is a host-network pod treated as node traffic and
+    /// both ends run on the same node. Such traffic is always allowed:
+    /// networking/v1 `NetworkPolicySpec` allows ingress "if the traffic
+    /// source is the pod's local node", and the API documentation says
+    /// "traffic to and from the node where a Pod is running is always allowed".
+    pub(crate) fn local_node_traffic(&self, source: EndpointId, destination: EndpointId) -> bool {
         let (s, d) = (
             &self.cluster.endpoints[source],
             &self.cluster.endpoints[destination],
         );
         self.config.host_network == HostNetworkMode::Node
-            && s.host_network
+            && (s.host_network || d.host_network)
             && s.node.is_some()
             && s.node == d.node
     }

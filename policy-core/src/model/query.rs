@@ -75,6 +75,8 @@ pub enum SideVerdict {
     HostNetwork,
     /// Ingress from the destination's own node is always allowed.
     FromLocalNode,
+    /// Egress to the source's own node is always allowed.
+    ToLocalNode,
     /// A pod reaching itself is always allowed ([`SelfTraffic::Allow`]).
     SelfTraffic,
     /// The pod is isolated, and these rules allow the connection.
@@ -193,6 +195,12 @@ impl Model {
         let QueryEndpoint::Endpoint(source) = from else {
             return SideVerdict::OutsideCluster;
         };
+        if let QueryEndpoint::Endpoint(destination) = to
+            && self.local_node_traffic(source, destination)
+            && self.classes[self.endpoint_class[source]].selectable
+        {
+            return SideVerdict::ToLocalNode;
+        }
         let source_class = self.endpoint_class[source];
         let destination_class = match to {
             QueryEndpoint::Endpoint(d) => Some(self.endpoint_class[d]),
@@ -219,7 +227,7 @@ impl Model {
             return SideVerdict::OutsideCluster;
         };
         if let QueryEndpoint::Endpoint(source) = from
-            && self.from_local_node(source, destination)
+            && self.local_node_traffic(source, destination)
             && self.classes[self.endpoint_class[destination]].selectable
         {
             return SideVerdict::FromLocalNode;
