@@ -154,6 +154,9 @@ fn side_text(
                 "allowed: {peer} is node traffic from {subject}'s own node, which is always allowed in"
             )
         }
+        SideVerdict::ToLocalNode => format!(
+            "allowed: {peer} is node traffic on {subject}'s own node, which is always allowed out"
+        ),
         SideVerdict::SelfTraffic => "allowed: a pod reaching itself is always allowed".to_string(),
         SideVerdict::AllowedBy(rules) => {
             let rules: Vec<String> = rules.iter().map(|r| rule_label(model, r)).collect();
