@@ -5,7 +5,9 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use policy_core::{Config, HostNetworkMode, IpBlockMode, Loaded, Loader, SelfTraffic, Severity};
+use policy_core::{
+    Config, Diagnostic, HostNetworkMode, IpBlockMode, Loaded, Loader, SelfTraffic, Severity,
+};
 
 /// Inputs and model options shared by every command that reads a cluster.
 #[derive(Args, Debug, Clone)]
@@ -155,10 +157,19 @@ pub fn load(args: &InputArgs) -> Result<(Loaded, Vec<Source>), InputError> {
 
 /// Prints diagnostics (and, when verbose, a summary) to standard error.
 pub fn report(loaded: &Loaded, sources: &[Source], verbose: bool) {
+    print_diagnostics(&loaded.diagnostics);
+    if verbose {
+        print_summary(loaded, sources);
+    }
+}
+
+/// Prints diagnostics to standard error, `file:line:col: severity: message`,
+/// in colour on a terminal (unless NO_COLOR is set).
+pub fn print_diagnostics(diagnostics: &[Diagnostic]) {
     let stderr = std::io::stderr();
     let color = stderr.is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut out = stderr.lock();
-    for diagnostic in &loaded.diagnostics {
+    for diagnostic in diagnostics {
         let severity = diagnostic.severity.as_str();
         let severity = if color {
             match diagnostic.severity {
@@ -191,7 +202,11 @@ pub fn report(loaded: &Loaded, sources: &[Source], verbose: bool) {
             let _ = writeln!(out, "  = help: {help}");
         }
     }
-    if verbose {
+}
+
+fn print_summary(loaded: &Loaded, sources: &[Source]) {
+    let mut out = std::io::stderr().lock();
+    {
         let cluster = &loaded.cluster;
         let counts = cluster.endpoint_counts();
         let endpoints: Vec<String> = counts

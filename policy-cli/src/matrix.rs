@@ -62,6 +62,7 @@ pub fn run(args: MatrixArgs) -> ExitCode {
     };
     let input_has_errors = loaded.has_errors();
     let model = Model::new(loaded.cluster, args.input.config());
+    input::print_diagnostics(&model.diagnostics());
     let names: Vec<String> = (0..model.cluster().endpoints.len())
         .map(|id| model.cluster().endpoint_name(id).to_string())
         .collect();

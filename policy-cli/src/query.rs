@@ -60,6 +60,7 @@ pub fn run(args: QueryArgs) -> ExitCode {
     };
     let input_has_errors = loaded.has_errors();
     let model = Model::new(loaded.cluster, args.input.config());
+    input::print_diagnostics(&model.diagnostics());
     let from = match model.resolve_endpoint(&args.from) {
         Ok(endpoint) => endpoint,
         Err(message) => return crate::fail(&format!("--from: {message}")),

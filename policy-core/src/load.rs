@@ -626,6 +626,38 @@ impl Loader {
         labels
     }
 
+    /// The controlling owner, after checking the fields the API server
+    /// requires of every owner reference (k8s-openapi defaults them to "").
+    fn checked_owner(
+        &mut self,
+        metadata: &ObjectMeta,
+        origin: Option<&Origin<'_>>,
+        object: &ObjectRef,
+    ) -> Option<Owner> {
+        for (index, reference) in metadata.owner_references.iter().flatten().enumerate() {
+            let fields = [
+                ("apiVersion", &reference.api_version),
+                ("kind", &reference.kind),
+                ("name", &reference.name),
+                ("uid", &reference.uid),
+            ];
+            for (field, value) in fields {
+                if value.is_empty() {
+                    let path = FieldPath::parse("metadata.ownerReferences")
+                        .index(index)
+                        .key(field);
+                    self.push(
+                        Severity::Error,
+                        DiagnosticKind::InvalidValue,
+                        format!("an owner reference needs `{field}`"),
+                        Some(Located::new(origin, Some(object), path)),
+                    );
+                }
+            }
+        }
+        controller_of(metadata.owner_references.as_deref())
+    }
+
     fn add_pod(&mut self, pod: Pod, origin: Option<&Origin<'_>>, object_ref: Option<ObjectRef>) {
         let namespace = namespace_of(&pod.metadata);
         let name = pod.metadata.name.clone().unwrap_or_default();
@@ -698,6 +730,7 @@ impl Loader {
             Some(spec) => self.read_pod_spec(spec, &spec_path, origin, &object_ref),
             None => (None, false, Vec::new()),
         };
+        let owner = self.checked_owner(&pod.metadata, origin, &object_ref);
         self.pods.push(Endpoint {
             namespace,
             name,
@@ -707,7 +740,7 @@ impl Loader {
             host_network,
             ips,
             ports,
-            owner: controller_of(pod.metadata.owner_references.as_deref()),
+            owner,
             source: origin.map(|origin| origin.locate(&FieldPath::root())),
         });
     }
@@ -740,10 +773,17 @@ impl Loader {
                 let at = |field: &str| Some(Located::new(origin, Some(object), path.key(field)));
                 let Some(number) = u16::try_from(port.container_port).ok().filter(|p| *p >= 1)
                 else {
-                    let message = format!(
-                        "containerPort {} is not a valid port number (1-65535); the port is ignored",
-                        port.container_port
-                    );
+                    // k8s-openapi reads a missing required field as 0; the source tells them apart.
+                    let missing =
+                        origin.is_some_and(|o| path.key("containerPort").resolve(o.node).is_none());
+                    let message = if missing {
+                        "containerPort is required; the port is ignored".to_string()
+                    } else {
+                        format!(
+                            "containerPort {} is not a valid port number (1-65535); the port is ignored",
+                            port.container_port
+                        )
+                    };
                     self.push(
                         Severity::Error,
                         DiagnosticKind::InvalidValue,
@@ -847,6 +887,7 @@ impl Loader {
             Some(spec) => self.read_pod_spec(spec, &template_path.key("spec"), origin, &object_ref),
             None => (None, false, Vec::new()),
         };
+        let owner = self.checked_owner(metadata, origin, &object_ref);
         self.workloads.push(Endpoint {
             namespace,
             name,
@@ -856,7 +897,7 @@ impl Loader {
             host_network,
             ips: Vec::new(),
             ports,
-            owner: controller_of(metadata.owner_references.as_deref()),
+            owner,
             source: origin.map(|origin| origin.locate(&FieldPath::root())),
         });
     }

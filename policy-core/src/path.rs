@@ -108,6 +108,21 @@ impl FieldPath {
         self.steps.is_empty()
     }
 
+    /// The node this path names in `root`, if it is there.
+    pub fn resolve<'a>(&self, root: &'a Node) -> Option<&'a Node> {
+        let mut node = root;
+        for step in &self.steps {
+            node = match (step, &node.value) {
+                (PathStep::Key(key), Value::Mapping(entries)) => {
+                    &entries.iter().find(|e| &e.key == key)?.value
+                }
+                (PathStep::Index(index), Value::Sequence(items)) => items.get(*index)?,
+                _ => return None,
+            };
+        }
+        Some(node)
+    }
+
     /// The location of the field this path names in `root`: the key's
     /// location for a mapping entry, the item's for a list element. Falls back
     /// to the deepest ancestor that exists, so a missing field still points

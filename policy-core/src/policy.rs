@@ -113,6 +113,10 @@ pub struct Rule {
     pub ports: Option<Vec<PortSpec>>,
     /// Where the rule is written.
     pub source: Option<SourceLocation>,
+    /// Where each entry of `peers` is written (same order).
+    pub peer_sources: Vec<Option<SourceLocation>>,
+    /// Where each entry of `ports` is written (same order).
+    pub port_sources: Vec<Option<SourceLocation>>,
 }
 
 impl Rule {
@@ -436,6 +440,12 @@ fn convert_rule(
             .filter(|list| !list.is_empty())
             .map(|_| converted_ports),
         source: locate(&rule_path),
+        peer_sources: (0..peers.map_or(0, <[_]>::len))
+            .map(|i| locate(&peers_path.index(i)))
+            .collect(),
+        port_sources: (0..ports.map_or(0, <[_]>::len))
+            .map(|i| locate(&ports_path.index(i)))
+            .collect(),
     }
 }
 
@@ -583,7 +593,7 @@ fn convert_port(
                     if end < *number {
                         problems.push(Problem::error(
                             path.key("endPort"),
-                            format!("must be greater than or equal to `port` ({end} < {number})"),
+                            format!("endPort {end} must be greater than or equal to port {number}"),
                         ));
                     }
                     last

@@ -15,6 +15,7 @@
 //! port is two class × class bit matrices and a transpose
 //! ([`Model::port_matrix`]).
 
+mod checks;
 mod matrix;
 mod query;
 
@@ -22,6 +23,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::ops::Range;
 
+pub use checks::UnresolvedNamedPort;
 pub use matrix::{ConnectionMatrix, PortMatrix};
 pub use query::{PortQuery, QueryEndpoint, QueryError, RuleRef, SideVerdict, Verdict};
 
