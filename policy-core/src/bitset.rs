@@ -47,14 +47,9 @@ impl BitSet {
         }
     }
 
-    /// The universe size.
-    pub fn len(&self) -> usize {
+    /// The universe size (not the number of elements: see [`BitSet::count`]).
+    pub fn universe(&self) -> usize {
         self.len
-    }
-
-    /// True if the universe is empty (not the set).
-    pub fn is_empty_universe(&self) -> bool {
-        self.len == 0
     }
 
     /// Adds `index`.
@@ -213,7 +208,7 @@ impl BitMatrix {
 
     /// `row ∪= set` (the set's universe must be the column count).
     pub fn union_row(&mut self, row: usize, set: &BitSet) {
-        debug_assert_eq!(set.len(), self.columns);
+        debug_assert_eq!(set.universe(), self.columns);
         let stride = self.stride;
         for (a, b) in self.words[row * stride..(row + 1) * stride]
             .iter_mut()
@@ -356,7 +351,7 @@ mod tests {
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
-                if state % 3 == 0 {
+                if state.is_multiple_of(3) {
                     matrix.set(r, c);
                 }
             }

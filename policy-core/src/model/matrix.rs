@@ -104,6 +104,16 @@ impl Model {
                 if ports.all {
                     return has_port.clone();
                 }
+                // A numeric port either matches a rule's numbers everywhere or
+                // needs the rule's named ports resolved per destination.
+                if let PortQuery::Number(number) = port {
+                    if ports.numeric.contains(protocol, *number) {
+                        return has_port.clone();
+                    }
+                    if !ports.named.iter().any(|(p, _)| *p == protocol) {
+                        return BitSet::new(class_count);
+                    }
+                }
                 let mut set = BitSet::new(class_count);
                 for (class_id, class) in self.classes.iter().enumerate() {
                     if let Some(number) = port_at[class_id]
