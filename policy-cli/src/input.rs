@@ -5,8 +5,11 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use policy_core::diagnostic::SourceLocation;
+use policy_core::yaml::Location;
 use policy_core::{
-    Config, Diagnostic, HostNetworkMode, IpBlockMode, Loaded, Loader, SelfTraffic, Severity,
+    Config, Diagnostic, DiagnosticKind, HostNetworkMode, IpBlockMode, Loaded, Loader, SelfTraffic,
+    Severity,
 };
 
 /// Inputs and model options shared by every command that reads a cluster.
@@ -100,9 +103,21 @@ pub struct Source {
 }
 
 /// Reads every source named by `paths`. Standard input may be named once.
-pub fn read_sources(paths: &[String]) -> Result<Vec<Source>, InputError> {
+///
+/// A path that does not exist is a usage error. A file that cannot be read
+/// or is not UTF-8 text becomes an error diagnostic, and the others are still read.
+pub fn read_sources(paths: &[String]) -> Result<(Vec<Source>, Vec<Diagnostic>), InputError> {
     let mut sources = Vec::new();
+    let mut problems = Vec::new();
     let mut read_stdin = false;
+    let unreadable = |name: &str, why: String| {
+        Diagnostic::new(Severity::Error, DiagnosticKind::Syntax, why).with_source(Some(
+            SourceLocation {
+                file: name.into(),
+                location: Location::default(),
+            },
+        ))
+    };
     for path in paths {
         if path == "-" {
             if read_stdin {
@@ -112,15 +127,21 @@ pub fn read_sources(paths: &[String]) -> Result<Vec<Source>, InputError> {
             }
             read_stdin = true;
             let mut bytes = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut bytes)
-                .map_err(|e| InputError(format!("standard input: {e}")))?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| InputError("standard input is not UTF-8 text".into()))?;
-            sources.push(Source {
-                name: "-".into(),
-                text,
-            });
+            match std::io::stdin().read_to_end(&mut bytes) {
+                Err(error) => problems.push(unreadable(
+                    "-",
+                    format!("cannot read standard input: {error}"),
+                )),
+                Ok(_) => match String::from_utf8(bytes) {
+                    Ok(text) => sources.push(Source {
+                        name: "-".into(),
+                        text,
+                    }),
+                    Err(_) => {
+                        problems.push(unreadable("-", "standard input is not UTF-8 text".into()))
+                    }
+                },
+            }
             continue;
         }
         let files = manifest_files(Path::new(path))?;
@@ -130,27 +151,30 @@ pub fn read_sources(paths: &[String]) -> Result<Vec<Source>, InputError> {
             )));
         }
         for file in files {
-            let bytes =
-                std::fs::read(&file).map_err(|e| InputError(format!("{}: {e}", file.display())))?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| InputError(format!("{}: not UTF-8 text", file.display())))?;
-            sources.push(Source {
-                name: file.display().to_string(),
-                text,
-            });
+            let name = file.display().to_string();
+            match std::fs::read(&file) {
+                Err(error) => {
+                    problems.push(unreadable(&name, format!("cannot read the file: {error}")))
+                }
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(text) => sources.push(Source { name, text }),
+                    Err(_) => problems.push(unreadable(&name, "the file is not UTF-8 text".into())),
+                },
+            }
         }
     }
-    Ok(sources)
+    Ok((sources, problems))
 }
 
 /// Reads and loads the inputs, printing diagnostics to standard error.
 pub fn load(args: &InputArgs) -> Result<(Loaded, Vec<Source>), InputError> {
-    let sources = read_sources(&args.paths)?;
+    let (sources, problems) = read_sources(&args.paths)?;
     let mut loader = Loader::new();
     for source in &sources {
         loader.load_str(&source.name, &source.text);
     }
-    let loaded = loader.finish();
+    let mut loaded = loader.finish();
+    loaded.diagnostics.splice(0..0, problems);
     report(&loaded, &sources, args.verbose);
     Ok((loaded, sources))
 }

@@ -162,6 +162,16 @@ fn humanize(message: &str, node: &Node) -> String {
             1,
         );
     }
+    if matches!(
+        node.value,
+        Value::Bool(_) | Value::Int(_) | Value::UInt(_) | Value::Float(_)
+    ) && message.contains("expected a string")
+    {
+        // The classic YAML trap, which kubectl falls into as well.
+        return format!(
+            "{message}: YAML reads unquoted numbers and y, n, yes, no, on, off, true, false as non-strings; quote the value"
+        );
+    }
     message
 }
 
@@ -371,6 +381,22 @@ mod tests {
         assert_eq!(error.path.to_string(), "spec.ingress[0].ports[0].endPort");
         assert_eq!(error.location.line, 8);
         assert!(error.message.contains("\"eighty\""), "{}", error.message);
+    }
+
+    #[test]
+    fn unquoted_yaml_booleans_and_numbers_in_string_fields_get_a_hint() {
+        let node = parse(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: ns1, labels: {enabled: yes, version: 1.0}}\n",
+        );
+        let error = decode::<k8s_openapi::api::core::v1::Namespace>(&node)
+            .value
+            .unwrap_err();
+        assert_eq!(error.path.to_string(), "metadata.labels.enabled");
+        assert!(
+            error.message.contains("quote the value"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

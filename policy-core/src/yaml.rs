@@ -137,8 +137,19 @@ pub struct SyntaxError {
 /// parser unable to find the next document boundary.
 pub fn parse_documents(text: &str) -> Vec<Result<Node, SyntaxError>> {
     let mut reader = Cursor::new(text.as_bytes());
+    // The text is already in memory, so counts bounded by its size cannot
+    // exhaust anything: the default caps (1,024 documents, 250,000 nodes) are
+    // far below a `kubectl get -A -o yaml` of a large cluster. Alias replay
+    // stays capped, since that is what can blow up beyond the input size.
+    let generous = text.len().saturating_mul(4).saturating_add(1 << 16);
     let options = serde_saphyr::options! {
-        budget: serde_saphyr::budget! { max_reader_input_bytes: None },
+        budget: serde_saphyr::budget! {
+            max_reader_input_bytes: None,
+            max_documents: generous,
+            max_nodes: generous,
+            max_events: generous,
+            max_total_scalar_bytes: generous,
+        },
     };
     let mut documents = Vec::new();
     let mut saw_error = false;
@@ -378,6 +389,28 @@ mod tests {
             .find_map(|d| d.as_ref().err())
             .expect("an error");
         assert!(error.location.line >= 2, "{error:?}");
+    }
+
+    #[test]
+    fn large_streams_are_not_capped_by_default_budgets() {
+        let text: String = (0..3000).map(|i| format!("---\nkind: Pod\nmetadata: {{name: p{i}, labels: {{a: b, c: d}}}}\nspec: {{containers: [{{name: c, ports: [{{containerPort: 80}}]}}]}}\n")).collect();
+        let docs = parse_documents(&text);
+        assert_eq!(docs.len(), 3000);
+        assert!(docs.iter().all(Result::is_ok));
+    }
+
+    #[test]
+    fn alias_bombs_are_still_stopped() {
+        let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (name, previous) in ["b", "c", "d", "e", "f", "g", "h"]
+            .iter()
+            .zip(["a", "b", "c", "d", "e", "f", "g"])
+        {
+            let refs = vec![format!("*{previous}"); 10].join(", ");
+            text.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        }
+        let docs = parse_documents(&text);
+        assert!(docs[0].is_err());
     }
 
     #[test]
