@@ -13,7 +13,10 @@ fn manifests(directory: &Path) -> std::io::Result<Vec<PathBuf>> {
         let path = entry?.path();
         if path.is_dir() {
             files.extend(manifests(&path)?);
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
             files.push(path);
         }
     }
@@ -30,7 +33,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. Load: policy-core takes text; reading files is the caller's job.
     let mut loader = Loader::new();
     for file in manifests(&directory)? {
-        loader.load_str(&file.display().to_string(), &std::fs::read_to_string(&file)?);
+        loader.load_str(
+            &file.display().to_string(),
+            &std::fs::read_to_string(&file)?,
+        );
     }
     let loaded = loader.finish();
     for diagnostic in &loaded.diagnostics {
@@ -58,19 +64,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "shop/frontend -> shop/db on TCP {}: {}",
         verdict.port,
-        if verdict.allowed() { "allowed" } else { "denied" }
+        if verdict.allowed() {
+            "allowed"
+        } else {
+            "denied"
+        }
     );
     for (side, answer) in [("egress", &verdict.egress), ("ingress", &verdict.ingress)] {
         let policies = &model.cluster().policies;
         let reason = match answer {
             SideVerdict::Denied(isolating) => {
-                let names: Vec<String> = isolating.iter().map(|&p| policies[p].reference()).collect();
+                let names: Vec<String> =
+                    isolating.iter().map(|&p| policies[p].reference()).collect();
                 format!("denied; isolated by {}", names.join(", "))
             }
             SideVerdict::AllowedBy(rules) => {
                 let names: Vec<String> = rules
                     .iter()
-                    .map(|rule| format!("{} {}[{}]", policies[rule.policy].reference(), rule.direction.field(), rule.index))
+                    .map(|rule| {
+                        format!(
+                            "{} {}[{}]",
+                            policies[rule.policy].reference(),
+                            rule.direction.field(),
+                            rule.index
+                        )
+                    })
                     .collect();
                 format!("allowed by {}", names.join(", "))
             }
@@ -81,7 +99,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 4. The whole truth table for one port.
     let matrix = model.port_matrix(Protocol::Tcp, &PortQuery::Number(5432));
-    println!("{} ordered pairs may connect on TCP 5432", matrix.count_allowed());
-    assert!(!verdict.allowed(), "the demo's database only accepts the cart");
+    println!(
+        "{} ordered pairs may connect on TCP 5432",
+        matrix.count_allowed()
+    );
+    assert!(
+        !verdict.allowed(),
+        "the demo's database only accepts the cart"
+    );
     Ok(())
 }
