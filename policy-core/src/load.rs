@@ -38,7 +38,7 @@ use crate::policy::Policy;
 use crate::ports::Protocol;
 use crate::selector::Labels;
 use crate::validate;
-use crate::yaml::{Node, Value, parse_documents};
+use crate::yaml::{Node, Value, for_each_document};
 
 /// A typed Kubernetes object the loader understands.
 #[derive(Clone, Debug)]
@@ -173,25 +173,25 @@ impl Loader {
     /// diagnostics refer to the source (a path, or `-` for standard input).
     pub fn load_str(&mut self, name: &str, text: &str) {
         let file: Arc<str> = Arc::from(name);
-        for document in parse_documents(text) {
-            match document {
-                Ok(node) => self.load_node(&file, &node, None, &FieldPath::root()),
-                Err(error) => {
-                    let mut diagnostic =
-                        Diagnostic::new(Severity::Error, DiagnosticKind::Syntax, error.message)
-                            .with_source(Some(SourceLocation {
-                                file: file.clone(),
-                                location: error.location,
-                            }));
-                    if error.fatal {
-                        diagnostic = diagnostic.with_help(
-                            "the parser cannot recover; the rest of this file was not read",
-                        );
-                    }
-                    self.diagnostics.push(diagnostic);
+        // Documents are loaded as they are parsed, so only a batch of trees
+        // is alive at a time.
+        for_each_document(text, |document| match document {
+            Ok(node) => self.load_node(&file, &node, None, &FieldPath::root()),
+            Err(error) => {
+                let mut diagnostic =
+                    Diagnostic::new(Severity::Error, DiagnosticKind::Syntax, error.message)
+                        .with_source(Some(SourceLocation {
+                            file: file.clone(),
+                            location: error.location,
+                        }));
+                if error.fatal {
+                    diagnostic = diagnostic.with_help(
+                        "the parser cannot recover; the rest of this document was not read",
+                    );
                 }
+                self.diagnostics.push(diagnostic);
             }
-        }
+        });
     }
 
     /// Adds a typed object (for programs that build objects themselves).

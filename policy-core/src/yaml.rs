@@ -8,7 +8,6 @@
 //! JSON is a subset of YAML 1.2 flow syntax, so the same parser reads both.
 
 use std::fmt;
-use std::io::Cursor;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
@@ -84,6 +83,24 @@ pub struct Entry {
 }
 
 impl Node {
+    fn shift_lines(&mut self, lines: u32) {
+        if self.location.line > 0 {
+            self.location.line += lines;
+        }
+        match &mut self.value {
+            Value::Sequence(items) => items.iter_mut().for_each(|item| item.shift_lines(lines)),
+            Value::Mapping(entries) => {
+                for entry in entries {
+                    if entry.key_location.line > 0 {
+                        entry.key_location.line += lines;
+                    }
+                    entry.value.shift_lines(lines);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// The entry for `key` when this node is a mapping.
     pub fn entry(&self, key: &str) -> Option<&Entry> {
         match &self.value {
@@ -126,58 +143,188 @@ pub struct SyntaxError {
     pub message: String,
     /// Where it happened, when the parser knows.
     pub location: Location,
-    /// True when the parser cannot continue with later documents of the stream.
+    /// True when the parser could not read the rest of the document.
     pub fatal: bool,
 }
 
 /// Parses every document of a YAML stream (or one JSON text).
 ///
 /// Empty documents are skipped. A document with a syntax error yields an
-/// `Err`; later documents are still returned unless the error leaves the
-/// parser unable to find the next document boundary.
+/// `Err` and the others are still returned. See [`for_each_document`].
 pub fn parse_documents(text: &str) -> Vec<Result<Node, SyntaxError>> {
-    let mut reader = Cursor::new(text.as_bytes());
+    let mut documents = Vec::new();
+    for_each_document(text, |document| documents.push(document));
+    documents
+}
+
+/// Below this size a stream is parsed on the calling thread.
+const PARALLEL_THRESHOLD: usize = 512 * 1024;
+/// Documents are parsed in batches of about this much text, so that only a
+/// batch's trees are alive at once.
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// Parses every document of a stream and hands each to `visit`, in order.
+///
+/// The stream is split before every line that starts a document (`---` at
+/// the start of a line, which YAML forbids inside any content), and each
+/// document is parsed on its own. So a syntax error loses at most the rest of
+/// its document, and large streams parse on every core: this function starts
+/// threads, but does no I/O.
+pub fn for_each_document(text: &str, mut visit: impl FnMut(Result<Node, SyntaxError>)) {
+    let pieces = split_documents(text);
+    let threads = if text.len() < PARALLEL_THRESHOLD {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8)
+    };
+    let mut start = 0;
+    while start < pieces.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < pieces.len() && (end == start || bytes < BATCH_BYTES) {
+            bytes += pieces[end].1.len();
+            end += 1;
+        }
+        for document in parse_pieces(&pieces[start..end], threads)
+            .into_iter()
+            .flatten()
+        {
+            visit(document);
+        }
+        start = end;
+    }
+}
+
+/// Parses pieces, on up to `threads` threads, keeping their order.
+fn parse_pieces(pieces: &[(u32, &str)], threads: usize) -> Vec<Vec<Result<Node, SyntaxError>>> {
+    if threads <= 1 || pieces.len() < 2 {
+        return pieces
+            .iter()
+            .map(|&(offset, piece)| parse_piece(piece, offset))
+            .collect();
+    }
+    // Contiguous groups of about equal size, one per thread.
+    let total: usize = pieces.iter().map(|(_, piece)| piece.len()).sum();
+    let share = total.div_ceil(threads);
+    let mut groups: Vec<&[(u32, &str)]> = Vec::with_capacity(threads);
+    let mut group_start = 0;
+    let mut group_bytes = 0;
+    for (index, (_, piece)) in pieces.iter().enumerate() {
+        group_bytes += piece.len();
+        if group_bytes >= share && groups.len() + 1 < threads {
+            groups.push(&pieces[group_start..=index]);
+            group_start = index + 1;
+            group_bytes = 0;
+        }
+    }
+    if group_start < pieces.len() {
+        groups.push(&pieces[group_start..]);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = groups
+            .iter()
+            .map(|group| {
+                scope.spawn(move || {
+                    group
+                        .iter()
+                        .map(|&(offset, piece)| parse_piece(piece, offset))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().expect("the YAML parser does not panic"))
+            .collect()
+    })
+}
+
+/// Splits a stream before each line that starts a document, keeping any
+/// directive lines (`%YAML`, `%TAG`) with the document they precede. Each
+/// piece comes with the number of lines before it.
+fn split_documents(text: &str) -> Vec<(u32, &str)> {
+    let mut pieces = Vec::new();
+    let mut piece_start = 0;
+    let mut piece_line = 0u32;
+    // The start of the current run of directive lines, if the previous lines are directives.
+    let mut directives: Option<(usize, u32)> = None;
+    let mut offset = 0;
+    let mut line = 0u32;
+    for text_line in text.split_inclusive('\n') {
+        let starts_document = text_line.starts_with("---")
+            && text_line[3..]
+                .chars()
+                .next()
+                .is_none_or(|c| c.is_whitespace());
+        if starts_document {
+            let (split_at, split_line) = directives.unwrap_or((offset, line));
+            if split_at > piece_start {
+                pieces.push((piece_line, &text[piece_start..split_at]));
+            }
+            piece_start = split_at;
+            piece_line = split_line;
+            directives = None;
+        } else if text_line.starts_with('%') {
+            directives.get_or_insert((offset, line));
+        } else if !text_line.trim().is_empty() && !text_line.starts_with('#') {
+            directives = None;
+        }
+        offset += text_line.len();
+        line += 1;
+    }
+    if piece_start < text.len() {
+        pieces.push((piece_line, &text[piece_start..]));
+    }
+    pieces
+}
+
+/// Parses one piece of a stream (normally one document); locations are
+/// shifted by `line_offset`. A syntax error loses the rest of the piece.
+fn parse_piece(text: &str, line_offset: u32) -> Vec<Result<Node, SyntaxError>> {
     // The text is already in memory, so counts bounded by its size cannot
     // exhaust anything: the default caps (1,024 documents, 250,000 nodes) are
-    // far below a `kubectl get -A -o yaml` of a large cluster. Alias replay
-    // stays capped, since that is what can blow up beyond the input size.
+    // far below a large document. Alias replay stays capped, since that is
+    // what can blow up beyond the input size.
     let generous = text.len().saturating_mul(4).saturating_add(1 << 16);
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
-            max_reader_input_bytes: None,
             max_documents: generous,
             max_nodes: generous,
             max_events: generous,
             max_total_scalar_bytes: generous,
         },
     };
-    let mut documents = Vec::new();
-    let mut saw_error = false;
-    for result in serde_saphyr::read_with_options::<_, Spanned<Value>>(&mut reader, options) {
-        match result {
-            Ok(spanned) => documents.push(Ok(Node {
-                value: spanned.value,
-                location: Location::from_saphyr(spanned.referenced),
-            })),
-            Err(error) => {
-                saw_error = true;
-                documents.push(Err(SyntaxError {
-                    message: plain_message(&error),
-                    location: error
-                        .location()
-                        .map(Location::from_saphyr)
-                        .unwrap_or_default(),
-                    fatal: false,
-                }));
+    match serde_saphyr::from_multiple_with_options::<Spanned<Value>>(text, options) {
+        Ok(documents) => documents
+            .into_iter()
+            .map(|spanned| {
+                let mut node = Node {
+                    value: spanned.value,
+                    location: Location::from_saphyr(spanned.referenced),
+                };
+                if line_offset > 0 {
+                    node.shift_lines(line_offset);
+                }
+                Ok(node)
+            })
+            .collect(),
+        Err(error) => {
+            let mut location = error
+                .location()
+                .map(Location::from_saphyr)
+                .unwrap_or_default();
+            if location.line > 0 {
+                location.line += line_offset;
             }
+            vec![Err(SyntaxError {
+                message: plain_message(&error),
+                location,
+                fatal: true,
+            })]
         }
     }
-    // The iterator ends after an unrecoverable syntax error; mark the last
-    // error as fatal so callers can say that the rest of the file was skipped.
-    if saw_error && let Some(Err(last)) = documents.last_mut() {
-        last.fatal = true;
-    }
-    documents
 }
 
 fn plain_message(error: &serde_saphyr::Error) -> String {
@@ -411,6 +558,53 @@ mod tests {
         }
         let docs = parse_documents(&text);
         assert!(docs[0].is_err());
+    }
+
+    #[test]
+    fn a_syntax_error_loses_only_its_own_document() {
+        let docs = parse_documents("a: 1\n---\nb: [unclosed\nc: 2\n---\nd: 4\n");
+        assert_eq!(docs.len(), 3);
+        assert!(docs[0].is_ok());
+        assert!(
+            docs[1]
+                .as_ref()
+                .is_err_and(|e| e.fatal && e.location.line >= 3)
+        );
+        let last = docs[2].as_ref().unwrap();
+        assert_eq!(last.get("d").unwrap().location.line, 6);
+    }
+
+    #[test]
+    fn directives_stay_with_their_document_and_markers_need_a_line_start() {
+        let docs =
+            parse_documents("a: |\n  --- not a marker\n---\n%YAML 1.2\n---\nb: 2\n---x: 3\n");
+        assert_eq!(docs.len(), 2, "{docs:?}");
+        assert_eq!(
+            docs[0].as_ref().unwrap().get("a").unwrap().as_str(),
+            Some("--- not a marker\n")
+        );
+        assert!(docs[1].as_ref().unwrap().get("---x").is_some());
+    }
+
+    #[test]
+    fn large_streams_parse_in_parallel_with_exact_lines() {
+        let text: String = (0..20_000)
+            .map(|i| format!("---\n# pod {i}\nkind: Pod\nmetadata: {{name: p{i}}}\n"))
+            .collect();
+        assert!(text.len() > PARALLEL_THRESHOLD);
+        let docs = parse_documents(&text);
+        assert_eq!(docs.len(), 20_000);
+        for (i, doc) in docs.iter().enumerate().step_by(997) {
+            let doc = doc.as_ref().unwrap();
+            assert_eq!(
+                doc.entry("kind").unwrap().key_location.line as usize,
+                4 * i + 3
+            );
+            assert_eq!(
+                doc.get("metadata").unwrap().get("name").unwrap().as_str(),
+                Some(format!("p{i}").as_str())
+            );
+        }
     }
 
     #[test]
