@@ -251,8 +251,8 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
     // The start of the current run of directive lines, if the previous lines are directives.
     let mut directives: Option<(usize, u32)> = None;
     let mut offset = 0;
-    let mut line = 0u32;
-    for text_line in text.split_inclusive('\n') {
+    for (line, text_line) in text.split_inclusive('\n').enumerate() {
+        let line = u32::try_from(line).unwrap_or(u32::MAX);
         let starts_document = text_line.starts_with("---")
             && text_line[3..]
                 .chars()
@@ -272,7 +272,6 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
             directives = None;
         }
         offset += text_line.len();
-        line += 1;
     }
     if piece_start < text.len() {
         pieces.push((piece_line, &text[piece_start..]));
