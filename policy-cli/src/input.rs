@@ -8,8 +8,8 @@ use clap::Args;
 use policy_core::diagnostic::SourceLocation;
 use policy_core::yaml::Location;
 use policy_core::{
-    Config, Diagnostic, DiagnosticKind, HostNetworkMode, IpBlockMode, Loaded, Loader, SelfTraffic,
-    Severity,
+    Config, Diagnostic, DiagnosticKind, HostNetworkMode, IpBlockMode, Loaded, Loader, Model,
+    SelfTraffic, Severity,
 };
 
 /// Inputs and model options shared by every command that reads a cluster.
@@ -177,6 +177,16 @@ pub fn load(args: &InputArgs) -> Result<(Loaded, Vec<Source>), InputError> {
     loaded.diagnostics.splice(0..0, problems);
     report(&loaded, &sources, args.verbose);
     Ok((loaded, sources))
+}
+
+/// Reads and loads the inputs, builds the model, and prints every diagnostic.
+/// Also says whether the input had errors (which makes the exit status 2).
+pub fn load_model(args: &InputArgs) -> Result<(Model, bool), InputError> {
+    let (loaded, _) = load(args)?;
+    let has_errors = loaded.has_errors();
+    let model = Model::new(loaded.cluster, args.config());
+    print_diagnostics(&model.diagnostics());
+    Ok((model, has_errors))
 }
 
 /// Prints diagnostics (and, when verbose, a summary) to standard error.

@@ -56,13 +56,10 @@ enum MatrixOutput {
 }
 
 pub fn run(args: MatrixArgs) -> ExitCode {
-    let (loaded, _) = match input::load(&args.input) {
+    let (model, input_has_errors) = match input::load_model(&args.input) {
         Ok(loaded) => loaded,
         Err(error) => return crate::fail(&error.0),
     };
-    let input_has_errors = loaded.has_errors();
-    let model = Model::new(loaded.cluster, args.input.config());
-    input::print_diagnostics(&model.diagnostics());
     let names: Vec<String> = (0..model.cluster().endpoints.len())
         .map(|id| model.cluster().endpoint_name(id).to_string())
         .collect();

@@ -54,13 +54,10 @@ enum QueryOutput {
 }
 
 pub fn run(args: QueryArgs) -> ExitCode {
-    let (loaded, _) = match input::load(&args.input) {
+    let (model, input_has_errors) = match input::load_model(&args.input) {
         Ok(loaded) => loaded,
         Err(error) => return crate::fail(&error.0),
     };
-    let input_has_errors = loaded.has_errors();
-    let model = Model::new(loaded.cluster, args.input.config());
-    input::print_diagnostics(&model.diagnostics());
     let from = match model.resolve_endpoint(&args.from) {
         Ok(endpoint) => endpoint,
         Err(message) => return crate::fail(&format!("--from: {message}")),

@@ -444,88 +444,17 @@ impl Loader {
         origin: Option<&Origin<'_>>,
         object_ref: Option<ObjectRef>,
     ) {
+        if let Some((kind, metadata, template, template_path)) = workload_template(&object) {
+            let template_path = FieldPath::parse(template_path);
+            self.add_workload(kind, metadata, template, template_path, origin, object_ref);
+            return;
+        }
         match object {
             Object::Namespace(namespace) => self.add_namespace(namespace, origin, object_ref),
             Object::Pod(pod) => self.add_pod(pod, origin, object_ref),
             Object::Service(service) => self.add_service(service, origin, object_ref),
             Object::NetworkPolicy(policy) => self.add_policy(policy, origin, object_ref),
-            Object::Deployment(o) => {
-                let template = Some(&o.spec.template);
-                self.add_workload(
-                    WorkloadKind::Deployment,
-                    &o.metadata,
-                    template,
-                    FieldPath::parse("spec.template"),
-                    origin,
-                    object_ref,
-                );
-            }
-            Object::StatefulSet(o) => {
-                let template = Some(&o.spec.template);
-                self.add_workload(
-                    WorkloadKind::StatefulSet,
-                    &o.metadata,
-                    template,
-                    FieldPath::parse("spec.template"),
-                    origin,
-                    object_ref,
-                );
-            }
-            Object::DaemonSet(o) => {
-                let template = Some(&o.spec.template);
-                self.add_workload(
-                    WorkloadKind::DaemonSet,
-                    &o.metadata,
-                    template,
-                    FieldPath::parse("spec.template"),
-                    origin,
-                    object_ref,
-                );
-            }
-            Object::ReplicaSet(o) => {
-                let template = o.spec.template.as_ref();
-                self.add_workload(
-                    WorkloadKind::ReplicaSet,
-                    &o.metadata,
-                    template,
-                    FieldPath::parse("spec.template"),
-                    origin,
-                    object_ref,
-                );
-            }
-            Object::ReplicationController(o) => {
-                let template = o.spec.as_ref().and_then(|s| s.template.as_ref());
-                self.add_workload(
-                    WorkloadKind::ReplicationController,
-                    &o.metadata,
-                    template,
-                    FieldPath::parse("spec.template"),
-                    origin,
-                    object_ref,
-                );
-            }
-            Object::Job(o) => {
-                let template = o.spec.as_ref().map(|s| &s.template);
-                self.add_workload(
-                    WorkloadKind::Job,
-                    &o.metadata,
-                    template,
-                    FieldPath::parse("spec.template"),
-                    origin,
-                    object_ref,
-                );
-            }
-            Object::CronJob(o) => {
-                let template = o.spec.job_template.spec.as_ref().map(|s| &s.template);
-                self.add_workload(
-                    WorkloadKind::CronJob,
-                    &o.metadata,
-                    template,
-                    FieldPath::parse("spec.jobTemplate.spec.template"),
-                    origin,
-                    object_ref,
-                );
-            }
+            _ => {}
         }
     }
 
@@ -1143,6 +1072,66 @@ impl Loader {
             .map(|(_, workload)| workload)
             .collect()
     }
+}
+
+/// A workload's kind, metadata, pod template and the template's field path;
+/// `None` for kinds that are not workloads.
+fn workload_template(
+    object: &Object,
+) -> Option<(
+    WorkloadKind,
+    &ObjectMeta,
+    Option<&PodTemplateSpec>,
+    &'static str,
+)> {
+    const TEMPLATE: &str = "spec.template";
+    Some(match object {
+        Object::Deployment(o) => (
+            WorkloadKind::Deployment,
+            &o.metadata,
+            Some(&o.spec.template),
+            TEMPLATE,
+        ),
+        Object::StatefulSet(o) => (
+            WorkloadKind::StatefulSet,
+            &o.metadata,
+            Some(&o.spec.template),
+            TEMPLATE,
+        ),
+        Object::DaemonSet(o) => (
+            WorkloadKind::DaemonSet,
+            &o.metadata,
+            Some(&o.spec.template),
+            TEMPLATE,
+        ),
+        Object::ReplicaSet(o) => (
+            WorkloadKind::ReplicaSet,
+            &o.metadata,
+            o.spec.template.as_ref(),
+            TEMPLATE,
+        ),
+        Object::ReplicationController(o) => (
+            WorkloadKind::ReplicationController,
+            &o.metadata,
+            o.spec.as_ref().and_then(|s| s.template.as_ref()),
+            TEMPLATE,
+        ),
+        Object::Job(o) => (
+            WorkloadKind::Job,
+            &o.metadata,
+            o.spec.as_ref().map(|s| &s.template),
+            TEMPLATE,
+        ),
+        Object::CronJob(o) => (
+            WorkloadKind::CronJob,
+            &o.metadata,
+            o.spec.job_template.spec.as_ref().map(|s| &s.template),
+            "spec.jobTemplate.spec.template",
+        ),
+        Object::Namespace(_) | Object::Pod(_) | Object::Service(_) | Object::NetworkPolicy(_) => {
+            return None;
+        }
+    })
 }
 
 fn owner_kind(kind: &str) -> Option<&'static str> {

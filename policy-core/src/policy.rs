@@ -327,44 +327,41 @@ impl Policy {
 
         // Rules are validated even in a direction the policy ignores: the
         // API server validates every field it stores.
-        let ingress_rules: Vec<Rule> = spec
-            .ingress
-            .iter()
-            .flatten()
-            .enumerate()
-            .map(|(index, rule)| {
-                convert_rule(
-                    Direction::Ingress,
-                    index,
-                    rule.from.as_deref(),
-                    rule.ports.as_deref(),
-                    namespace,
-                    &spec_path,
-                    locate,
-                    &mut problems,
-                    &mut selector_problems,
-                )
-            })
-            .collect();
-        let egress_rules: Vec<Rule> = spec
-            .egress
-            .iter()
-            .flatten()
-            .enumerate()
-            .map(|(index, rule)| {
-                convert_rule(
-                    Direction::Egress,
-                    index,
-                    rule.to.as_deref(),
-                    rule.ports.as_deref(),
-                    namespace,
-                    &spec_path,
-                    locate,
-                    &mut problems,
-                    &mut selector_problems,
-                )
-            })
-            .collect();
+        let mut convert_rules = |direction: Direction, rules: Vec<RawRule<'_>>| -> Vec<Rule> {
+            rules
+                .into_iter()
+                .enumerate()
+                .map(|(index, (peers, ports))| {
+                    convert_rule(
+                        direction,
+                        index,
+                        peers,
+                        ports,
+                        namespace,
+                        &spec_path,
+                        locate,
+                        &mut problems,
+                        &mut selector_problems,
+                    )
+                })
+                .collect()
+        };
+        let ingress_rules = convert_rules(
+            Direction::Ingress,
+            spec.ingress
+                .iter()
+                .flatten()
+                .map(|r| (r.from.as_deref(), r.ports.as_deref()))
+                .collect(),
+        );
+        let egress_rules = convert_rules(
+            Direction::Egress,
+            spec.egress
+                .iter()
+                .flatten()
+                .map(|r| (r.to.as_deref(), r.ports.as_deref()))
+                .collect(),
+        );
 
         problems.extend(
             selector_problems
@@ -391,6 +388,12 @@ impl Policy {
         (policy, problems)
     }
 }
+
+/// A rule's `from`/`to` and `ports`, as written.
+type RawRule<'a> = (
+    Option<&'a [NetworkPolicyPeer]>,
+    Option<&'a [NetworkPolicyPort]>,
+);
 
 #[allow(clippy::too_many_arguments)]
 fn convert_rule(
