@@ -348,10 +348,19 @@ fn every_command_has_help_with_examples() {
     );
 }
 
+/// `$NETPOL_CORPUS_DIR`, or `shared/corpus/npguard` next to the checkout
+/// (`../shared` from the repository root, or further up).
 fn corpus_root() -> PathBuf {
     std::env::var_os("NETPOL_CORPUS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/corpus/npguard"))
+        .unwrap_or_else(|| {
+            let repo = repo().canonicalize().unwrap();
+            repo.ancestors()
+                .skip(1)
+                .map(|dir| dir.join("shared/corpus/npguard"))
+                .find(|candidate| candidate.is_dir())
+                .unwrap_or_else(|| repo.join("../shared/corpus/npguard"))
+        })
 }
 
 /// Every manifest file under `root`, and every directory holding one.

@@ -36,9 +36,18 @@ use serde::Deserialize;
 /// The corpus root: `$NETPOL_CORPUS_DIR`, or the shared checkout next to the
 /// workspace. A missing corpus is a failure, never a silent skip.
 fn corpus_root() -> PathBuf {
+    // `shared/` sits next to the checkout (`../shared` from the repository
+    // root); a checkout nested deeper finds it further up.
     let root = match std::env::var_os("NETPOL_CORPUS_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/npguard"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .skip(2)
+            .map(|dir| dir.join("shared/corpus/npguard"))
+            .find(|candidate| candidate.is_dir())
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/npguard")
+            }),
     };
     assert!(
         root.join("tests").is_dir() && root.join("test_outputs").is_dir(),
