@@ -166,17 +166,39 @@ pub fn read_sources(paths: &[String]) -> Result<(Vec<Source>, Vec<Diagnostic>), 
     Ok((sources, problems))
 }
 
-/// Reads and loads the inputs, printing diagnostics to standard error.
-pub fn load(args: &InputArgs) -> Result<(Loaded, Vec<Source>), InputError> {
+/// What was read: the loaded cluster, the source texts, and how many
+/// files could not be read at all.
+pub struct Input {
+    /// The loader's result (file-level read problems first among its diagnostics).
+    pub loaded: Loaded,
+    /// The source texts, for snippets.
+    pub sources: Vec<Source>,
+    /// Files that could not be read or were not UTF-8.
+    pub unreadable: usize,
+}
+
+/// Reads and loads the inputs without printing anything.
+pub fn read_and_load(args: &InputArgs) -> Result<Input, InputError> {
     let (sources, problems) = read_sources(&args.paths)?;
     let mut loader = Loader::new();
     for source in &sources {
         loader.load_str(&source.name, &source.text);
     }
     let mut loaded = loader.finish();
+    let unreadable = problems.len();
     loaded.diagnostics.splice(0..0, problems);
-    report(&loaded, &sources, args.verbose);
-    Ok((loaded, sources))
+    Ok(Input {
+        loaded,
+        sources,
+        unreadable,
+    })
+}
+
+/// Reads and loads the inputs, printing diagnostics to standard error.
+pub fn load(args: &InputArgs) -> Result<(Loaded, Vec<Source>), InputError> {
+    let input = read_and_load(args)?;
+    report(&input.loaded, &input.sources, args.verbose);
+    Ok((input.loaded, input.sources))
 }
 
 /// Reads and loads the inputs, builds the model, and prints every diagnostic.
@@ -238,7 +260,8 @@ pub fn print_diagnostics(diagnostics: &[Diagnostic]) {
     }
 }
 
-fn print_summary(loaded: &Loaded, sources: &[Source]) {
+/// Prints what was read and skipped, for `--verbose`.
+pub fn print_summary(loaded: &Loaded, sources: &[Source]) {
     let mut out = std::io::stderr().lock();
     {
         let cluster = &loaded.cluster;

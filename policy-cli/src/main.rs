@@ -4,6 +4,7 @@
 //! renderer. The semantics live in `policy-core`.
 
 mod input;
+mod lint;
 mod matrix;
 mod query;
 
@@ -50,6 +51,10 @@ enum Command {
     /// The connectivity of every pair: one port's truth table, or every
     /// pair's allowed ports.
     Matrix(matrix::MatrixArgs),
+    /// Check manifests for errors, mistakes and risks (for CI).
+    Lint(lint::LintArgs),
+    /// List the lint rules, or print one rule's documentation.
+    Rules(lint::RulesArgs),
 }
 
 /// Prints an error and returns exit status 2.
@@ -89,6 +94,8 @@ fn main() -> std::process::ExitCode {
     let code = match cli.command {
         Command::Query(args) => query::run(args),
         Command::Matrix(args) => matrix::run(args),
+        Command::Lint(args) => lint::run(args),
+        Command::Rules(args) => lint::rules(args),
     };
     std::process::ExitCode::from(code as u8)
 }

@@ -230,6 +230,15 @@ impl IpSet {
         set
     }
 
+    /// The addresses `first..=last` (same family; empty if reversed or mixed).
+    pub fn from_range(first: IpAddr, last: IpAddr) -> Self {
+        let mut set = IpSet::empty();
+        if Family::of(first) == Family::of(last) && first <= last {
+            set.intervals[Family::of(first).index()].push((to_number(first), to_number(last)));
+        }
+        set
+    }
+
     /// `cidr` minus every `except` block: what an `ipBlock` matches.
     pub fn from_block(cidr: Cidr, except: &[Cidr]) -> Self {
         let mut set = IpSet::from_cidr(cidr);

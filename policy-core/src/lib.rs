@@ -64,6 +64,7 @@ pub mod decode;
 pub mod diagnostic;
 pub mod graph;
 pub mod ipset;
+pub mod lint;
 pub mod load;
 pub mod model;
 pub mod path;

@@ -91,7 +91,14 @@ pub struct Loaded {
     /// Documents that were read but are not part of the model, counted by
     /// `Kind (apiVersion)` or by reason.
     pub skipped: BTreeMap<String, usize>,
+    /// Lint rules each object allows (opts out of), from its
+    /// [`ALLOW_ANNOTATION`] annotation: rule codes such as `NP004`, or `all`.
+    pub allowances: BTreeMap<ObjectRef, Vec<String>>,
 }
+
+/// The annotation that turns lint rules off for one object:
+/// `netpol.dev/allow: "NP004, NP009"`.
+pub const ALLOW_ANNOTATION: &str = "netpol.dev/allow";
 
 impl Loaded {
     /// True if any diagnostic is an error.
@@ -113,6 +120,7 @@ pub struct Loader {
     services: Vec<Service>,
     policies: Vec<Policy>,
     seen: HashMap<(String, String, String), Option<SourceLocation>>,
+    allowances: BTreeMap<ObjectRef, Vec<String>>,
 }
 
 /// Where an object was read from, to locate its fields.
@@ -413,7 +421,7 @@ impl Loader {
         object: Option<&ObjectRef>,
     ) -> bool {
         let key = (kind.to_string(), namespace.to_string(), name.to_string());
-        let here = origin.map(|origin| origin.locate(&FieldPath::root()));
+        let here = origin.map(|origin| origin.locate(&FieldPath::parse("metadata.name")));
         if let Some(first) = self.seen.get(&key) {
             let first = first
                 .as_ref()
@@ -469,6 +477,7 @@ impl Loader {
             namespace: String::new(),
             name: object.metadata.name.clone().unwrap_or_default(),
         });
+        self.record_allowances(&object_ref, &object.metadata);
         let name = object.metadata.name.clone().unwrap_or_default();
         let at = |path: &str| {
             Some(Located::new(
@@ -514,7 +523,7 @@ impl Loader {
             name,
             labels,
             declared: true,
-            source: origin.map(|origin| origin.locate(&FieldPath::root())),
+            source: origin.map(|origin| origin.locate(&FieldPath::parse("metadata.name"))),
         });
     }
 
@@ -553,6 +562,25 @@ impl Loader {
             }
         }
         labels
+    }
+
+    fn record_allowances(&mut self, object: &ObjectRef, metadata: &ObjectMeta) {
+        let Some(value) = metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ALLOW_ANNOTATION))
+        else {
+            return;
+        };
+        let codes: Vec<String> = value
+            .split([',', ' ', '\n', '\t'])
+            .filter(|code| !code.is_empty())
+            .map(|code| code.to_ascii_uppercase())
+            .collect();
+        self.allowances
+            .entry(object.clone())
+            .or_default()
+            .extend(codes);
     }
 
     /// The controlling owner, after checking the fields the API server
@@ -595,6 +623,7 @@ impl Loader {
             namespace: namespace.clone(),
             name: name.clone(),
         });
+        self.record_allowances(&object_ref, &pod.metadata);
         if name.is_empty() {
             let message = "a Pod needs a name; it is left out".to_string();
             self.push(
@@ -670,7 +699,7 @@ impl Loader {
             ips,
             ports,
             owner,
-            source: origin.map(|origin| origin.locate(&FieldPath::root())),
+            source: origin.map(|origin| origin.locate(&FieldPath::parse("metadata.name"))),
         });
     }
 
@@ -786,6 +815,7 @@ impl Loader {
             namespace: namespace.clone(),
             name: name.clone(),
         });
+        self.record_allowances(&object_ref, metadata);
         if name.is_empty() {
             let message = format!("a {} needs a name; it is left out", kind.as_str());
             self.push(
@@ -827,7 +857,7 @@ impl Loader {
             ips: Vec::new(),
             ports,
             owner,
-            source: origin.map(|origin| origin.locate(&FieldPath::root())),
+            source: origin.map(|origin| origin.locate(&FieldPath::parse("metadata.name"))),
         });
     }
 
@@ -844,6 +874,7 @@ impl Loader {
             namespace: namespace.clone(),
             name: name.clone(),
         });
+        self.record_allowances(&object_ref, &object.metadata);
         if name.is_empty()
             || !self.first_of_its_name("Service", &namespace, &name, origin, Some(&object_ref))
         {
@@ -894,7 +925,7 @@ impl Loader {
                 .unwrap_or_else(|| "ClusterIP".to_string()),
             selector: spec.selector.clone().filter(|s| !s.is_empty()),
             ports,
-            source: origin.map(|origin| origin.locate(&FieldPath::root())),
+            source: origin.map(|origin| origin.locate(&FieldPath::parse("metadata.name"))),
         });
     }
 
@@ -911,6 +942,7 @@ impl Loader {
             namespace: namespace.clone(),
             name: name.clone(),
         });
+        self.record_allowances(&object_ref, &object.metadata);
         let locate = |path: &FieldPath| origin.map(|origin| origin.locate(path));
         let (policy, problems) = Policy::from_network_policy(&object, &namespace, &locate);
         let rejected = policy.is_none();
@@ -987,6 +1019,7 @@ impl Loader {
             },
             diagnostics: self.diagnostics,
             skipped: self.skipped,
+            allowances: self.allowances,
         }
     }
 

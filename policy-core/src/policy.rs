@@ -75,7 +75,13 @@ pub struct Policy {
     pub egress: Option<Vec<Rule>>,
     /// True if `policyTypes` was written; false if it was inferred.
     pub policy_types_explicit: bool,
-    /// Where the object starts.
+    /// Rules written for a direction that `policyTypes` leaves out, by
+    /// direction (ingress, egress): they have no effect.
+    pub ignored_rules: [usize; 2],
+    /// Where `spec.podSelector`, `spec.policyTypes`, `spec.ingress` and
+    /// `spec.egress` are written, when they are. See [`Policy::locate`].
+    pub field_sources: Vec<(FieldPath, SourceLocation)>,
+    /// Where the object is: its `metadata.name`, or its start.
     pub source: Option<SourceLocation>,
 }
 
@@ -91,6 +97,50 @@ impl Policy {
             Direction::Ingress => self.ingress.as_deref(),
             Direction::Egress => self.egress.as_deref(),
         }
+    }
+
+    /// Where the field at `path` (or its nearest known ancestor) is written:
+    /// rules, their peers and ports, the spec's top-level fields, or the policy.
+    pub fn locate(&self, path: &FieldPath) -> Option<SourceLocation> {
+        use crate::path::PathStep;
+        let steps = path.steps();
+        if let [
+            PathStep::Key(spec),
+            PathStep::Key(list),
+            PathStep::Index(index),
+            rest @ ..,
+        ] = steps
+            && spec == "spec"
+        {
+            let direction = match list.as_str() {
+                "ingress" => Some(Direction::Ingress),
+                "egress" => Some(Direction::Egress),
+                _ => None,
+            };
+            if let Some(rule) = direction
+                .and_then(|d| self.rules(d))
+                .and_then(|rules| rules.iter().find(|r| r.index == *index))
+            {
+                let entry = match rest {
+                    [PathStep::Key(key), PathStep::Index(i), ..]
+                        if key == "from" || key == "to" =>
+                    {
+                        rule.peer_sources.get(*i).cloned().flatten()
+                    }
+                    [PathStep::Key(key), PathStep::Index(i), ..] if key == "ports" => {
+                        rule.port_sources.get(*i).cloned().flatten()
+                    }
+                    _ => None,
+                };
+                return entry.or_else(|| rule.source.clone());
+            }
+        }
+        self.field_sources
+            .iter()
+            .filter(|(field, _)| steps.starts_with(field.steps()))
+            .max_by_key(|(field, _)| field.len())
+            .map(|(_, source)| source.clone())
+            .or_else(|| self.source.clone())
     }
 
     /// True if the policy isolates the pods it selects in `direction`.
@@ -378,10 +428,24 @@ impl Policy {
                 namespace: namespace.to_string(),
                 name,
                 pod_selector,
+                ignored_rules: [
+                    if has_ingress { 0 } else { ingress_rules.len() },
+                    if has_egress { 0 } else { egress_rules.len() },
+                ],
+                field_sources: ["podSelector", "policyTypes", "ingress", "egress"]
+                    .into_iter()
+                    .filter_map(|field| {
+                        let path = spec_path.key(field);
+                        let source = locate(&path)?;
+                        // `locate` falls back to an ancestor; keep only fields that are written.
+                        let parent = locate(&spec_path)?;
+                        (source != parent).then_some((path, source))
+                    })
+                    .collect(),
                 ingress: has_ingress.then_some(ingress_rules),
                 egress: has_egress.then_some(egress_rules),
                 policy_types_explicit: explicit_types.is_some(),
-                source: locate(&FieldPath::root()),
+                source: locate(&FieldPath::parse("metadata.name")),
             }),
             _ => None,
         };

@@ -36,19 +36,6 @@ impl Model {
     /// destinations. Policies that select no pod, and egress rules whose
     /// selectors match no pod, are left to other checks.
     pub fn unresolved_named_ports(&self) -> Vec<UnresolvedNamedPort> {
-        let mut selected: Vec<Vec<ClassId>> = vec![Vec::new(); self.cluster.policies.len()];
-        for class in 0..self.classes.len() {
-            let mut policies: Vec<PolicyId> = self
-                .class_policies
-                .iter()
-                .flat_map(|per_class| per_class[class].iter().copied())
-                .collect();
-            policies.sort_unstable();
-            policies.dedup();
-            for policy in policies {
-                selected[policy].push(class);
-            }
-        }
         let mut findings = Vec::new();
         for (policy_id, policy) in self.cluster.policies.iter().enumerate() {
             for direction in [Direction::Ingress, Direction::Egress] {
@@ -73,7 +60,7 @@ impl Model {
                         continue;
                     }
                     let (destinations, only_addresses): (Vec<ClassId>, bool) = match direction {
-                        Direction::Ingress => (selected[policy_id].clone(), false),
+                        Direction::Ingress => (self.classes_selected_by(policy_id), false),
                         Direction::Egress => {
                             let classes: Vec<ClassId> = (0..self.classes.len())
                                 .filter(|&c| compiled_rule.peers.contains_class(c))
@@ -126,53 +113,61 @@ impl Model {
     /// Warnings about the loaded policies that only the model can see.
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
         self.unresolved_named_ports()
-            .into_iter()
-            .map(|finding| {
-                let policy = &self.cluster.policies[finding.policy];
-                let rule = policy
-                    .rules(finding.direction)
-                    .and_then(|rules| rules.iter().find(|r| r.index == finding.rule));
-                let source = rule.and_then(|r| r.port_sources.get(finding.port).cloned().flatten());
-                let whom = match finding.direction {
-                    Direction::Ingress => "no pod this policy selects",
-                    Direction::Egress => "no pod this rule allows traffic to",
-                };
-                let message = if finding.only_addresses {
-                    format!(
-                        "named port `{}` cannot match: this egress rule reaches only IP blocks, and a named port resolves only on a destination pod",
-                        finding.name
-                    )
-                } else if finding.other_protocols.is_empty() {
-                    format!("named port `{}` ({}) matches nothing: {whom} defines it", finding.name, finding.protocol)
-                } else {
-                    let others: Vec<&str> = finding.other_protocols.iter().map(|p| p.as_str()).collect();
-                    format!(
-                        "named port `{}` ({}) matches nothing: {whom} defines it for {}, only for {}",
-                        finding.name,
-                        finding.protocol,
-                        finding.protocol,
-                        others.join(" and ")
-                    )
-                };
-                Diagnostic::new(Severity::Warning, DiagnosticKind::Questionable, message)
-                    .with_help("use a port number, or the name and protocol of a container port the destinations define")
-                    .with_source(source)
-                    .with_object(Some(ObjectRef {
-                        kind: "NetworkPolicy".into(),
-                        namespace: policy.namespace.clone(),
-                        name: policy.name.clone(),
-                    }))
-                    .with_field(
-                        FieldPath::root()
-                            .key("spec")
-                            .key(finding.direction.field())
-                            .index(finding.rule)
-                            .key("ports")
-                            .index(finding.port)
-                            .key("port"),
-                    )
-            })
+            .iter()
+            .map(|finding| finding.diagnostic(self))
             .collect()
+    }
+}
+
+impl UnresolvedNamedPort {
+    /// The finding as a warning, located at the port entry.
+    pub fn diagnostic(&self, model: &Model) -> Diagnostic {
+        let policy = &model.cluster.policies[self.policy];
+        let rule = policy
+            .rules(self.direction)
+            .and_then(|rules| rules.iter().find(|r| r.index == self.rule));
+        let source = rule.and_then(|r| r.port_sources.get(self.port).cloned().flatten());
+        let whom = match self.direction {
+            Direction::Ingress => "no pod this policy selects",
+            Direction::Egress => "no pod this rule allows traffic to",
+        };
+        let message = if self.only_addresses {
+            format!(
+                "named port `{}` cannot match: this egress rule reaches only IP blocks, and a named port resolves only on a destination pod",
+                self.name
+            )
+        } else if self.other_protocols.is_empty() {
+            format!(
+                "named port `{}` ({}) matches nothing: {whom} defines it",
+                self.name, self.protocol
+            )
+        } else {
+            let others: Vec<&str> = self.other_protocols.iter().map(|p| p.as_str()).collect();
+            format!(
+                "named port `{}` ({}) matches nothing: {whom} defines it for {}, only for {}",
+                self.name,
+                self.protocol,
+                self.protocol,
+                others.join(" and ")
+            )
+        };
+        Diagnostic::new(Severity::Warning, DiagnosticKind::Questionable, message)
+            .with_help("use a port number, or the name and protocol of a container port the destinations define")
+            .with_source(source)
+            .with_object(Some(ObjectRef {
+                kind: "NetworkPolicy".into(),
+                namespace: policy.namespace.clone(),
+                name: policy.name.clone(),
+            }))
+            .with_field(
+                FieldPath::root()
+                    .key("spec")
+                    .key(self.direction.field())
+                    .index(self.rule)
+                    .key("ports")
+                    .index(self.port)
+                    .key("port"),
+            )
     }
 }
 

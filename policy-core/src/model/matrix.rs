@@ -196,7 +196,7 @@ impl Model {
         )
     }
 
-    fn class_connections(&self, source: ClassId, destination: ClassId) -> PortSet {
+    pub(crate) fn class_connections(&self, source: ClassId, destination: ClassId) -> PortSet {
         let egress = self.side_ports(Direction::Egress, source, source, destination);
         if egress.is_empty() {
             return egress;
@@ -207,7 +207,7 @@ impl Model {
 
     /// The ports the policies selecting `subject` allow between `source` and
     /// `destination` (classes) in `direction`.
-    fn side_ports(
+    pub(crate) fn side_ports(
         &self,
         direction: Direction,
         subject: ClassId,

@@ -16,6 +16,7 @@
 //! ([`Model::port_matrix`]).
 
 mod checks;
+mod external;
 mod matrix;
 mod query;
 
@@ -24,6 +25,7 @@ use std::net::IpAddr;
 use std::ops::Range;
 
 pub use checks::UnresolvedNamedPort;
+pub use external::partition;
 pub use matrix::{ConnectionMatrix, PortMatrix};
 pub use query::{PortQuery, QueryEndpoint, QueryError, RuleRef, SideVerdict, Verdict};
 
@@ -355,16 +357,39 @@ impl Model {
     /// The endpoints a policy selects. Every valid policy affects at least
     /// one direction, so the per-direction lists hold them all.
     pub fn selected_by(&self, policy: PolicyId) -> Vec<EndpointId> {
-        let mut endpoints: Vec<EndpointId> = (0..self.classes.len())
+        let mut endpoints: Vec<EndpointId> = self
+            .classes_selected_by(policy)
+            .into_iter()
+            .flat_map(|class| self.classes[class].members.iter().copied())
+            .collect();
+        endpoints.sort_unstable();
+        endpoints
+    }
+
+    /// A selector index over this model's classes, for evaluating selectors
+    /// that are not compiled into rules (lint checks, explanations).
+    pub fn selector_index(&self) -> SelectorIndex<'_> {
+        SelectorIndex::new(&self.cluster, &self.classes, &self.endpoint_class)
+    }
+
+    /// The classes a policy selects.
+    pub fn classes_selected_by(&self, policy: PolicyId) -> Vec<ClassId> {
+        (0..self.classes.len())
             .filter(|&class| {
                 self.class_policies
                     .iter()
                     .any(|per_class| per_class[class].binary_search(&policy).is_ok())
             })
-            .flat_map(|class| self.classes[class].members.iter().copied())
-            .collect();
-        endpoints.sort_unstable();
-        endpoints
+            .collect()
+    }
+
+    /// The global ids of a policy's compiled rules in one direction.
+    pub(crate) fn rule_ids(&self, policy: PolicyId, direction: Direction) -> Range<usize> {
+        self.policy_rules[policy][direction_index(direction)].clone()
+    }
+
+    pub(crate) fn compiled_rule(&self, id: usize) -> &CompiledRule {
+        &self.rules[id]
     }
 
     pub(crate) fn rules_of(&self, policy: PolicyId, direction: Direction) -> &[CompiledRule] {
@@ -468,8 +493,9 @@ fn compile_peers(
     }
 }
 
-/// Evaluates selectors over classes, each distinct selector once.
-struct SelectorIndex<'a> {
+/// Evaluates selectors over classes, each distinct selector once (an
+/// inverted label index with memoised results). See [`Model::selector_index`].
+pub struct SelectorIndex<'a> {
     cluster: &'a Cluster,
     class_count: usize,
     /// Classes whose members selectors can select.
@@ -484,6 +510,21 @@ struct SelectorIndex<'a> {
 }
 
 impl<'a> SelectorIndex<'a> {
+    /// Classes a selector can select (not host-network node traffic).
+    pub fn selectable(&self) -> &BitSet {
+        &self.selectable
+    }
+
+    /// The namespaces a namespace selector matches, by name.
+    pub fn matching_namespaces(&self, selector: &Selector) -> Vec<&'a str> {
+        self.cluster
+            .namespaces
+            .iter()
+            .filter(|namespace| selector.matches(&namespace.labels))
+            .map(|namespace| namespace.name.as_str())
+            .collect()
+    }
+
     fn new(cluster: &'a Cluster, classes: &[PodClass], endpoint_class: &[ClassId]) -> Self {
         let class_count = classes.len();
         let mut selectable = BitSet::new(class_count);
@@ -522,12 +563,14 @@ impl<'a> SelectorIndex<'a> {
         }
     }
 
-    fn namespace_classes(&self, namespace: &str) -> &BitSet {
+    /// Classes in a namespace.
+    pub fn namespace_classes(&self, namespace: &str) -> &BitSet {
         self.by_namespace.get(namespace).unwrap_or(&self.empty)
     }
 
-    /// Classes whose pod labels match.
-    fn pods(&mut self, selector: &Selector) -> &BitSet {
+    /// Classes whose pod labels match (hostNetwork node-traffic classes included;
+    /// intersect with [`SelectorIndex::selectable`] for what a policy can select).
+    pub fn pods(&mut self, selector: &Selector) -> &BitSet {
         if !self.pod_memo.contains_key(selector) {
             let mut result = BitSet::full(self.class_count);
             for requirement in selector.requirements() {
@@ -562,7 +605,7 @@ impl<'a> SelectorIndex<'a> {
     }
 
     /// Classes in the namespaces of a peer.
-    fn namespaces(&mut self, scope: &NamespaceScope) -> &BitSet {
+    pub fn namespaces(&mut self, scope: &NamespaceScope) -> &BitSet {
         match scope {
             NamespaceScope::Own(namespace) => self
                 .by_namespace

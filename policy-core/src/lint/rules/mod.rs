@@ -1,0 +1,107 @@
+//! The rule registry. Each rule is one file; add new ones to [`RULES`].
+
+mod np001_invalid_manifest;
+mod np002_unknown_field;
+mod np003_questionable_manifest;
+mod np004_dead_policy;
+mod np005_dead_peer;
+mod np006_unresolved_named_port;
+mod np007_redundant;
+mod np008_dns_blocked;
+mod np009_unprotected_pod;
+mod np010_internet_exposure;
+mod np011_portability;
+mod np012_deny_all;
+mod np013_ignored_rules;
+
+pub use np001_invalid_manifest::InvalidManifest;
+pub use np002_unknown_field::UnknownField;
+pub use np003_questionable_manifest::QuestionableManifest;
+pub use np004_dead_policy::DeadPolicy;
+pub use np005_dead_peer::DeadPeer;
+pub use np006_unresolved_named_port::UnresolvedNamedPort;
+pub use np007_redundant::Redundant;
+pub use np008_dns_blocked::DnsBlocked;
+pub use np009_unprotected_pod::UnprotectedPod;
+pub use np010_internet_exposure::InternetExposure;
+pub use np011_portability::Portability;
+pub use np012_deny_all::DenyAll;
+pub use np013_ignored_rules::IgnoredRules;
+
+use super::Rule;
+
+/// Every rule, in code order.
+pub static RULES: &[&dyn Rule] = &[
+    &InvalidManifest,
+    &UnknownField,
+    &QuestionableManifest,
+    &DeadPolicy,
+    &DeadPeer,
+    &UnresolvedNamedPort,
+    &Redundant,
+    &DnsBlocked,
+    &UnprotectedPod,
+    &InternetExposure,
+    &Portability,
+    &DenyAll,
+    &IgnoredRules,
+];
+
+use crate::diagnostic::{ObjectRef, SourceLocation};
+use crate::model::{Model, PolicyId};
+use crate::path::FieldPath;
+use crate::policy::Direction;
+
+/// The object reference of a policy.
+pub(super) fn policy_object(model: &Model, policy: PolicyId) -> ObjectRef {
+    let policy = &model.cluster().policies[policy];
+    ObjectRef {
+        kind: "NetworkPolicy".into(),
+        namespace: policy.namespace.clone(),
+        name: policy.name.clone(),
+    }
+}
+
+/// The object reference of an endpoint (a Pod, or the workload standing for its pods).
+pub(super) fn endpoint_object(model: &Model, endpoint: usize) -> ObjectRef {
+    let endpoint = &model.cluster().endpoints[endpoint];
+    ObjectRef {
+        kind: endpoint.kind.as_str().into(),
+        namespace: endpoint.namespace.clone(),
+        name: endpoint.name.clone(),
+    }
+}
+
+/// Where a rule is written, and its path.
+pub(super) fn rule_location(
+    model: &Model,
+    policy: PolicyId,
+    direction: Direction,
+    rule: usize,
+) -> (Option<SourceLocation>, FieldPath) {
+    let source = model.cluster().policies[policy]
+        .rules(direction)
+        .and_then(|rules| rules.iter().find(|r| r.index == rule))
+        .and_then(|r| r.source.clone());
+    (
+        source,
+        FieldPath::root()
+            .key("spec")
+            .key(direction.field())
+            .index(rule),
+    )
+}
+
+/// A short list of names: the first few, then how many more.
+pub(super) fn short_list(names: impl IntoIterator<Item = String>, limit: usize) -> String {
+    let names: Vec<String> = names.into_iter().collect();
+    if names.len() <= limit {
+        names.join(", ")
+    } else {
+        format!(
+            "{}, and {} more",
+            names[..limit].join(", "),
+            names.len() - limit
+        )
+    }
+}
