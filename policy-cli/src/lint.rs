@@ -269,11 +269,10 @@ fn render_text(findings: &[Finding], sources: &[Source], color: bool) -> String 
                 }
                 let _ = writeln!(
                     out,
-                    "{:gutter$} = {}: {} ({}); `netpol rules {}` explains it",
+                    "{:gutter$} = {}: {} (netpol rules {})",
                     "",
                     paint("1", "rule"),
                     rule.name,
-                    rule.summary,
                     rule.code
                 );
             }
@@ -289,10 +288,9 @@ fn render_text(findings: &[Finding], sources: &[Source], color: bool) -> String 
                 }
                 let _ = writeln!(
                     out,
-                    "  = {}: {} ({}); `netpol rules {}` explains it",
+                    "  = {}: {} (netpol rules {})",
                     paint("1", "rule"),
                     rule.name,
-                    rule.summary,
                     rule.code
                 );
             }
@@ -559,7 +557,7 @@ pub fn rules(args: RulesArgs) -> ExitCode {
         Some(code) => match known_rule(&code, "netpol rules") {
             Ok(info) => {
                 println!(
-                    "# {} {}\n\nSeverity: {}. {}\n\n{}",
+                    "{} {} ({}): {}\n\n{}",
                     info.code,
                     info.name,
                     info.severity,
