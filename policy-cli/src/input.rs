@@ -20,6 +20,13 @@ pub struct InputArgs {
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<String>,
 
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// The model's implementation-defined choices, and verbosity.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
     /// Whether ipBlock peers match pod IPs: `match` (upstream e2e, Calico)
     /// or `ignore` (Cilium; the API's intent).
     #[arg(long, value_name = "MODE", default_value_t = IpBlockMode::Match)]
@@ -40,7 +47,7 @@ pub struct InputArgs {
     pub verbose: bool,
 }
 
-impl InputArgs {
+impl ModelArgs {
     /// The model configuration the flags describe.
     pub fn config(&self) -> Config {
         Config {
@@ -178,8 +185,8 @@ pub struct Input {
 }
 
 /// Reads and loads the inputs without printing anything.
-pub fn read_and_load(args: &InputArgs) -> Result<Input, InputError> {
-    let (sources, problems) = read_sources(&args.paths)?;
+pub fn read_and_load(paths: &[String]) -> Result<Input, InputError> {
+    let (sources, problems) = read_sources(paths)?;
     let mut loader = Loader::new();
     for source in &sources {
         loader.load_str(&source.name, &source.text);
@@ -195,18 +202,23 @@ pub fn read_and_load(args: &InputArgs) -> Result<Input, InputError> {
 }
 
 /// Reads and loads the inputs, printing diagnostics to standard error.
-pub fn load(args: &InputArgs) -> Result<(Loaded, Vec<Source>), InputError> {
-    let input = read_and_load(args)?;
-    report(&input.loaded, &input.sources, args.verbose);
+pub fn load(paths: &[String], options: &ModelArgs) -> Result<(Loaded, Vec<Source>), InputError> {
+    let input = read_and_load(paths)?;
+    report(&input.loaded, &input.sources, options.verbose);
     Ok((input.loaded, input.sources))
 }
 
 /// Reads and loads the inputs, builds the model, and prints every diagnostic.
 /// Also says whether the input had errors (which makes the exit status 2).
 pub fn load_model(args: &InputArgs) -> Result<(Model, bool), InputError> {
-    let (loaded, _) = load(args)?;
+    load_model_from(&args.paths, &args.model)
+}
+
+/// [`load_model`] for paths and options given separately.
+pub fn load_model_from(paths: &[String], options: &ModelArgs) -> Result<(Model, bool), InputError> {
+    let (loaded, _) = load(paths, options)?;
     let has_errors = loaded.has_errors();
-    let model = Model::new(loaded.cluster, args.config());
+    let model = Model::new(loaded.cluster, options.config());
     print_diagnostics(&model.diagnostics());
     Ok((model, has_errors))
 }

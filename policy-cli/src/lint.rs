@@ -145,17 +145,17 @@ pub fn run(args: LintArgs) -> ExitCode {
         .unwrap_or(Level::Warning)
         .into();
 
-    let input = match input::read_and_load(&args.input) {
+    let input = match input::read_and_load(&args.input.paths) {
         Ok(input) => input,
         Err(error) => return crate::fail(&error.0),
     };
-    if args.input.verbose {
+    if args.input.model.verbose {
         input::print_summary(&input.loaded, &input.sources);
     }
     let unreadable = input.unreadable;
     let diagnostics = input.loaded.diagnostics;
     let allowances = input.loaded.allowances;
-    let model = Model::new(input.loaded.cluster, args.input.config());
+    let model = Model::new(input.loaded.cluster, args.input.model.config());
     let findings = lint::lint(&diagnostics, &allowances, &model, &options);
 
     let output = match args.output {

@@ -3,6 +3,8 @@
 //! The binary is wiring: argument parsing, reading inputs, choosing a
 //! renderer. The semantics live in `policy-core`.
 
+mod diff;
+mod explain;
 mod input;
 mod lint;
 mod matrix;
@@ -55,6 +57,10 @@ enum Command {
     Lint(lint::LintArgs),
     /// List the lint rules, or print one rule's documentation.
     Rules(lint::RulesArgs),
+    /// What each policy does, or what a pod may receive and send, in English.
+    Explain(explain::ExplainArgs),
+    /// The connections a change to the manifests adds and removes.
+    Diff(diff::DiffArgs),
 }
 
 /// Prints an error and returns exit status 2.
@@ -96,6 +102,8 @@ fn main() -> std::process::ExitCode {
         Command::Matrix(args) => matrix::run(args),
         Command::Lint(args) => lint::run(args),
         Command::Rules(args) => lint::rules(args),
+        Command::Explain(args) => explain::run(args),
+        Command::Diff(args) => diff::run(args),
     };
     std::process::ExitCode::from(code as u8)
 }

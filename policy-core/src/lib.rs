@@ -62,6 +62,8 @@ pub mod cluster;
 pub mod config;
 pub mod decode;
 pub mod diagnostic;
+pub mod diff;
+pub mod explain;
 pub mod graph;
 pub mod ipset;
 pub mod lint;

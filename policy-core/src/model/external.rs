@@ -53,14 +53,21 @@ impl Model {
     /// rule is a union of parts. Every address of a part is treated alike by
     /// every policy.
     pub fn address_partition(&self) -> Vec<IpSet> {
-        let mut blocks: Vec<&IpSet> = self
+        partition(self.address_blocks().iter())
+    }
+
+    /// The distinct address sets the rules match (ipBlocks, and everything
+    /// for rules without peers).
+    pub fn address_blocks(&self) -> Vec<IpSet> {
+        let mut blocks: Vec<IpSet> = self
             .rules
             .iter()
-            .map(|rule| &rule.peers.addresses)
+            .map(|rule| rule.peers.addresses.clone())
+            .filter(|set| !set.is_empty())
             .collect();
         blocks.sort();
         blocks.dedup();
-        partition(blocks.into_iter())
+        blocks
     }
 
     /// The ports on which a pod of `class` and any address of `region` may

@@ -1,0 +1,216 @@
+//! `netpol diff`: what a change to the manifests opens or closes.
+
+use std::fmt::Write as _;
+
+use clap::{Args, ValueEnum};
+use policy_core::diff::{ConnectivityDiff, GroupedChange, diff};
+use serde_json::{Value, json};
+
+use crate::ExitCode;
+use crate::input::{self, ModelArgs};
+
+/// Arguments of `netpol diff`.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  netpol diff old/ new/
+  git show main:deploy/policies.yaml | netpol diff - deploy/policies.yaml
+  netpol diff old/ new/ --output markdown > comment.md    # for a pull request
+  netpol diff old/ new/ --exit-code                       # 1 when anything changed
+
+Connections are compared pair by pair, including addresses outside the cluster
+(ipBlocks). Reordered, reformatted or renamed policies that allow the same
+traffic are no change.")]
+pub struct DiffArgs {
+    /// The manifests before: a file, a directory, or `-` for standard input.
+    #[arg(value_name = "OLD")]
+    old: String,
+
+    /// The manifests after: a file, a directory, or `-` for standard input.
+    #[arg(value_name = "NEW")]
+    new: String,
+
+    #[command(flatten)]
+    model: ModelArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiffOutput::Text)]
+    output: DiffOutput,
+
+    /// Exit with status 1 when anything changed, 0 when nothing did.
+    #[arg(long)]
+    exit_code: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum DiffOutput {
+    Text,
+    Json,
+    Markdown,
+}
+
+pub fn run(args: DiffArgs) -> ExitCode {
+    if args.old == "-" && args.new == "-" {
+        return crate::fail("only one of OLD and NEW can be `-` (standard input)");
+    }
+    let (old, old_errors) =
+        match input::load_model_from(std::slice::from_ref(&args.old), &args.model) {
+            Ok(loaded) => loaded,
+            Err(error) => return crate::fail(&error.0),
+        };
+    let (new, new_errors) =
+        match input::load_model_from(std::slice::from_ref(&args.new), &args.model) {
+            Ok(loaded) => loaded,
+            Err(error) => return crate::fail(&error.0),
+        };
+    let changes = diff(&old, &new);
+    let output = match args.output {
+        DiffOutput::Text => render_text(&changes),
+        DiffOutput::Json => format!("{:#}\n", render_json(&changes)),
+        DiffOutput::Markdown => render_markdown(&changes, &args.old, &args.new),
+    };
+    print!("{output}");
+    if old_errors || new_errors {
+        eprintln!(
+            "error: the input has errors (see above); the comparison covers only what could be read"
+        );
+        ExitCode::Error
+    } else if args.exit_code && !changes.is_empty() {
+        ExitCode::Failure
+    } else {
+        ExitCode::Success
+    }
+}
+
+fn pair_count(group: &GroupedChange) -> String {
+    match group.pairs.len() {
+        1 => String::new(),
+        n => format!(" ({n} pairs)"),
+    }
+}
+
+fn render_text(changes: &ConnectivityDiff) -> String {
+    if changes.is_empty() {
+        return "No change: both sides allow exactly the same connections.\n".to_string();
+    }
+    let mut out = String::new();
+    if !changes.appeared.is_empty() {
+        let _ = writeln!(
+            out,
+            "Endpoints that appeared ({}): {}",
+            changes.appeared.len(),
+            changes.appeared.join(", ")
+        );
+    }
+    if !changes.disappeared.is_empty() {
+        let _ = writeln!(
+            out,
+            "Endpoints that disappeared ({}): {}",
+            changes.disappeared.len(),
+            changes.disappeared.join(", ")
+        );
+    }
+    for (title, sign, list) in [
+        ("Added", '+', &changes.added),
+        ("Removed", '-', &changes.removed),
+    ] {
+        let groups = changes.grouped(list);
+        if groups.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "{title} connections ({}):", list.len());
+        for group in groups {
+            let _ = writeln!(
+                out,
+                "  {sign} {} -> {}: {}{}",
+                group.from,
+                group.to,
+                group.ports,
+                pair_count(&group)
+            );
+        }
+    }
+    out
+}
+
+fn groups_json(changes: &ConnectivityDiff, list: &[policy_core::diff::Change]) -> Vec<Value> {
+    changes
+        .grouped(list)
+        .iter()
+        .map(|group| {
+            json!({
+                "from": group.from,
+                "to": group.to,
+                "ports": group.ports.to_string(),
+                "pairs": group.pairs.iter().map(|(from, to)| json!({"from": from.to_string(), "to": to.to_string()})).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
+fn render_json(changes: &ConnectivityDiff) -> Value {
+    json!({
+        "changed": !changes.is_empty(),
+        "appeared": changes.appeared,
+        "disappeared": changes.disappeared,
+        "added": groups_json(changes, &changes.added),
+        "removed": groups_json(changes, &changes.removed),
+    })
+}
+
+fn markdown_cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+fn render_markdown(changes: &ConnectivityDiff, old: &str, new: &str) -> String {
+    let mut out = String::from("### netpol: connectivity changes\n\n");
+    if changes.is_empty() {
+        let _ = writeln!(
+            out,
+            "No change: `{old}` and `{new}` allow exactly the same connections."
+        );
+        return out;
+    }
+    let added = changes.grouped(&changes.added);
+    let removed = changes.grouped(&changes.removed);
+    let _ = writeln!(
+        out,
+        "**{} connection{} added, {} removed**; {} endpoint{} appeared, {} disappeared.\n",
+        changes.added.len(),
+        if changes.added.len() == 1 { "" } else { "s" },
+        changes.removed.len(),
+        changes.appeared.len(),
+        if changes.appeared.len() == 1 { "" } else { "s" },
+        changes.disappeared.len()
+    );
+    if !added.is_empty() || !removed.is_empty() {
+        out.push_str("| Change | From | To | Ports | Pairs |\n|---|---|---|---|---|\n");
+        for (what, groups) in [("added", &added), ("removed", &removed)] {
+            for group in groups {
+                let _ = writeln!(
+                    out,
+                    "| {what} | `{}` | `{}` | {} | {} |",
+                    markdown_cell(&group.from),
+                    markdown_cell(&group.to),
+                    markdown_cell(&group.ports.to_string()),
+                    group.pairs.len()
+                );
+            }
+        }
+        out.push('\n');
+    }
+    if !changes.appeared.is_empty() || !changes.disappeared.is_empty() {
+        out.push_str("<details><summary>Endpoints</summary>\n\n");
+        for name in &changes.appeared {
+            let _ = writeln!(out, "- appeared: `{name}`");
+        }
+        for name in &changes.disappeared {
+            let _ = writeln!(out, "- disappeared: `{name}`");
+        }
+        out.push_str("\n</details>\n");
+    }
+    out
+}
