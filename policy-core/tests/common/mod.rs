@@ -24,6 +24,12 @@ use proptest::prelude::*;
 
 pub type Labels = BTreeMap<String, String>;
 
+/// A rule's peers and ports, as written.
+type RawRule<'a> = (
+    Option<&'a Vec<NetworkPolicyPeer>>,
+    Option<&'a Vec<NetworkPolicyPort>>,
+);
+
 /// One pod (or workload template) as the naive evaluator sees it.
 #[derive(Clone, Debug)]
 pub struct NaiveEndpoint {
@@ -279,10 +285,7 @@ pub mod naive {
         }
         policies.iter().any(|p| {
             let spec = p.spec.as_ref().unwrap();
-            let rules: Vec<(
-                Option<&Vec<NetworkPolicyPeer>>,
-                Option<&Vec<NetworkPolicyPort>>,
-            )> = if inbound {
+            let rules: Vec<RawRule<'_>> = if inbound {
                 spec.ingress
                     .iter()
                     .flatten()
