@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use clap::{Args, ValueEnum};
 use policy_core::diff::{ConnectivityDiff, GroupedChange, diff};
+use policy_core::explain::ports_words;
 use serde_json::{Value, json};
 
 use crate::ExitCode;
@@ -128,7 +129,7 @@ fn render_text(changes: &ConnectivityDiff) -> String {
                 "  {sign} {} -> {}: {}{}",
                 group.from,
                 group.to,
-                group.ports,
+                ports_words(&group.ports),
                 pair_count(&group)
             );
         }
@@ -195,7 +196,7 @@ fn render_markdown(changes: &ConnectivityDiff, old: &str, new: &str) -> String {
                     "| {what} | `{}` | `{}` | {} | {} |",
                     markdown_cell(&group.from),
                     markdown_cell(&group.to),
-                    markdown_cell(&group.ports.to_string()),
+                    markdown_cell(&ports_words(&group.ports)),
                     group.pairs.len()
                 );
             }

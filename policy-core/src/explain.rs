@@ -184,6 +184,15 @@ pub fn describe_policy(model: &Model, policy_id: PolicyId) -> String {
     out
 }
 
+/// A port set as words: "every port", or "TCP 80; UDP 53".
+pub fn ports_words(ports: &PortSet) -> String {
+    if ports.is_all() {
+        "every port".to_string()
+    } else {
+        ports.to_string()
+    }
+}
+
 fn capitalize(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
@@ -281,7 +290,12 @@ pub fn describe_endpoint(model: &Model, endpoint: EndpointId) -> String {
             .collect();
         let mut lines = 0;
         for (ports, names) in grouped(peers) {
-            let _ = writeln!(out, "    {toward} {} on {ports}", names.join(", "));
+            let _ = writeln!(
+                out,
+                "    {toward} {} on {}",
+                names.join(", "),
+                ports_words(&ports)
+            );
             lines += 1;
         }
         for (ports, addresses) in address_groups(model, endpoint, direction) {
@@ -290,7 +304,7 @@ pub fn describe_endpoint(model: &Model, endpoint: EndpointId) -> String {
             } else {
                 format!("addresses {addresses}")
             };
-            let _ = writeln!(out, "    {toward} {where_} on {ports}");
+            let _ = writeln!(out, "    {toward} {where_} on {}", ports_words(&ports));
             lines += 1;
         }
         if lines == 0 {
