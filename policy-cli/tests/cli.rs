@@ -386,23 +386,27 @@ fn inputs_under(root: &Path) -> Vec<PathBuf> {
 }
 
 #[test]
-fn no_input_in_testdata_or_the_corpus_makes_netpol_panic() {
+fn no_input_in_testdata_or_the_corpus_makes_any_command_panic() {
     let corpus = corpus_root();
     assert!(
         corpus.is_dir(),
         "the np-guard corpus is missing at {} (set NETPOL_CORPUS_DIR)",
         corpus.display()
     );
-    let mut checked = 0;
-    for root in [
+    let inputs: Vec<PathBuf> = [
         repo().join("testdata"),
         corpus.join("tests"),
         repo().join("examples"),
-    ] {
-        for input in inputs_under(&root) {
-            let path = input.to_str().unwrap();
-            for args in [
-                vec!["matrix", path],
+    ]
+    .iter()
+    .flat_map(|root| inputs_under(root))
+    .collect();
+    let check = |input: &PathBuf| {
+        let path = input.to_str().unwrap();
+        // Every command that reads manifests, with the exit statuses it may give.
+        let runs: [(Vec<&str>, &[i32]); 6] = [
+            (vec!["matrix", path], &[0, 2]),
+            (
                 vec![
                     "matrix",
                     path,
@@ -413,21 +417,41 @@ fn no_input_in_testdata_or_the_corpus_makes_netpol_panic() {
                     "--host-network",
                     "pod",
                 ],
-            ] {
-                let output = netpol(&args);
-                let errors = stderr(&output);
-                assert!(
-                    !errors.contains("panicked"),
-                    "netpol {args:?} panicked:\n{errors}"
-                );
-                assert!(
-                    matches!(output.status.code(), Some(0 | 2)),
-                    "netpol {args:?} exited with {:?}:\n{errors}",
-                    output.status
-                );
-            }
-            checked += 1;
+                &[0, 2],
+            ),
+            (vec!["lint", path, "--output", "sarif"], &[0, 1, 2]),
+            (vec!["lint", path, "--self-traffic", "evaluate"], &[0, 1, 2]),
+            (vec!["explain", path], &[0, 2]),
+            (
+                vec!["diff", path, "examples/demo", "--exit-code"],
+                &[0, 1, 2],
+            ),
+        ];
+        for (args, statuses) in runs {
+            let output = netpol(&args);
+            let errors = stderr(&output);
+            assert!(
+                !errors.contains("panicked"),
+                "netpol {args:?} panicked:\n{errors}"
+            );
+            assert!(
+                output
+                    .status
+                    .code()
+                    .is_some_and(|code| statuses.contains(&code)),
+                "netpol {args:?} exited with {:?}:\n{errors}",
+                output.status
+            );
         }
-    }
+    };
+    // The processes are independent: run them on every core.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        for worker in 0..workers {
+            let inputs = &inputs;
+            scope.spawn(move || inputs.iter().skip(worker).step_by(workers).for_each(check));
+        }
+    });
+    let checked = inputs.len();
     assert!(checked > 100, "only {checked} inputs found");
 }
