@@ -1,1 +1,49 @@
-//! policy-nft
+//! # policy-nft: the model, enforced by nftables
+//!
+//! Lowers a [`policy_core::Model`] to one nftables ruleset per node, covering
+//! the pods whose `spec.nodeName` is that node, and runs `nft` to load it.
+//!
+//! ## The ruleset
+//! One table, `inet netpol`, that netpol owns; nothing else is touched. A
+//! ruleset replaces that table in one transaction.
+//! - Hooks: `forward` (pod to pod and pod to outside traffic crosses the node
+//!   there, after kube-proxy's DNAT) and `input` (pod to its own node). This
+//!   fits routed CNIs, where the node forwards pod traffic (Calico-like). With
+//!   a bridge CNI, pod-to-pod traffic on one node is bridged, not routed, and
+//!   reaches these hooks only with `br_netfilter` loaded
+//!   (`net.bridge.bridge-nf-call-iptables=1`).
+//! - `ct state established,related accept` first: replies of allowed
+//!   connections flow.
+//! - Dispatch: verdict maps from local pod address to the chain of the pod's
+//!   class, one map per direction and family. A pod no policy isolates has no
+//!   entry and is untouched.
+//! - A class chain returns (allows) when the peer address is in the class's
+//!   any-protocol set, or when `address . protocol . port` is in its
+//!   concatenated interval set; otherwise it drops. So a packet costs two map
+//!   lookups and at most four set lookups, whatever the number of policies
+//!   and pods.
+//!
+//! The per-packet semantics equal the model's: [`Compiler`] turns peer sets
+//! into address sets (ipBlock `except` subtracted by the model; pod addresses
+//! subtracted when ipBlocks must not match pods), resolves named ports on the
+//! destination, and makes endPort a range.
+//!
+//! ```no_run
+//! # fn demo(model: &policy_core::Model) -> Result<(), Box<dyn std::error::Error>> {
+//! let compiler = policy_nft::Compiler::new(model)?;
+//! let (ruleset, _unenforceable) = compiler.compile("node-1");
+//! let script = policy_nft::text::render(&ruleset);
+//! policy_nft::runner::Nft::default().apply_text(&script)?;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod compile;
+pub mod json;
+pub mod ruleset;
+pub mod runner;
+pub mod text;
+
+pub use compile::{CompileError, Compiler, Unenforceable};
+pub use ruleset::{ClassChain, NodeRuleset};

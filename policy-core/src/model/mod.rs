@@ -366,6 +366,29 @@ impl Model {
         endpoints
     }
 
+    /// What pods of `class` are allowed in `direction`, rule by rule: the
+    /// peers and the ports of every rule of every policy that selects the
+    /// class for that direction. `None` when the class is not isolated in
+    /// that direction (every connection is allowed there). Ports are not yet
+    /// resolved: named ports resolve on the destination ([`RulePorts::resolve`]).
+    pub fn grants(
+        &self,
+        direction: Direction,
+        class: ClassId,
+    ) -> Option<Vec<(&PeerSet, &RulePorts)>> {
+        let policies = self.class_policies(direction, class);
+        if policies.is_empty() || !self.classes[class].selectable {
+            return None;
+        }
+        Some(
+            policies
+                .iter()
+                .flat_map(|&policy| self.rules_of(policy, direction))
+                .map(|rule| (&rule.peers, self.ports_of(rule)))
+                .collect(),
+        )
+    }
+
     /// A selector index over this model's classes, for evaluating selectors
     /// that are not compiled into rules (lint checks, explanations).
     pub fn selector_index(&self) -> SelectorIndex<'_> {

@@ -1,0 +1,318 @@
+//! The ruleset as a libnftables JSON document, for `nft -j -f -`.
+//!
+//! Built from the typed objects of the `nftables` crate, except the verdict
+//! maps: the crate's set types have no `verdict`, so those two commands (the
+//! map declaration and its elements) are raw JSON. The commands run as one
+//! transaction: add the table, delete it, add it whole.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use nftables::expr::{
+    CT, Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Range,
+};
+use nftables::schema::{
+    Chain, NfCmd, NfListObject, NfObject, Rule, Set, SetFlag, SetType, SetTypeValue, Table,
+};
+use nftables::stmt::{Match, Operator, Statement, VerdictMap};
+use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
+use policy_core::Direction;
+use policy_core::ipset::{Family, IpSet};
+use policy_core::ports::Protocol;
+use serde_json::{Value, json};
+
+use crate::ruleset::{ClassChain, FAMILY, NodeRuleset, TABLE};
+
+fn family_names(family: Family) -> (SetType, &'static str, &'static str) {
+    match family {
+        Family::V4 => (SetType::Ipv4Addr, "ip", "v4"),
+        Family::V6 => (SetType::Ipv6Addr, "ip6", "v6"),
+    }
+}
+
+fn address_expression(first: std::net::IpAddr, last: std::net::IpAddr) -> Expression<'static> {
+    if first == last {
+        Expression::String(Cow::Owned(first.to_string()))
+    } else {
+        Expression::Range(Box::new(Range {
+            range: [
+                Expression::String(Cow::Owned(first.to_string())),
+                Expression::String(Cow::Owned(last.to_string())),
+            ],
+        }))
+    }
+}
+
+fn any_elements(set: &IpSet, family: Family) -> Vec<Expression<'static>> {
+    set.ranges(family)
+        .map(|(first, last)| address_expression(first, last))
+        .collect()
+}
+
+fn port_elements(chain: &ClassChain, family: Family) -> Vec<Expression<'static>> {
+    let mut elements = Vec::new();
+    for (addresses, ports) in &chain.ports {
+        for (first, last) in addresses.ranges(family) {
+            for protocol in Protocol::ALL {
+                let keyword = match protocol {
+                    Protocol::Tcp => "tcp",
+                    Protocol::Udp => "udp",
+                    Protocol::Sctp => "sctp",
+                };
+                for &(low, high) in ports.ranges(protocol) {
+                    let port = if low == high {
+                        Expression::Number(u32::from(low))
+                    } else {
+                        Expression::Range(Box::new(Range {
+                            range: [
+                                Expression::Number(u32::from(low)),
+                                Expression::Number(u32::from(high)),
+                            ],
+                        }))
+                    };
+                    elements.push(Expression::Named(NamedExpression::Concat(vec![
+                        address_expression(first, last),
+                        Expression::String(Cow::Borrowed(keyword)),
+                        port,
+                    ])));
+                }
+            }
+        }
+    }
+    elements
+}
+
+fn add(object: NfListObject<'static>) -> NfObject<'static> {
+    NfObject::CmdObject(NfCmd::Add(object))
+}
+
+fn interval_set(
+    name: String,
+    set_type: SetTypeValue<'static>,
+    elements: Vec<Expression<'static>>,
+) -> NfObject<'static> {
+    add(NfListObject::Set(Box::new(Set {
+        family: NfFamily::INet,
+        table: Cow::Borrowed(TABLE),
+        name: Cow::Owned(name),
+        set_type,
+        flags: Some(HashSet::from([SetFlag::Interval])),
+        elem: (!elements.is_empty()).then(|| Cow::Owned(elements)),
+        ..Set::default()
+    })))
+}
+
+fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
+    Expression::Named(NamedExpression::Payload(Payload::PayloadField(
+        PayloadField {
+            protocol: Cow::Borrowed(protocol),
+            field: Cow::Borrowed(field),
+        },
+    )))
+}
+
+fn set_reference(name: &str) -> Expression<'static> {
+    Expression::String(Cow::Owned(format!("@{name}")))
+}
+
+fn rule(chain: &str, statements: Vec<Statement<'static>>) -> NfObject<'static> {
+    add(NfListObject::Rule(Rule {
+        family: NfFamily::INet,
+        table: Cow::Borrowed(TABLE),
+        chain: Cow::Owned(chain.to_string()),
+        expr: Cow::Owned(statements),
+        ..Rule::default()
+    }))
+}
+
+fn matches(left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
+    Statement::Match(Match {
+        left,
+        right,
+        op: Operator::EQ,
+    })
+}
+
+fn vmap(protocol: &'static str, field: &'static str, map: &str) -> Statement<'static> {
+    Statement::VerdictMap(VerdictMap {
+        key: payload(protocol, field),
+        data: set_reference(map),
+    })
+}
+
+fn base_chain(name: &'static str, hook: NfHook) -> NfObject<'static> {
+    add(NfListObject::Chain(Chain {
+        family: NfFamily::INet,
+        table: Cow::Borrowed(TABLE),
+        name: Cow::Borrowed(name),
+        _type: Some(NfChainType::Filter),
+        hook: Some(hook),
+        prio: Some(0),
+        policy: Some(NfChainPolicy::Accept),
+        ..Chain::default()
+    }))
+}
+
+fn established() -> Statement<'static> {
+    Statement::Match(Match {
+        left: Expression::Named(NamedExpression::CT(CT {
+            key: Cow::Borrowed("state"),
+            family: None,
+            dir: None,
+        })),
+        right: Expression::List(vec![
+            Expression::String(Cow::Borrowed("established")),
+            Expression::String(Cow::Borrowed("related")),
+        ]),
+        op: Operator::IN,
+    })
+}
+
+/// The ruleset as a libnftables JSON document.
+pub fn render(ruleset: &NodeRuleset) -> Value {
+    let table = Table {
+        family: NfFamily::INet,
+        name: Cow::Borrowed(TABLE),
+        handle: None,
+    };
+    let mut typed: Vec<NfObject<'static>> = vec![
+        add(NfListObject::Table(table.clone())),
+        NfObject::CmdObject(NfCmd::Delete(NfListObject::Table(table.clone()))),
+        add(NfListObject::Table(table)),
+    ];
+    // Verdict maps: raw JSON (see the module documentation).
+    let mut raw_maps: Vec<Value> = Vec::new();
+    let mut raw_map_elements: Vec<Value> = Vec::new();
+    for (direction, dispatch) in [
+        (Direction::Ingress, &ruleset.ingress_dispatch),
+        (Direction::Egress, &ruleset.egress_dispatch),
+    ] {
+        for family in [Family::V4, Family::V6] {
+            let (set_type, _, suffix) = family_names(family);
+            let name = format!("{}_{suffix}", direction.field());
+            let address_type = serde_json::to_value(set_type).expect("set types serialise");
+            raw_maps.push(json!({"add": {"map": {
+                "family": FAMILY, "table": TABLE, "name": name, "type": address_type, "map": "verdict",
+            }}}));
+            let elements: Vec<Value> = dispatch
+                .iter()
+                .filter(|(ip, _)| ip.is_ipv4() == (family == Family::V4))
+                .map(|(ip, chain)| json!([ip.to_string(), {"jump": {"target": chain}}]))
+                .collect();
+            if !elements.is_empty() {
+                raw_map_elements.push(json!({"add": {"element": {
+                    "family": FAMILY, "table": TABLE, "name": name, "elem": elements,
+                }}}));
+            }
+        }
+    }
+    // Chains are declared before anything that refers to them (rules, and
+    // the verdict map elements that jump to them); libnftables JSON resolves
+    // references in order.
+    let mut chains: Vec<NfObject<'static>> = Vec::new();
+    let mut objects: Vec<NfObject<'static>> = Vec::new();
+    for family in [Family::V4, Family::V6] {
+        let (set_type, _, suffix) = family_names(family);
+        objects.push(interval_set(
+            format!("local_node_{suffix}"),
+            SetTypeValue::Single(set_type),
+            any_elements(&ruleset.local_node_addresses, family),
+        ));
+    }
+    for chain in &ruleset.chains {
+        let peer_field = match chain.direction {
+            Direction::Ingress => "saddr",
+            Direction::Egress => "daddr",
+        };
+        let mut statements_by_rule: Vec<Vec<Statement<'static>>> = Vec::new();
+        for family in [Family::V4, Family::V6] {
+            let (set_type, protocol, _) = family_names(family);
+            let v6 = family == Family::V6;
+            let any = any_elements(&chain.any_protocol, family);
+            if !any.is_empty() {
+                objects.push(interval_set(
+                    chain.any_set(v6),
+                    SetTypeValue::Single(set_type),
+                    any,
+                ));
+                statements_by_rule.push(vec![
+                    matches(
+                        payload(protocol, peer_field),
+                        set_reference(&chain.any_set(v6)),
+                    ),
+                    Statement::Return(None),
+                ]);
+            }
+            let ports = port_elements(chain, family);
+            if !ports.is_empty() {
+                objects.push(interval_set(
+                    chain.ports_set(v6),
+                    SetTypeValue::Concatenated(Cow::Owned(vec![
+                        set_type,
+                        SetType::InetProto,
+                        SetType::InetService,
+                    ])),
+                    ports,
+                ));
+                let key = Expression::Named(NamedExpression::Concat(vec![
+                    payload(protocol, peer_field),
+                    Expression::Named(NamedExpression::Meta(Meta {
+                        key: MetaKey::L4proto,
+                    })),
+                    payload("th", "dport"),
+                ]));
+                statements_by_rule.push(vec![
+                    matches(key, set_reference(&chain.ports_set(v6))),
+                    Statement::Return(None),
+                ]);
+            }
+        }
+        statements_by_rule.push(vec![Statement::Drop(None)]);
+        chains.push(add(NfListObject::Chain(Chain {
+            family: NfFamily::INet,
+            table: Cow::Borrowed(TABLE),
+            name: Cow::Owned(chain.name.clone()),
+            ..Chain::default()
+        })));
+        for statements in statements_by_rule {
+            objects.push(rule(&chain.name, statements));
+        }
+    }
+    chains.push(base_chain("forward", NfHook::Forward));
+    objects.push(rule(
+        "forward",
+        vec![established(), Statement::Accept(None)],
+    ));
+    for (protocol, field, map) in [
+        ("ip", "saddr", "egress_v4"),
+        ("ip6", "saddr", "egress_v6"),
+        ("ip", "daddr", "ingress_v4"),
+        ("ip6", "daddr", "ingress_v6"),
+    ] {
+        objects.push(rule("forward", vec![vmap(protocol, field, map)]));
+    }
+    chains.push(base_chain("input", NfHook::Input));
+    objects.push(rule("input", vec![established(), Statement::Accept(None)]));
+    for (protocol, set) in [("ip", "local_node_v4"), ("ip6", "local_node_v6")] {
+        objects.push(rule(
+            "input",
+            vec![
+                matches(payload(protocol, "daddr"), set_reference(set)),
+                Statement::Accept(None),
+            ],
+        ));
+    }
+    for (protocol, map) in [("ip", "egress_v4"), ("ip6", "egress_v6")] {
+        objects.push(rule("input", vec![vmap(protocol, "saddr", map)]));
+    }
+
+    let to_value = |object: NfObject<'static>| {
+        serde_json::to_value(object).expect("nftables objects serialise")
+    };
+    let mut commands: Vec<Value> = typed.drain(..).map(to_value).collect();
+    commands.extend(chains.into_iter().map(to_value));
+    commands.extend(raw_maps);
+    commands.extend(objects.into_iter().map(to_value));
+    commands.extend(raw_map_elements);
+    json!({ "nftables": commands })
+}

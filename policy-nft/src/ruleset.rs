@@ -1,0 +1,99 @@
+//! The per-node ruleset, before it is written as nft text or JSON.
+
+use std::net::IpAddr;
+
+use policy_core::ipset::IpSet;
+use policy_core::model::ClassId;
+use policy_core::{Direction, PortSet};
+
+/// The table netpol owns. It never touches any other.
+pub const TABLE: &str = "netpol";
+/// The table's family: `inet` covers IPv4 and IPv6.
+pub const FAMILY: &str = "inet";
+
+/// One node's ruleset: which local pod addresses are isolated, and for each
+/// class of isolated pods, what it may receive or send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRuleset {
+    /// The node, as in `spec.nodeName`.
+    pub node: String,
+    /// Local pod address → ingress chain of its class (isolated for ingress only).
+    pub ingress_dispatch: Vec<(IpAddr, String)>,
+    /// Local pod address → egress chain of its class (isolated for egress only).
+    pub egress_dispatch: Vec<(IpAddr, String)>,
+    /// Addresses of host-network pods on this node: traffic between a pod and
+    /// its own node is always allowed.
+    pub local_node_addresses: IpSet,
+    /// One chain per class and direction, for classes with local pods.
+    pub chains: Vec<ClassChain>,
+}
+
+/// What pods of one class may receive (ingress) or send (egress).
+///
+/// A packet is allowed when its peer address is in `any_protocol`, or when
+/// (peer address, protocol, port) falls in one of `ports`. The address sets
+/// of `ports` are disjoint, so every element of the nftables set is too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassChain {
+    /// The chain name, e.g. `ingress_c3`.
+    pub name: String,
+    /// Ingress (peer = source) or egress (peer = destination).
+    pub direction: Direction,
+    /// The model class.
+    pub class: ClassId,
+    /// The local pods of the class, by name (for comments).
+    pub members: Vec<String>,
+    /// The policies that isolate the class in this direction (for comments).
+    pub policies: Vec<String>,
+    /// Peers allowed on every protocol and port (rules without `ports`).
+    pub any_protocol: IpSet,
+    /// Peers allowed on some ports: disjoint address sets, each with its ports.
+    pub ports: Vec<(IpSet, PortSet)>,
+}
+
+impl ClassChain {
+    /// The name of the set of peers allowed on every protocol, per family.
+    pub fn any_set(&self, v6: bool) -> String {
+        format!("{}_any_v{}", self.name, if v6 { 6 } else { 4 })
+    }
+
+    /// The name of the (peer . protocol . port) set, per family.
+    pub fn ports_set(&self, v6: bool) -> String {
+        format!("{}_ports_v{}", self.name, if v6 { 6 } else { 4 })
+    }
+}
+
+impl NodeRuleset {
+    /// Number of set and map elements, a measure of the ruleset's size.
+    pub fn element_count(&self) -> usize {
+        let chains: usize = self
+            .chains
+            .iter()
+            .map(|chain| {
+                let any = chain
+                    .any_protocol
+                    .ranges(policy_core::ipset::Family::V4)
+                    .count()
+                    + chain
+                        .any_protocol
+                        .ranges(policy_core::ipset::Family::V6)
+                        .count();
+                let ports: usize = chain
+                    .ports
+                    .iter()
+                    .map(|(addresses, ports)| {
+                        let intervals = addresses.ranges(policy_core::ipset::Family::V4).count()
+                            + addresses.ranges(policy_core::ipset::Family::V6).count();
+                        let port_ranges: usize = policy_core::Protocol::ALL
+                            .iter()
+                            .map(|&p| ports.ranges(p).len())
+                            .sum();
+                        intervals * port_ranges
+                    })
+                    .sum();
+                any + ports
+            })
+            .sum();
+        self.ingress_dispatch.len() + self.egress_dispatch.len() + chains
+    }
+}
