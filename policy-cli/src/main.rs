@@ -3,6 +3,7 @@
 //! The binary is wiring: argument parsing, reading inputs, choosing a
 //! renderer. The semantics live in `policy-core`.
 
+mod compile;
 mod diff;
 mod explain;
 mod input;
@@ -61,6 +62,8 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// The connections a change to the manifests adds and removes.
     Diff(diff::DiffArgs),
+    /// One node's nftables ruleset, enforcing exactly what the model allows.
+    Compile(compile::CompileArgs),
 }
 
 /// Prints an error and returns exit status 2.
@@ -104,6 +107,7 @@ fn main() -> std::process::ExitCode {
         Command::Rules(args) => lint::rules(args),
         Command::Explain(args) => explain::run(args),
         Command::Diff(args) => diff::run(args),
+        Command::Compile(args) => compile::run(args),
     };
     std::process::ExitCode::from(code as u8)
 }

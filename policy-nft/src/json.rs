@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use nftables::expr::{
-    CT, Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Range,
+    CT, Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, Range,
 };
 use nftables::schema::{
     Chain, NfCmd, NfListObject, NfObject, Rule, Set, SetFlag, SetType, SetTypeValue, Table,
@@ -21,7 +21,7 @@ use policy_core::ipset::{Family, IpSet};
 use policy_core::ports::Protocol;
 use serde_json::{Value, json};
 
-use crate::ruleset::{ClassChain, FAMILY, NodeRuleset, TABLE};
+use crate::ruleset::{ClassChain, FAMILY, Interval, NodeRuleset, TABLE};
 
 fn family_names(family: Family) -> (SetType, &'static str, &'static str) {
     match family {
@@ -31,15 +31,16 @@ fn family_names(family: Family) -> (SetType, &'static str, &'static str) {
 }
 
 fn address_expression(first: std::net::IpAddr, last: std::net::IpAddr) -> Expression<'static> {
-    if first == last {
-        Expression::String(Cow::Owned(first.to_string()))
-    } else {
-        Expression::Range(Box::new(Range {
-            range: [
-                Expression::String(Cow::Owned(first.to_string())),
-                Expression::String(Cow::Owned(last.to_string())),
-            ],
-        }))
+    let address = |ip: std::net::IpAddr| Expression::String(Cow::Owned(ip.to_string()));
+    match Interval::of(first, last) {
+        Interval::Single(ip) => address(ip),
+        Interval::Prefix(cidr) => Expression::Named(NamedExpression::Prefix(Prefix {
+            addr: Box::new(address(cidr.address())),
+            len: u32::from(cidr.prefix()),
+        })),
+        Interval::Range(first, last) => Expression::Range(Box::new(Range {
+            range: [address(first), address(last)],
+        })),
     }
 }
 

@@ -6,6 +6,40 @@ use policy_core::ipset::IpSet;
 use policy_core::model::ClassId;
 use policy_core::{Direction, PortSet};
 
+/// How an address interval is written: one address, a CIDR, or a range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interval {
+    /// One address.
+    Single(IpAddr),
+    /// An aligned block.
+    Prefix(policy_core::ipset::Cidr),
+    /// Anything else.
+    Range(IpAddr, IpAddr),
+}
+
+impl Interval {
+    /// The shortest form of `first..=last`.
+    pub fn of(first: IpAddr, last: IpAddr) -> Interval {
+        if first == last {
+            return Interval::Single(first);
+        }
+        match IpSet::from_range(first, last).to_cidrs().as_slice() {
+            [cidr] => Interval::Prefix(*cidr),
+            _ => Interval::Range(first, last),
+        }
+    }
+}
+
+impl std::fmt::Display for Interval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Interval::Single(address) => write!(f, "{address}"),
+            Interval::Prefix(cidr) => write!(f, "{cidr}"),
+            Interval::Range(first, last) => write!(f, "{first}-{last}"),
+        }
+    }
+}
+
 /// The table netpol owns. It never touches any other.
 pub const TABLE: &str = "netpol";
 /// The table's family: `inet` covers IPv4 and IPv6.

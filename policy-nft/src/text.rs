@@ -11,14 +11,10 @@ use policy_core::Direction;
 use policy_core::ipset::{Family, IpSet};
 use policy_core::ports::Protocol;
 
-use crate::ruleset::{ClassChain, FAMILY, NodeRuleset, TABLE};
+use crate::ruleset::{ClassChain, FAMILY, Interval, NodeRuleset, TABLE};
 
 fn address_interval(first: std::net::IpAddr, last: std::net::IpAddr) -> String {
-    if first == last {
-        first.to_string()
-    } else {
-        format!("{first}-{last}")
-    }
+    Interval::of(first, last).to_string()
 }
 
 fn protocol_keyword(protocol: Protocol) -> &'static str {

@@ -1,0 +1,109 @@
+//! Golden rulesets: the nft text of a few small clusters, pinned with insta.
+//! (That the kernel enforces them is the kernel tests' job.)
+
+use std::path::{Path, PathBuf};
+
+use policy_core::config::{HostNetworkMode, SelfTraffic};
+use policy_core::{Config, Loader, Model};
+use policy_nft::{CompileError, Compiler};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The conformance cluster with the policies of one conformance case.
+fn conformance_case(case: &str) -> String {
+    let mut text = std::fs::read_to_string(repo().join("testdata/conformance/cluster.yaml")).unwrap();
+    let case_text = std::fs::read_to_string(repo().join(format!("testdata/conformance/cases/{case}.yaml"))).unwrap();
+    let case: serde_json::Value = serde_saphyr::from_str(&case_text).unwrap();
+    for policy in case["policies"].as_array().unwrap() {
+        text.push_str(&format!("\n---\n{policy}\n"));
+    }
+    text
+}
+
+fn model(text: &str, config: Config) -> Model {
+    let mut loader = Loader::new();
+    loader.load_str("input.yaml", text);
+    let loaded = loader.finish();
+    assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
+    Model::new(loaded.cluster, config)
+}
+
+fn ruleset(text: &str, node: &str) -> String {
+    let model = model(text, Config::default());
+    let (ruleset, _) = Compiler::new(&model).unwrap().compile(node);
+    policy_nft::text::render(&ruleset)
+}
+
+#[test]
+fn dual_stack_node_with_named_ports_sctp_endport_and_ipblocks() {
+    let text = std::fs::read_to_string(repo().join("testdata/nft/dual-stack.yaml")).unwrap();
+    insta::assert_snapshot!(ruleset(&text, "node-1"));
+}
+
+#[test]
+fn dual_stack_node_whose_pod_is_isolated_by_a_default_deny_only() {
+    let text = std::fs::read_to_string(repo().join("testdata/nft/dual-stack.yaml")).unwrap();
+    insta::assert_snapshot!(ruleset(&text, "node-2"));
+}
+
+#[test]
+fn upstream_named_port_case() {
+    insta::assert_snapshot!(ruleset(&conformance_case("017-ingress-one-named-port"), "node-1"));
+}
+
+#[test]
+fn upstream_cidr_except_case() {
+    insta::assert_snapshot!(ruleset(&conformance_case("035-egress-cidr-except"), "node-1"));
+}
+
+#[test]
+fn a_cluster_without_policies_isolates_nothing() {
+    let text = std::fs::read_to_string(repo().join("testdata/conformance/cluster.yaml")).unwrap();
+    let model = model(&text, Config::default());
+    let (ruleset, _) = Compiler::new(&model).unwrap().compile("node-1");
+    assert!(ruleset.chains.is_empty());
+    assert!(ruleset.ingress_dispatch.is_empty() && ruleset.egress_dispatch.is_empty());
+}
+
+#[test]
+fn choices_the_kernel_cannot_enforce_are_refused() {
+    let text = conformance_case("001-default-deny-ingress");
+    let pods = model(
+        &text,
+        Config {
+            host_network: HostNetworkMode::Pod,
+            ..Config::default()
+        },
+    );
+    assert_eq!(Compiler::new(&pods).err(), Some(CompileError::HostNetworkAsPods));
+    let evaluate = model(
+        &text,
+        Config {
+            self_traffic: SelfTraffic::Evaluate,
+            ..Config::default()
+        },
+    );
+    assert_eq!(Compiler::new(&evaluate).err(), Some(CompileError::SelfTrafficEvaluated));
+}
+
+#[test]
+fn json_declares_verdict_maps_raw_and_everything_else_typed() {
+    let text = std::fs::read_to_string(repo().join("testdata/nft/dual-stack.yaml")).unwrap();
+    let model = model(&text, Config::default());
+    let (ruleset, _) = Compiler::new(&model).unwrap().compile("node-1");
+    let document = policy_nft::json::render(&ruleset);
+    let commands = document["nftables"].as_array().unwrap();
+    // Replace the table atomically: add, delete, add.
+    assert!(commands[0]["add"]["table"].is_object());
+    assert!(commands[1]["delete"]["table"].is_object());
+    assert!(commands[2]["add"]["table"].is_object());
+    let maps: Vec<&serde_json::Value> = commands.iter().filter_map(|c| c["add"].get("map")).collect();
+    assert_eq!(maps.len(), 4);
+    assert!(maps.iter().all(|m| m["map"] == "verdict"));
+    // Chains come before the map elements that jump to them.
+    let first_element = commands.iter().position(|c| c["add"].get("element").is_some()).unwrap();
+    let last_chain = commands.iter().rposition(|c| c["add"].get("chain").is_some()).unwrap();
+    assert!(last_chain < first_element);
+}
