@@ -53,7 +53,11 @@ pub fn run(args: CompileArgs) -> ExitCode {
         eprintln!(
             "warning: no pod of the input runs on node {:?} (nodes: {}); the ruleset isolates nothing",
             args.node,
-            if known_nodes.is_empty() { "none".to_string() } else { known_nodes.join(", ") }
+            if known_nodes.is_empty() {
+                "none".to_string()
+            } else {
+                known_nodes.join(", ")
+            }
         );
     }
     let (ruleset, unenforceable) = compiler.compile(&args.node);
@@ -70,7 +74,9 @@ pub fn run(args: CompileArgs) -> ExitCode {
         RulesetFormat::Json => println!("{}", policy_nft::json::render(&ruleset)),
     }
     if input_has_errors {
-        eprintln!("error: the input has errors (see above); the ruleset covers only what could be read");
+        eprintln!(
+            "error: the input has errors (see above); the ruleset covers only what could be read"
+        );
         ExitCode::Error
     } else {
         ExitCode::Success

@@ -8,8 +8,8 @@ use clap::Args;
 use policy_core::diagnostic::SourceLocation;
 use policy_core::yaml::Location;
 use policy_core::{
-    Config, Diagnostic, DiagnosticKind, HostNetworkMode, IpBlockMode, Loaded, Loader, Model,
-    SelfTraffic, Severity,
+    AddressFamily, Config, Diagnostic, DiagnosticKind, HostNetworkMode, IpBlockMode, Loaded,
+    Loader, Model, SelfTraffic, Severity,
 };
 
 /// Inputs and model options shared by every command that reads a cluster.
@@ -42,6 +42,11 @@ pub struct ModelArgs {
     #[arg(long, value_name = "MODE", default_value_t = SelfTraffic::Allow)]
     pub self_traffic: SelfTraffic,
 
+    /// Which addresses of dual-stack pods ipBlocks are matched against:
+    /// `any`, or only `ipv4` / `ipv6` (exact for connections of that family).
+    #[arg(long, value_name = "FAMILY", default_value_t = AddressFamily::Any)]
+    pub family: AddressFamily,
+
     /// Say what was read and what was skipped.
     #[arg(short, long)]
     pub verbose: bool,
@@ -54,6 +59,7 @@ impl ModelArgs {
             ip_block: self.ip_block,
             host_network: self.host_network,
             self_traffic: self.self_traffic,
+            address_family: self.family,
         }
     }
 }

@@ -48,6 +48,36 @@ pub enum SelfTraffic {
     Evaluate,
 }
 
+/// Which of a dual-stack pod's addresses an `ipBlock` is matched against.
+///
+/// A kernel decides per packet, so a connection over IPv6 matches an ipBlock
+/// only through the pods' IPv6 addresses. The model answers per pod: with
+/// `Any`, a pod matches a block when any of its addresses is inside (the
+/// answer to "can A reach B at all?"); with `Ipv4` or `Ipv6`, only that
+/// family's addresses count, which is exact for connections of that family.
+/// Single-stack clusters answer the same either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AddressFamily {
+    /// Any of the pod's addresses.
+    #[default]
+    Any,
+    /// Only IPv4 addresses.
+    Ipv4,
+    /// Only IPv6 addresses.
+    Ipv6,
+}
+
+impl AddressFamily {
+    /// True if an address of this family is considered.
+    pub fn includes(self, address: std::net::IpAddr) -> bool {
+        match self {
+            AddressFamily::Any => true,
+            AddressFamily::Ipv4 => address.is_ipv4(),
+            AddressFamily::Ipv6 => address.is_ipv6(),
+        }
+    }
+}
+
 /// The implementation-defined choices, in one place.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Config {
@@ -57,6 +87,8 @@ pub struct Config {
     pub host_network: HostNetworkMode,
     /// See [`SelfTraffic`].
     pub self_traffic: SelfTraffic,
+    /// See [`AddressFamily`].
+    pub address_family: AddressFamily,
 }
 
 macro_rules! keyword_enum {
@@ -94,6 +126,7 @@ macro_rules! keyword_enum {
 keyword_enum!(IpBlockMode { Match => "match", Ignore => "ignore" });
 keyword_enum!(HostNetworkMode { Node => "node", Pod => "pod" });
 keyword_enum!(SelfTraffic { Allow => "allow", Evaluate => "evaluate" });
+keyword_enum!(AddressFamily { Any => "any", Ipv4 => "ipv4", Ipv6 => "ipv6" });
 
 #[cfg(test)]
 mod tests {

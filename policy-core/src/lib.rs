@@ -77,7 +77,7 @@ pub mod validate;
 pub mod yaml;
 
 pub use cluster::{Cluster, Endpoint, EndpointId, EndpointKind, Namespace};
-pub use config::{Config, HostNetworkMode, IpBlockMode, SelfTraffic};
+pub use config::{AddressFamily, Config, HostNetworkMode, IpBlockMode, SelfTraffic};
 pub use diagnostic::{Diagnostic, DiagnosticKind, Severity};
 pub use load::{Loaded, Loader};
 pub use model::{Model, PortQuery, QueryEndpoint, SideVerdict, Verdict};

@@ -6,6 +6,10 @@
 //! pods). Ports resolve on the destination: for ingress that is the local
 //! pod's class; for egress each destination class in turn.
 //!
+//! Each address family is compiled from a model of its own (see
+//! [`AddressFamily`]): a packet is IPv4 or IPv6, and a dual-stack pod matches
+//! an IPv4 ipBlock only over IPv4. Chains are per class, direction and family.
+//!
 //! Each chain's (address, ports) pairs are made disjoint in address before
 //! they become set elements: the address space is cut at every boundary, and
 //! each piece gets the union of the ports of the pairs that cover it.
@@ -14,10 +18,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
-use policy_core::config::{HostNetworkMode, IpBlockMode, SelfTraffic};
-use policy_core::ipset::IpSet;
+use policy_core::config::{AddressFamily, HostNetworkMode, IpBlockMode, SelfTraffic};
+use policy_core::ipset::{Family, IpSet};
 use policy_core::model::{ClassId, Model, PeerSet, RulePorts, partition};
-use policy_core::{Direction, PortSet};
+use policy_core::{Config, Direction, PortSet};
 
 use crate::ruleset::{ClassChain, NodeRuleset};
 
@@ -47,27 +51,71 @@ impl fmt::Display for CompileError {
 
 impl std::error::Error for CompileError {}
 
-/// Names of endpoints without an address on this node: they are in the
-/// model but cannot be enforced (workload templates, pods without status IPs).
+/// Endpoints on a node that the ruleset cannot cover.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Unenforceable {
-    /// Endpoints placed on the node that have no IP address.
+    /// Endpoints placed on the node that have no IP address (workload
+    /// templates, pods without `status.podIPs`).
     pub without_address: Vec<String>,
+}
+
+/// One family's view: its model, and the addresses of that family.
+struct FamilyView<'m> {
+    family: Family,
+    model: ModelRef<'m>,
+    /// Per class, the addresses (of this family) of its members.
+    class_addresses: Vec<IpSet>,
+    /// Every pod address of this family; ipBlocks exclude them when they must not match pods.
+    endpoint_addresses: IpSet,
+    /// The whole address space of this family.
+    universe: IpSet,
+}
+
+/// The caller's model, or one built for a single address family.
+enum ModelRef<'m> {
+    Borrowed(&'m Model),
+    Owned(Box<Model>),
+}
+
+impl std::ops::Deref for ModelRef<'_> {
+    type Target = Model;
+
+    fn deref(&self) -> &Model {
+        match self {
+            ModelRef::Borrowed(model) => model,
+            ModelRef::Owned(model) => model,
+        }
+    }
 }
 
 /// Everything about the cluster the compiler needs, computed once for all nodes.
 pub struct Compiler<'m> {
-    model: &'m Model,
-    /// Per class, the addresses of its members.
-    class_addresses: Vec<IpSet>,
-    /// Every pod address; ipBlocks exclude them when they must not match pods.
-    endpoint_addresses: IpSet,
+    views: Vec<FamilyView<'m>>,
+}
+
+fn universe(family: Family) -> IpSet {
+    let whole = IpSet::everything();
+    let other = match family {
+        Family::V4 => IpSet::from_range(
+            "::".parse().expect("address"),
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+                .parse()
+                .expect("address"),
+        ),
+        Family::V6 => IpSet::from_range(
+            "0.0.0.0".parse().expect("address"),
+            "255.255.255.255".parse().expect("address"),
+        ),
+    };
+    whole.difference(&other)
 }
 
 impl<'m> Compiler<'m> {
-    /// Prepares to compile rulesets for the nodes of `model`.
+    /// Prepares to compile rulesets for the nodes of `model`. When the
+    /// model's answers depend on the address family (dual-stack pods and
+    /// ipBlocks that match pods), a model per family is built from its cluster.
     pub fn new(model: &'m Model) -> Result<Self, CompileError> {
-        let config = model.config();
+        let config = *model.config();
         if config.host_network == HostNetworkMode::Pod {
             return Err(CompileError::HostNetworkAsPods);
         }
@@ -75,90 +123,140 @@ impl<'m> Compiler<'m> {
             return Err(CompileError::SelfTrafficEvaluated);
         }
         let cluster = model.cluster();
-        let mut class_addresses = vec![IpSet::empty(); model.classes().len()];
-        let mut endpoint_addresses = IpSet::empty();
-        for (id, endpoint) in cluster.endpoints.iter().enumerate() {
-            for &ip in &endpoint.ips {
-                let single = IpSet::from_range(ip, ip);
-                class_addresses[model.class_of(id)].union_with(&single);
-                endpoint_addresses.union_with(&single);
+        let dual_stack = cluster
+            .endpoints
+            .iter()
+            .any(|e| e.ips.iter().any(IpAddr::is_ipv4) && e.ips.iter().any(IpAddr::is_ipv6));
+        let family_matters = dual_stack
+            && config.ip_block == IpBlockMode::Match
+            && config.address_family == AddressFamily::Any;
+        let mut views = Vec::new();
+        for (family, scope) in [
+            (Family::V4, AddressFamily::Ipv4),
+            (Family::V6, AddressFamily::Ipv6),
+        ] {
+            let model = if family_matters {
+                ModelRef::Owned(Box::new(Model::new(
+                    cluster.clone(),
+                    Config {
+                        address_family: scope,
+                        ..config
+                    },
+                )))
+            } else {
+                ModelRef::Borrowed(model)
+            };
+            let universe = universe(family);
+            let mut class_addresses = vec![IpSet::empty(); model.classes().len()];
+            let mut endpoint_addresses = IpSet::empty();
+            for (id, endpoint) in model.cluster().endpoints.iter().enumerate() {
+                for &ip in endpoint.ips.iter().filter(|ip| universe.contains(**ip)) {
+                    let single = IpSet::from_range(ip, ip);
+                    class_addresses[model.class_of(id)].union_with(&single);
+                    endpoint_addresses.union_with(&single);
+                }
             }
+            views.push(FamilyView {
+                family,
+                model,
+                class_addresses,
+                endpoint_addresses,
+                universe,
+            });
         }
-        Ok(Compiler {
-            model,
-            class_addresses,
-            endpoint_addresses,
-        })
+        Ok(Compiler { views })
     }
 
     /// The ruleset of one node, and what on that node cannot be enforced.
     pub fn compile(&self, node: &str) -> (NodeRuleset, Unenforceable) {
-        let model = self.model;
-        let cluster = model.cluster();
         let mut unenforceable = Unenforceable::default();
-        let mut local_classes: BTreeMap<ClassId, Vec<usize>> = BTreeMap::new();
-        let mut local_node_addresses = IpSet::empty();
-        for (id, endpoint) in cluster.endpoints.iter().enumerate() {
-            if endpoint.node.as_deref() != Some(node) {
-                continue;
-            }
-            if endpoint.ips.is_empty() {
-                unenforceable
-                    .without_address
-                    .push(cluster.endpoint_name(id).to_string());
-                continue;
-            }
-            if endpoint.host_network {
-                for &ip in &endpoint.ips {
-                    local_node_addresses.union_with(&IpSet::from_range(ip, ip));
-                }
-                continue;
-            }
-            local_classes
-                .entry(model.class_of(id))
-                .or_default()
-                .push(id);
-        }
-
         let mut ruleset = NodeRuleset {
             node: node.to_string(),
             ingress_dispatch: Vec::new(),
             egress_dispatch: Vec::new(),
-            local_node_addresses,
+            local_node_addresses: IpSet::empty(),
             chains: Vec::new(),
         };
-        for (&class, members) in &local_classes {
-            for direction in [Direction::Ingress, Direction::Egress] {
-                let Some(grants) = model.grants(direction, class) else {
+        for view in &self.views {
+            let model = &view.model;
+            let cluster = model.cluster();
+            let mut local_classes: BTreeMap<ClassId, Vec<usize>> = BTreeMap::new();
+            for (id, endpoint) in cluster.endpoints.iter().enumerate() {
+                if endpoint.node.as_deref() != Some(node) {
                     continue;
-                };
-                let name = format!("{}_c{class}", direction.field());
-                let (any_protocol, ports) = self.chain_contents(direction, class, &grants);
-                let first = members[0];
-                let policies = model
-                    .policies_selecting(first, direction)
+                }
+                if endpoint.ips.is_empty() {
+                    if view.family == Family::V4 {
+                        unenforceable
+                            .without_address
+                            .push(cluster.endpoint_name(id).to_string());
+                    }
+                    continue;
+                }
+                let addresses: Vec<IpAddr> = endpoint
+                    .ips
                     .iter()
-                    .map(|&p| cluster.policies[p].reference())
+                    .copied()
+                    .filter(|ip| view.universe.contains(*ip))
                     .collect();
-                ruleset.chains.push(ClassChain {
-                    name: name.clone(),
-                    direction,
-                    class,
-                    members: members
+                if addresses.is_empty() {
+                    continue;
+                }
+                if endpoint.host_network {
+                    for ip in addresses {
+                        ruleset
+                            .local_node_addresses
+                            .union_with(&IpSet::from_range(ip, ip));
+                    }
+                    continue;
+                }
+                local_classes
+                    .entry(model.class_of(id))
+                    .or_default()
+                    .push(id);
+            }
+            let suffix = match view.family {
+                Family::V4 => "v4",
+                Family::V6 => "v6",
+            };
+            for (&class, members) in &local_classes {
+                for direction in [Direction::Ingress, Direction::Egress] {
+                    let Some(grants) = model.grants(direction, class) else {
+                        continue;
+                    };
+                    let name = format!("{}_c{class}_{suffix}", direction.field());
+                    let (any_protocol, ports) =
+                        self.chain_contents(view, direction, class, &grants);
+                    let policies = model
+                        .policies_selecting(members[0], direction)
                         .iter()
-                        .map(|&m| cluster.endpoint_name(m).to_string())
-                        .collect(),
-                    policies,
-                    any_protocol,
-                    ports,
-                });
-                let dispatch = match direction {
-                    Direction::Ingress => &mut ruleset.ingress_dispatch,
-                    Direction::Egress => &mut ruleset.egress_dispatch,
-                };
-                for &member in members {
-                    for &ip in &cluster.endpoints[member].ips {
-                        dispatch.push((ip, name.clone()));
+                        .map(|&p| cluster.policies[p].reference())
+                        .collect();
+                    ruleset.chains.push(ClassChain {
+                        name: name.clone(),
+                        family: view.family,
+                        direction,
+                        class,
+                        members: members
+                            .iter()
+                            .map(|&m| cluster.endpoint_name(m).to_string())
+                            .collect(),
+                        policies,
+                        any_protocol,
+                        ports,
+                    });
+                    let dispatch = match direction {
+                        Direction::Ingress => &mut ruleset.ingress_dispatch,
+                        Direction::Egress => &mut ruleset.egress_dispatch,
+                    };
+                    for &member in members {
+                        for &ip in cluster.endpoints[member]
+                            .ips
+                            .iter()
+                            .filter(|ip| view.universe.contains(**ip))
+                        {
+                            dispatch.push((ip, name.clone()));
+                        }
                     }
                 }
             }
@@ -169,21 +267,23 @@ impl<'m> Compiler<'m> {
     }
 
     /// The addresses an ipBlock part of a peer set stands for.
-    fn block_addresses(&self, peers: &PeerSet) -> IpSet {
-        if peers.everyone {
-            return IpSet::everything();
-        }
-        match self.model.config().ip_block {
-            IpBlockMode::Match => peers.addresses.clone(),
-            // ipBlocks match only addresses outside the cluster.
-            IpBlockMode::Ignore => peers.addresses.difference(&self.endpoint_addresses),
-        }
+    fn block_addresses(&self, view: &FamilyView<'_>, peers: &PeerSet) -> IpSet {
+        let addresses = if peers.everyone {
+            IpSet::everything()
+        } else {
+            match view.model.config().ip_block {
+                IpBlockMode::Match => peers.addresses.clone(),
+                // ipBlocks match only addresses outside the cluster.
+                IpBlockMode::Ignore => peers.addresses.difference(&view.endpoint_addresses),
+            }
+        };
+        addresses.intersection(&view.universe)
     }
 
     /// The addresses of every class a peer set matches.
-    fn class_peer_addresses(&self, peers: &PeerSet) -> IpSet {
+    fn class_peer_addresses(&self, view: &FamilyView<'_>, peers: &PeerSet) -> IpSet {
         let mut addresses = IpSet::empty();
-        for (class, class_addresses) in self.class_addresses.iter().enumerate() {
+        for (class, class_addresses) in view.class_addresses.iter().enumerate() {
             if peers.contains_class(class) {
                 addresses.union_with(class_addresses);
             }
@@ -194,11 +294,12 @@ impl<'m> Compiler<'m> {
     /// The any-protocol peers and the disjoint (peers, ports) pairs of one chain.
     fn chain_contents(
         &self,
+        view: &FamilyView<'_>,
         direction: Direction,
         class: ClassId,
         grants: &[(&PeerSet, &RulePorts)],
     ) -> (IpSet, Vec<(IpSet, PortSet)>) {
-        let classes = self.model.classes();
+        let classes = view.model.classes();
         let mut any_protocol = IpSet::empty();
         // Rectangles grouped by port set: (ports → peers with at least those ports).
         let mut by_ports: BTreeMap<PortSet, IpSet> = BTreeMap::new();
@@ -216,8 +317,8 @@ impl<'m> Compiler<'m> {
             match direction {
                 // Ports resolve on the destination: the local pod's class.
                 Direction::Ingress => {
-                    let mut addresses = self.class_peer_addresses(peers);
-                    addresses.union_with(&self.block_addresses(peers));
+                    let mut addresses = self.class_peer_addresses(view, peers);
+                    addresses.union_with(&self.block_addresses(view, peers));
                     add(
                         addresses,
                         ports.resolve(Some(&classes[class])),
@@ -227,12 +328,12 @@ impl<'m> Compiler<'m> {
                 // Ports resolve on each destination class; addresses have no named ports.
                 Direction::Egress => {
                     if ports.all || ports.named.is_empty() {
-                        let mut addresses = self.class_peer_addresses(peers);
-                        addresses.union_with(&self.block_addresses(peers));
+                        let mut addresses = self.class_peer_addresses(view, peers);
+                        addresses.union_with(&self.block_addresses(view, peers));
                         add(addresses, ports.resolve(None), &mut any_protocol);
                     } else {
                         for (destination, destination_addresses) in
-                            self.class_addresses.iter().enumerate()
+                            view.class_addresses.iter().enumerate()
                         {
                             if peers.contains_class(destination) {
                                 add(
@@ -243,7 +344,7 @@ impl<'m> Compiler<'m> {
                             }
                         }
                         add(
-                            self.block_addresses(peers),
+                            self.block_addresses(view, peers),
                             ports.resolve(None),
                             &mut any_protocol,
                         );
@@ -288,17 +389,4 @@ pub fn nodes(model: &Model) -> Vec<String> {
     nodes.sort();
     nodes.dedup();
     nodes
-}
-
-/// Every address of a ruleset's dispatch maps (for tests and checks).
-pub fn dispatched_addresses(ruleset: &NodeRuleset) -> Vec<IpAddr> {
-    let mut addresses: Vec<IpAddr> = ruleset
-        .ingress_dispatch
-        .iter()
-        .chain(&ruleset.egress_dispatch)
-        .map(|(ip, _)| *ip)
-        .collect();
-    addresses.sort();
-    addresses.dedup();
-    addresses
 }

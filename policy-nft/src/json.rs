@@ -226,47 +226,44 @@ pub fn render(ruleset: &NodeRuleset) -> Value {
             Direction::Egress => "daddr",
         };
         let mut statements_by_rule: Vec<Vec<Statement<'static>>> = Vec::new();
-        for family in [Family::V4, Family::V6] {
-            let (set_type, protocol, _) = family_names(family);
-            let v6 = family == Family::V6;
-            let any = any_elements(&chain.any_protocol, family);
-            if !any.is_empty() {
-                objects.push(interval_set(
-                    chain.any_set(v6),
-                    SetTypeValue::Single(set_type),
-                    any,
-                ));
-                statements_by_rule.push(vec![
-                    matches(
-                        payload(protocol, peer_field),
-                        set_reference(&chain.any_set(v6)),
-                    ),
-                    Statement::Return(None),
-                ]);
-            }
-            let ports = port_elements(chain, family);
-            if !ports.is_empty() {
-                objects.push(interval_set(
-                    chain.ports_set(v6),
-                    SetTypeValue::Concatenated(Cow::Owned(vec![
-                        set_type,
-                        SetType::InetProto,
-                        SetType::InetService,
-                    ])),
-                    ports,
-                ));
-                let key = Expression::Named(NamedExpression::Concat(vec![
+        let (set_type, protocol, _) = family_names(chain.family);
+        let any = any_elements(&chain.any_protocol, chain.family);
+        if !any.is_empty() {
+            objects.push(interval_set(
+                chain.any_set(),
+                SetTypeValue::Single(set_type),
+                any,
+            ));
+            statements_by_rule.push(vec![
+                matches(
                     payload(protocol, peer_field),
-                    Expression::Named(NamedExpression::Meta(Meta {
-                        key: MetaKey::L4proto,
-                    })),
-                    payload("th", "dport"),
-                ]));
-                statements_by_rule.push(vec![
-                    matches(key, set_reference(&chain.ports_set(v6))),
-                    Statement::Return(None),
-                ]);
-            }
+                    set_reference(&chain.any_set()),
+                ),
+                Statement::Return(None),
+            ]);
+        }
+        let ports = port_elements(chain, chain.family);
+        if !ports.is_empty() {
+            objects.push(interval_set(
+                chain.ports_set(),
+                SetTypeValue::Concatenated(Cow::Owned(vec![
+                    set_type,
+                    SetType::InetProto,
+                    SetType::InetService,
+                ])),
+                ports,
+            ));
+            let key = Expression::Named(NamedExpression::Concat(vec![
+                payload(protocol, peer_field),
+                Expression::Named(NamedExpression::Meta(Meta {
+                    key: MetaKey::L4proto,
+                })),
+                payload("th", "dport"),
+            ]));
+            statements_by_rule.push(vec![
+                matches(key, set_reference(&chain.ports_set())),
+                Statement::Return(None),
+            ]);
         }
         statements_by_rule.push(vec![Statement::Drop(None)]);
         chains.push(add(NfListObject::Chain(Chain {

@@ -51,9 +51,11 @@ pub const FAMILY: &str = "inet";
 pub struct NodeRuleset {
     /// The node, as in `spec.nodeName`.
     pub node: String,
-    /// Local pod address → ingress chain of its class (isolated for ingress only).
+    /// Local pod address → the ingress chain of its class and family, for
+    /// pods isolated for ingress.
     pub ingress_dispatch: Vec<(IpAddr, String)>,
-    /// Local pod address → egress chain of its class (isolated for egress only).
+    /// Local pod address → the egress chain of its class and family, for
+    /// pods isolated for egress.
     pub egress_dispatch: Vec<(IpAddr, String)>,
     /// Addresses of host-network pods on this node: traffic between a pod and
     /// its own node is always allowed.
@@ -69,8 +71,10 @@ pub struct NodeRuleset {
 /// of `ports` are disjoint, so every element of the nftables set is too.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClassChain {
-    /// The chain name, e.g. `ingress_c3`.
+    /// The chain name, e.g. `ingress_c3_v4`.
     pub name: String,
+    /// The address family the chain handles.
+    pub family: policy_core::ipset::Family,
     /// Ingress (peer = source) or egress (peer = destination).
     pub direction: Direction,
     /// The model class.
@@ -86,14 +90,14 @@ pub struct ClassChain {
 }
 
 impl ClassChain {
-    /// The name of the set of peers allowed on every protocol, per family.
-    pub fn any_set(&self, v6: bool) -> String {
-        format!("{}_any_v{}", self.name, if v6 { 6 } else { 4 })
+    /// The name of the set of peers allowed on every protocol.
+    pub fn any_set(&self) -> String {
+        format!("{}_any", self.name)
     }
 
-    /// The name of the (peer . protocol . port) set, per family.
-    pub fn ports_set(&self, v6: bool) -> String {
-        format!("{}_ports_v{}", self.name, if v6 { 6 } else { 4 })
+    /// The name of the (peer . protocol . port) set.
+    pub fn ports_set(&self) -> String {
+        format!("{}_ports", self.name)
     }
 }
 

@@ -120,49 +120,43 @@ pub fn render(ruleset: &NodeRuleset) -> String {
     for chain in &ruleset.chains {
         let _ = writeln!(
             out,
-            "\t# {} of {}; isolated by {}",
+            "\t# {} of {} over IPv{}; isolated by {}",
             chain.direction.field(),
             chain.members.join(", "),
+            if chain.family == Family::V4 { 4 } else { 6 },
             chain.policies.join(", ")
         );
-        for family in [Family::V4, Family::V6] {
-            let (address_type, _, _) = family_parts(family);
-            let v6 = family == Family::V6;
-            let any = any_elements(&chain.any_protocol, family);
-            if !any.is_empty() {
-                let _ = writeln!(out, "\tset {} {{", chain.any_set(v6));
-                let _ = writeln!(out, "\t\ttype {address_type}");
-                out.push_str("\t\tflags interval\n");
-                write_elements(&mut out, &any);
-                out.push_str("\t}\n\n");
-            }
-            let ports = port_elements(chain, family);
-            if !ports.is_empty() {
-                let _ = writeln!(out, "\tset {} {{", chain.ports_set(v6));
-                let _ = writeln!(out, "\t\ttype {address_type} . inet_proto . inet_service");
-                out.push_str("\t\tflags interval\n");
-                write_elements(&mut out, &ports);
-                out.push_str("\t}\n\n");
-            }
+        let (address_type, payload, _) = family_parts(chain.family);
+        let any = any_elements(&chain.any_protocol, chain.family);
+        if !any.is_empty() {
+            let _ = writeln!(out, "\tset {} {{", chain.any_set());
+            let _ = writeln!(out, "\t\ttype {address_type}");
+            out.push_str("\t\tflags interval\n");
+            write_elements(&mut out, &any);
+            out.push_str("\t}\n\n");
+        }
+        let ports = port_elements(chain, chain.family);
+        if !ports.is_empty() {
+            let _ = writeln!(out, "\tset {} {{", chain.ports_set());
+            let _ = writeln!(out, "\t\ttype {address_type} . inet_proto . inet_service");
+            out.push_str("\t\tflags interval\n");
+            write_elements(&mut out, &ports);
+            out.push_str("\t}\n\n");
         }
         let peer = match chain.direction {
             Direction::Ingress => "saddr",
             Direction::Egress => "daddr",
         };
         let _ = writeln!(out, "\tchain {} {{", chain.name);
-        for family in [Family::V4, Family::V6] {
-            let (_, payload, _) = family_parts(family);
-            let v6 = family == Family::V6;
-            if !any_elements(&chain.any_protocol, family).is_empty() {
-                let _ = writeln!(out, "\t\t{payload} {peer} @{} return", chain.any_set(v6));
-            }
-            if !port_elements(chain, family).is_empty() {
-                let _ = writeln!(
-                    out,
-                    "\t\t{payload} {peer} . meta l4proto . th dport @{} return",
-                    chain.ports_set(v6)
-                );
-            }
+        if !any.is_empty() {
+            let _ = writeln!(out, "\t\t{payload} {peer} @{} return", chain.any_set());
+        }
+        if !ports.is_empty() {
+            let _ = writeln!(
+                out,
+                "\t\t{payload} {peer} . meta l4proto . th dport @{} return",
+                chain.ports_set()
+            );
         }
         out.push_str("\t\tdrop\n\t}\n\n");
     }

@@ -13,8 +13,11 @@ fn repo() -> PathBuf {
 
 /// The conformance cluster with the policies of one conformance case.
 fn conformance_case(case: &str) -> String {
-    let mut text = std::fs::read_to_string(repo().join("testdata/conformance/cluster.yaml")).unwrap();
-    let case_text = std::fs::read_to_string(repo().join(format!("testdata/conformance/cases/{case}.yaml"))).unwrap();
+    let mut text =
+        std::fs::read_to_string(repo().join("testdata/conformance/cluster.yaml")).unwrap();
+    let case_text =
+        std::fs::read_to_string(repo().join(format!("testdata/conformance/cases/{case}.yaml")))
+            .unwrap();
     let case: serde_json::Value = serde_saphyr::from_str(&case_text).unwrap();
     for policy in case["policies"].as_array().unwrap() {
         text.push_str(&format!("\n---\n{policy}\n"));
@@ -50,12 +53,18 @@ fn dual_stack_node_whose_pod_is_isolated_by_a_default_deny_only() {
 
 #[test]
 fn upstream_named_port_case() {
-    insta::assert_snapshot!(ruleset(&conformance_case("017-ingress-one-named-port"), "node-1"));
+    insta::assert_snapshot!(ruleset(
+        &conformance_case("017-ingress-one-named-port"),
+        "node-1"
+    ));
 }
 
 #[test]
 fn upstream_cidr_except_case() {
-    insta::assert_snapshot!(ruleset(&conformance_case("035-egress-cidr-except"), "node-1"));
+    insta::assert_snapshot!(ruleset(
+        &conformance_case("035-egress-cidr-except"),
+        "node-1"
+    ));
 }
 
 #[test]
@@ -77,7 +86,10 @@ fn choices_the_kernel_cannot_enforce_are_refused() {
             ..Config::default()
         },
     );
-    assert_eq!(Compiler::new(&pods).err(), Some(CompileError::HostNetworkAsPods));
+    assert_eq!(
+        Compiler::new(&pods).err(),
+        Some(CompileError::HostNetworkAsPods)
+    );
     let evaluate = model(
         &text,
         Config {
@@ -85,7 +97,10 @@ fn choices_the_kernel_cannot_enforce_are_refused() {
             ..Config::default()
         },
     );
-    assert_eq!(Compiler::new(&evaluate).err(), Some(CompileError::SelfTrafficEvaluated));
+    assert_eq!(
+        Compiler::new(&evaluate).err(),
+        Some(CompileError::SelfTrafficEvaluated)
+    );
 }
 
 #[test]
@@ -99,11 +114,20 @@ fn json_declares_verdict_maps_raw_and_everything_else_typed() {
     assert!(commands[0]["add"]["table"].is_object());
     assert!(commands[1]["delete"]["table"].is_object());
     assert!(commands[2]["add"]["table"].is_object());
-    let maps: Vec<&serde_json::Value> = commands.iter().filter_map(|c| c["add"].get("map")).collect();
+    let maps: Vec<&serde_json::Value> = commands
+        .iter()
+        .filter_map(|c| c["add"].get("map"))
+        .collect();
     assert_eq!(maps.len(), 4);
     assert!(maps.iter().all(|m| m["map"] == "verdict"));
     // Chains come before the map elements that jump to them.
-    let first_element = commands.iter().position(|c| c["add"].get("element").is_some()).unwrap();
-    let last_chain = commands.iter().rposition(|c| c["add"].get("chain").is_some()).unwrap();
+    let first_element = commands
+        .iter()
+        .position(|c| c["add"].get("element").is_some())
+        .unwrap();
+    let last_chain = commands
+        .iter()
+        .rposition(|c| c["add"].get("chain").is_some())
+        .unwrap();
     assert!(last_chain < first_element);
 }

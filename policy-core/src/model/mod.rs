@@ -31,7 +31,7 @@ pub use query::{PortQuery, QueryEndpoint, QueryError, RuleRef, SideVerdict, Verd
 
 use crate::bitset::BitSet;
 use crate::cluster::{Cluster, EndpointId};
-use crate::config::{Config, HostNetworkMode, IpBlockMode};
+use crate::config::{AddressFamily, Config, HostNetworkMode, IpBlockMode};
 use crate::ipset::IpSet;
 use crate::policy::{Direction, NamespaceScope, Peer, PortSpec, Rule};
 use crate::ports::{PortSet, Protocol};
@@ -217,7 +217,7 @@ impl Model {
             }
         }
         let endpoint_blocks = if config.ip_block == IpBlockMode::Match {
-            blocks_containing_endpoints(&cluster, &block_ids)
+            blocks_containing_endpoints(&cluster, &block_ids, config.address_family)
         } else {
             vec![Vec::new(); cluster.endpoints.len()]
         };
@@ -448,12 +448,14 @@ impl Model {
 fn blocks_containing_endpoints(
     cluster: &Cluster,
     block_ids: &HashMap<IpSet, usize>,
+    family: AddressFamily,
 ) -> Vec<Vec<usize>> {
     let mut by_address: Vec<(IpAddr, EndpointId)> = cluster
         .endpoints
         .iter()
         .enumerate()
         .flat_map(|(id, endpoint)| endpoint.ips.iter().map(move |ip| (*ip, id)))
+        .filter(|(ip, _)| family.includes(*ip))
         .collect();
     by_address.sort_unstable();
     let mut blocks = vec![Vec::new(); cluster.endpoints.len()];
