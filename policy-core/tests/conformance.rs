@@ -7,196 +7,14 @@
 //! matrix and one query per pair), and compares both with the expectation.
 //! Self pairs are not compared: upstream does not assert them (ignoreLoopback).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 use policy_core::{Config, Loader, Model, PortQuery, Protocol, QueryEndpoint};
-use serde::Deserialize;
-use serde_json::Value as Json;
 
-const PODS: [&str; 9] = [
-    "x/a", "x/b", "x/c", "y/a", "y/b", "y/c", "z/a", "z/b", "z/c",
-];
+#[path = "support/conformance_case.rs"]
+mod conformance_case;
 
-#[derive(Deserialize)]
-struct Case {
-    upstream: Upstream,
-    #[serde(default)]
-    cluster: ClusterChanges,
-    #[serde(default)]
-    policies: Vec<Json>,
-    probes: Vec<Probe>,
-}
-
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct Upstream {
-    test: String,
-    context: String,
-    line: u32,
-    #[serde(default)]
-    step: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct ClusterChanges {
-    #[serde(default)]
-    namespace_labels: BTreeMap<String, BTreeMap<String, Option<String>>>,
-    #[serde(default)]
-    pod_labels: BTreeMap<String, BTreeMap<String, Option<String>>>,
-}
-
-#[derive(Deserialize)]
-struct Probe {
-    port: u16,
-    protocol: String,
-    reachability: Reachability,
-}
-
-#[derive(Deserialize)]
-struct Reachability {
-    default: bool,
-    #[serde(default)]
-    edits: Vec<Edit>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Edit {
-    ExpectPeer {
-        from: PeerPattern,
-        to: PeerPattern,
-        allowed: bool,
-    },
-    Expect {
-        from: String,
-        to: String,
-        allowed: bool,
-    },
-    ExpectAllIngress {
-        pod: String,
-        allowed: bool,
-    },
-    ExpectAllEgress {
-        pod: String,
-        allowed: bool,
-    },
-}
-
-#[derive(Deserialize, Default)]
-struct PeerPattern {
-    #[serde(default)]
-    namespace: Option<String>,
-    #[serde(default)]
-    pod: Option<String>,
-}
-
-impl PeerPattern {
-    /// Upstream `Peer.Matches`: an empty namespace or pod is a wildcard.
-    fn matches(&self, pod: &str) -> bool {
-        let (namespace, name) = pod.split_once('/').unwrap();
-        self.namespace
-            .as_deref()
-            .is_none_or(|n| n.is_empty() || n == namespace)
-            && self
-                .pod
-                .as_deref()
-                .is_none_or(|p| p.is_empty() || p == name)
-    }
-}
-
-/// The expected table: `table[from][to]`, built the way upstream's
-/// `Reachability` builds it (later edits win).
-fn expected_table(reachability: &Reachability) -> [[bool; 9]; 9] {
-    let mut table = [[reachability.default; 9]; 9];
-    let index = |pod: &str| {
-        PODS.iter()
-            .position(|p| *p == pod)
-            .unwrap_or_else(|| panic!("unknown pod {pod}"))
-    };
-    for edit in &reachability.edits {
-        match edit {
-            Edit::ExpectPeer { from, to, allowed } => {
-                for (i, source) in PODS.iter().enumerate() {
-                    for (j, destination) in PODS.iter().enumerate() {
-                        if from.matches(source) && to.matches(destination) {
-                            table[i][j] = *allowed;
-                        }
-                    }
-                }
-            }
-            Edit::Expect { from, to, allowed } => table[index(from)][index(to)] = *allowed,
-            Edit::ExpectAllIngress { pod, allowed } => {
-                let j = index(pod);
-                for row in table.iter_mut() {
-                    row[j] = *allowed;
-                }
-            }
-            Edit::ExpectAllEgress { pod, allowed } => table[index(pod)] = [*allowed; 9],
-        }
-    }
-    table
-}
-
-fn conformance_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance")
-}
-
-fn merge_labels(object: &mut Json, changes: &BTreeMap<String, Option<String>>) {
-    let metadata = object["metadata"].as_object_mut().expect("metadata");
-    let labels = metadata
-        .entry("labels")
-        .or_insert_with(|| Json::Object(Default::default()))
-        .as_object_mut()
-        .expect("labels map");
-    for (key, value) in changes {
-        match value {
-            Some(value) => {
-                labels.insert(key.clone(), Json::String(value.clone()));
-            }
-            None => {
-                labels.remove(key);
-            }
-        }
-    }
-}
-
-/// The base cluster with the case's label changes, then the case's
-/// policies, all as one JSON-lines stream through the text loader.
-fn manifests_for(case: &Case) -> String {
-    let base = std::fs::read_to_string(conformance_dir().join("cluster.yaml")).unwrap();
-    let mut documents: Vec<Json> = serde_saphyr::from_multiple(&base).expect("cluster.yaml parses");
-    for document in &mut documents {
-        let kind = document["kind"].as_str().unwrap_or_default().to_string();
-        let name = document["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let namespace = document["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        match kind.as_str() {
-            "Namespace" => {
-                if let Some(changes) = case.cluster.namespace_labels.get(&name) {
-                    merge_labels(document, changes);
-                }
-            }
-            "Pod" => {
-                if let Some(changes) = case.cluster.pod_labels.get(&format!("{namespace}/{name}")) {
-                    merge_labels(document, changes);
-                }
-            }
-            _ => {}
-        }
-    }
-    documents
-        .iter()
-        .chain(&case.policies)
-        .map(|document| format!("---\n{}\n", serde_json::to_string(document).unwrap()))
-        .collect()
-}
+use conformance_case::{Case, PODS, case_files, expected_table, manifests_for};
 
 fn render(table: &[[bool; 9]; 9]) -> String {
     let mut out = String::from("-\t");
@@ -217,16 +35,6 @@ fn render(table: &[[bool; 9]; 9]) -> String {
         out.push('\n');
     }
     out
-}
-
-fn case_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(conformance_dir().join("cases"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
 }
 
 #[test]
