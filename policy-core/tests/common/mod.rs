@@ -39,6 +39,8 @@ pub struct NaiveEndpoint {
     pub node: Option<String>,
     pub host_network: bool,
     pub ip: Option<Ipv4Addr>,
+    /// A second, IPv6 address (dual stack); the naive evaluator reads only `ip`.
+    pub ipv6: Option<std::net::Ipv6Addr>,
     pub ports: Vec<(Option<String>, u16, String)>,
 }
 
@@ -521,6 +523,7 @@ pub fn endpoint(index: usize) -> impl Strategy<Value = NaiveEndpoint> {
                     node: node.map(String::from),
                     host_network,
                     ip,
+                    ipv6: None,
                     ports,
                 }
             },
@@ -642,6 +645,12 @@ pub fn build_model(world: &World) -> Model {
                 spec: Some(pod_spec(endpoint)),
                 status: endpoint.ip.map(|ip| PodStatus {
                     pod_ip: Some(ip.to_string()),
+                    pod_ips: Some(
+                        std::iter::once(ip.to_string())
+                            .chain(endpoint.ipv6.map(|v6| v6.to_string()))
+                            .map(|ip| k8s_openapi::api::core::v1::PodIP { ip })
+                            .collect(),
+                    ),
                     ..Default::default()
                 }),
             });
