@@ -11,12 +11,15 @@ use std::collections::HashSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use testbed::{
-    ExternalSpec, PodSpec, Probe, Proto, Testbed, TestbedSpec, e2e_available,
-};
+use testbed::{ExternalSpec, PodSpec, Probe, Proto, Testbed, TestbedSpec, e2e_available};
 
 fn pod(name: &str, node: &str, v4: [u8; 4], v6: Option<Ipv6Addr>) -> PodSpec {
-    PodSpec { name: name.into(), node: node.into(), ipv4: Ipv4Addr::from(v4), ipv6: v6 }
+    PodSpec {
+        name: name.into(),
+        node: node.into(),
+        ipv4: Ipv4Addr::from(v4),
+        ipv6: v6,
+    }
 }
 
 fn v6(last: u16, sub: u16) -> Option<Ipv6Addr> {
@@ -54,7 +57,13 @@ fn all_probes(names: &[&str], ports: &[u16], families: &[bool]) -> Vec<Probe> {
             for &port in ports {
                 for &ipv6 in families {
                     for proto in [Proto::Tcp, Proto::Udp] {
-                        probes.push(Probe { from: from.into(), to: to.into(), proto, port, ipv6 });
+                        probes.push(Probe {
+                            from: from.into(),
+                            to: to.into(),
+                            proto,
+                            port,
+                            ipv6,
+                        });
                     }
                 }
             }
@@ -94,7 +103,11 @@ fn everything_connects_without_rules() {
     assert_eq!(probes.len(), 12 * 2 * 2 * 2);
     let start = Instant::now();
     assert_probes(&tb, &probes, |_| true, "no rules");
-    eprintln!("{} probes, all connected, in {:?}", probes.len(), start.elapsed());
+    eprintln!(
+        "{} probes, all connected, in {:?}",
+        probes.len(),
+        start.elapsed()
+    );
 
     // Self-traffic stays inside the pod and works too.
     assert!(tb.probe(&Probe::tcp("x/a", "x/a", 80)));
@@ -121,6 +134,20 @@ table inet netpol {
 }
 ";
 
+const DENY_ALL_BUT_80_81_TO_Y_A: &str = "
+table inet netpol {
+    chain forward {
+        type filter hook forward priority filter; policy drop;
+        ct state established,related accept
+        ct state invalid drop
+        ip daddr 10.0.2.1 tcp dport 80 accept
+        ip6 daddr fd10:0:0:2::1 tcp dport 80 accept
+        ip daddr 10.0.2.1 udp dport 81 accept
+        ip6 daddr fd10:0:0:2::1 udp dport 81 accept
+    }
+}
+";
+
 #[test]
 fn a_hand_written_ruleset_drops_exactly_its_probes() {
     if !e2e_available() {
@@ -134,17 +161,40 @@ fn a_hand_written_ruleset_drops_exactly_its_probes() {
     // clear() on a node without the table is no error; a bad ruleset is one,
     // and carries nft's message.
     tb.clear("node-2").unwrap();
-    let err = tb.load("node-2", "table inet netpol { chain c { bogus } }").unwrap_err();
-    assert!(err.contains("Error"), "nft's stderr should be in the error: {err}");
+    let err = tb
+        .load("node-2", "table inet netpol { chain c { bogus } }")
+        .unwrap_err();
+    assert!(
+        err.contains("Error"),
+        "nft's stderr should be in the error: {err}"
+    );
     assert!(tb.nft("node-9", &["list", "ruleset"], "").is_err());
 
     tb.load("node-2", DROP_TCP_80_TO_Y_A).unwrap();
     assert!(tb.ruleset("node-2").unwrap().contains("tcp dport 80 drop"));
-    assert_probes(&tb, &probes, |p| !dropped(p), "drop tcp/80 to y/a on node-2");
+    assert_probes(
+        &tb,
+        &probes,
+        |p| !dropped(p),
+        "drop tcp/80 to y/a on node-2",
+    );
 
     tb.clear("node-2").unwrap();
     assert_eq!(tb.ruleset("node-2").unwrap().trim(), "");
     assert_probes(&tb, &probes, |_| true, "after clear");
+
+    // Default deny on node-2: only new tcp/80 and udp/81 towards y/a are
+    // accepted, so every reply must pass as `ct state established` and
+    // nothing y/a starts itself gets out.
+    tb.load("node-2", DENY_ALL_BUT_80_81_TO_Y_A).unwrap();
+    let allowed = |p: &Probe| {
+        (p.from != "y/a" && p.to != "y/a")
+            || (p.to == "y/a"
+                && ((p.proto == Proto::Tcp && p.port == 80)
+                    || (p.proto == Proto::Udp && p.port == 81)))
+    };
+    assert_probes(&tb, &probes, allowed, "default deny on node-2");
+    tb.clear("node-2").unwrap();
 
     // UDP drops are seen as well, on the source node, and an ICMP reject
     // fails a probe as surely as a silent drop.
@@ -165,7 +215,12 @@ fn a_hand_written_ruleset_drops_exactly_its_probes() {
         (p.from == "x/a" && p.proto == Proto::Udp && p.port == 81)
             || (p.from == "ext" && p.proto == Proto::Tcp && p.port == 81)
     };
-    assert_probes(&tb, &probes, |p| !blocked(p), "udp/81 from x/a, reject tcp/81 from ext");
+    assert_probes(
+        &tb,
+        &probes,
+        |p| !blocked(p),
+        "udp/81 from x/a, reject tcp/81 from ext",
+    );
     tb.clear("node-1").unwrap();
 }
 
@@ -177,7 +232,12 @@ fn matrix_spec() -> TestbedSpec {
             let k = u8::try_from(n * 3 + i).unwrap();
             let node = if k % 2 == 0 { "node-1" } else { "node-2" };
             let v4 = [10, 1, 1 + k % 2, 10 + k];
-            pods.push(pod(&format!("{ns}/{name}"), node, v4, v6(u16::from(k) + 1, 3)));
+            pods.push(pod(
+                &format!("{ns}/{name}"),
+                node,
+                v4,
+                v6(u16::from(k) + 1, 3),
+            ));
         }
     }
     TestbedSpec {
@@ -221,11 +281,18 @@ fn a_full_pod_matrix_is_fast() {
     assert_probes(&tb, &v4, expect, "ipv4 matrix, port 81 dropped");
     let took = start.elapsed();
     eprintln!("{} ipv4 probes (half dropped) in {took:?}", v4.len());
-    assert!(took < Duration::from_secs(5), "the ipv4 matrix took {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the ipv4 matrix took {took:?}"
+    );
 
     let start = Instant::now();
     assert_probes(&tb, &v6, expect, "ipv6 matrix, port 81 dropped");
-    eprintln!("{} ipv6 probes (half dropped) in {:?}", v6.len(), start.elapsed());
+    eprintln!(
+        "{} ipv6 probes (half dropped) in {:?}",
+        v6.len(),
+        start.elapsed()
+    );
 
     // Reuse across cases: clearing opens everything, and after reloading
     // the same flows are dropped again (no earlier conntrack entry helps).
@@ -234,7 +301,11 @@ fn a_full_pod_matrix_is_fast() {
     }
     let start = Instant::now();
     assert_probes(&tb, &v4, |_| true, "ipv4 matrix, no rules");
-    eprintln!("{} ipv4 probes (none dropped) in {:?}", v4.len(), start.elapsed());
+    eprintln!(
+        "{} ipv4 probes (none dropped) in {:?}",
+        v4.len(),
+        start.elapsed()
+    );
     for node in tb.nodes() {
         tb.load(node, DROP_PORT_81).unwrap();
     }
@@ -254,7 +325,10 @@ fn leftovers_of_a_killed_run_are_removed() {
     // with an unlocked lock file, as a killed process leaves them.
     let prefix = format!("nptb-9999999-{}", std::process::id());
     let ns = format!("{prefix}-sw");
-    let status = std::process::Command::new("ip").args(["netns", "add", &ns]).status().unwrap();
+    let status = std::process::Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .unwrap();
     assert!(status.success());
     std::fs::create_dir_all("/run/netpol-testbed").unwrap();
     let lock = format!("/run/netpol-testbed/{prefix}.lock");
@@ -267,16 +341,31 @@ fn leftovers_of_a_killed_run_are_removed() {
         ..TestbedSpec::default()
     })
     .unwrap();
-    let listed = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let listed = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
     let listed = String::from_utf8_lossy(&listed.stdout);
-    let names: HashSet<&str> = listed.lines().filter_map(|l| l.split_whitespace().next()).collect();
-    assert!(!names.contains(ns.as_str()), "{ns} should have been removed");
-    assert!(!std::path::Path::new(&lock).exists(), "{lock} should have been removed");
+    let names: HashSet<&str> = listed
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(
+        !names.contains(ns.as_str()),
+        "{ns} should have been removed"
+    );
+    assert!(
+        !std::path::Path::new(&lock).exists(),
+        "{lock} should have been removed"
+    );
     // The new testbed's own namespaces exist while it lives …
     let own = tb.netns("p").unwrap().to_owned();
     assert!(names.contains(own.as_str()), "{own} missing from {names:?}");
     drop(tb);
     // … and not after.
-    let listed = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let listed = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
     assert!(!String::from_utf8_lossy(&listed.stdout).contains(&own));
 }

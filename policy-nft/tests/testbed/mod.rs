@@ -20,7 +20,7 @@
 //!                   │ veth                      veth │
 //!         node-1 netns: eth0 192.168.77.1/24    node-2 netns: eth0 192.168.77.2/24
 //!                       fd00:77::1/64                        fd00:77::2/64
-//!          cali0 ─┐  cali1 ─┐  ext2 ─┐                  cali3 ─┐
+//!          cali0 ─┐  cali1 ─┐  ext3 ─┐                  cali2 ─┐
 //!                 │veth     │        │                         │
 //!        pod x/a eth0   pod x/b   external            pod y/a eth0
 //!        10.0.1.1/32    …         203.0.113.10/32     10.0.2.1/32
@@ -58,8 +58,12 @@
 //!
 //! [`Testbed::probe_all`] runs every probe at once on one thread that
 //! switches into each source namespace to create the probe's socket (a socket
-//! stays in the namespace it was created in). TCP succeeds when the handshake
-//! completes (the client then resets the connection: no `TIME_WAIT`), UDP when
+//! stays in the namespace it was created in). A TCP probe succeeds when the
+//! handshake completes *and* the server's accept-and-close (its FIN) comes
+//! back: a connection can only be accepted once the client's ACK arrived, so
+//! this proves established traffic passes in both directions, not just the
+//! SYN-ACK. The client then resets the connection, which leaves no
+//! `TIME_WAIT` socket on either end. A UDP probe succeeds when
 //! the datagram comes back echoed. Every attempt binds a fresh source port
 //! from a process-wide counter over 20000–60999, so no probe can ever ride on
 //! a conntrack entry of an earlier one (UDP entries live 30 s), and every
@@ -284,12 +288,24 @@ pub struct Probe {
 impl Probe {
     /// An IPv4 TCP probe.
     pub fn tcp(from: &str, to: &str, port: u16) -> Probe {
-        Probe { from: from.into(), to: to.into(), proto: Proto::Tcp, port, ipv6: false }
+        Probe {
+            from: from.into(),
+            to: to.into(),
+            proto: Proto::Tcp,
+            port,
+            ipv6: false,
+        }
     }
 
     /// An IPv4 UDP probe.
     pub fn udp(from: &str, to: &str, port: u16) -> Probe {
-        Probe { from: from.into(), to: to.into(), proto: Proto::Udp, port, ipv6: false }
+        Probe {
+            from: from.into(),
+            to: to.into(),
+            proto: Proto::Udp,
+            port,
+            ipv6: false,
+        }
     }
 
     /// The same probe over IPv6.
@@ -302,7 +318,11 @@ impl Probe {
 impl fmt::Display for Probe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let family = if self.ipv6 { "ipv6" } else { "ipv4" };
-        write!(f, "{} -> {} {}/{} {family}", self.from, self.to, self.proto, self.port)
+        write!(
+            f,
+            "{} -> {} {}/{} {family}",
+            self.from, self.to, self.proto, self.port
+        )
     }
 }
 
@@ -335,8 +355,8 @@ struct Endpoint {
 
 /// A built topology: see the [module documentation](self) for the layout.
 ///
-/// Safe to share between threads: every method takes `&self` except
-/// [`Testbed::set_probe_timeouts`]. Dropping it deletes everything it made.
+/// Safe to share between threads (every method takes `&self`), also from a
+/// `static`. Dropping it deletes everything it made.
 pub struct Testbed {
     prefix: String,
     lock_path: String,
@@ -353,7 +373,7 @@ pub struct Testbed {
     /// Ports servers listen on: never used as probe source ports.
     server_ports: HashSet<u16>,
     server: Option<Server>,
-    timeouts: Vec<Duration>,
+    timeouts: Mutex<Vec<Duration>>,
 }
 
 static TESTBED_COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -379,8 +399,12 @@ impl Testbed {
         register_at_exit(&prefix);
         remove_leftovers(&prefix);
 
-        let node_index: HashMap<String, usize> =
-            spec.nodes.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
+        let node_index: HashMap<String, usize> = spec
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
         let nodes: Vec<Node> = spec
             .nodes
             .iter()
@@ -401,8 +425,14 @@ impl Testbed {
                 }
             })
             .collect();
-        let pods = spec.pods.iter().map(|p| (&p.name, &p.node, p.ipv4, p.ipv6, false));
-        let externals = spec.externals.iter().map(|e| (&e.name, &e.node, e.ipv4, e.ipv6, true));
+        let pods = spec
+            .pods
+            .iter()
+            .map(|p| (&p.name, &p.node, p.ipv4, p.ipv6, false));
+        let externals = spec
+            .externals
+            .iter()
+            .map(|e| (&e.name, &e.node, e.ipv4, e.ipv6, true));
         let endpoints: Vec<Endpoint> = pods
             .chain(externals)
             .enumerate()
@@ -410,7 +440,11 @@ impl Testbed {
                 name: name.clone(),
                 external,
                 node: node_index[node],
-                ns: format!("{prefix}-{}{k}-{}", if external { "e" } else { "p" }, sanitize(name)),
+                ns: format!(
+                    "{prefix}-{}{k}-{}",
+                    if external { "e" } else { "p" },
+                    sanitize(name)
+                ),
                 ipv4,
                 ipv6,
                 host_iface: format!("{}{k}", if external { "ext" } else { "cali" }),
@@ -418,9 +452,17 @@ impl Testbed {
                 host_mac: mac(4, k),
             })
             .collect();
-        let endpoint_index =
-            endpoints.iter().enumerate().map(|(k, e)| (e.name.clone(), k)).collect();
-        let server_ports = spec.tcp_ports.iter().chain(&spec.udp_ports).copied().collect();
+        let endpoint_index = endpoints
+            .iter()
+            .enumerate()
+            .map(|(k, e)| (e.name.clone(), k))
+            .collect();
+        let server_ports = spec
+            .tcp_ports
+            .iter()
+            .chain(&spec.udp_ports)
+            .copied()
+            .collect();
 
         let mut tb = Testbed {
             switch_ns: format!("{prefix}-sw"),
@@ -435,7 +477,7 @@ impl Testbed {
             endpoint_fds: Vec::new(),
             server_ports,
             server: None,
-            timeouts: DEFAULT_PROBE_TIMEOUTS.to_vec(),
+            timeouts: Mutex::new(DEFAULT_PROBE_TIMEOUTS.to_vec()),
         };
         // On error `tb` is dropped here, which deletes what was made so far.
         tb.build(spec)?;
@@ -455,9 +497,16 @@ impl Testbed {
         let adds: String = all.iter().map(|ns| format!("netns add {ns}\n")).collect();
         ip_batches(vec![(None, adds)])?;
         let switch_fd = open_netns(&self.switch_ns)?;
-        self.node_fds = self.nodes.iter().map(|n| open_netns(&n.ns)).collect::<Result<_, _>>()?;
-        self.endpoint_fds =
-            self.endpoints.iter().map(|e| open_netns(&e.ns)).collect::<Result<_, _>>()?;
+        self.node_fds = self
+            .nodes
+            .iter()
+            .map(|n| open_netns(&n.ns))
+            .collect::<Result<_, _>>()?;
+        self.endpoint_fds = self
+            .endpoints
+            .iter()
+            .map(|e| open_netns(&e.ns))
+            .collect::<Result<_, _>>()?;
 
         // Sysctls first: interfaces take the `default` values when created.
         let common: &[(&str, &str)] = &[
@@ -480,8 +529,7 @@ impl Testbed {
             ("net/ipv6/conf/default/disable_ipv6", "1"),
         ];
         let node_settings: Vec<(&str, &str)> = common.iter().chain(node_extra).copied().collect();
-        let mut jobs: Vec<(&File, &str, &[(&str, &str)])> =
-            vec![(&switch_fd, &self.switch_ns, switch_only)];
+        let mut jobs: Vec<SysctlJob> = vec![(&switch_fd, &self.switch_ns, switch_only)];
         for (node, fd) in self.nodes.iter().zip(&self.node_fds) {
             jobs.push((fd, &node.ns, &node_settings));
         }
@@ -515,7 +563,13 @@ impl Testbed {
                  addr add {}/64 dev eth0 nodad\n",
                 node.ipv4, node.ipv6
             );
-            for other in self.nodes.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, o)| o) {
+            for other in self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, o)| o)
+            {
                 b += &format!(
                     "neigh replace {} lladdr {} dev eth0 nud permanent\n\
                      neigh replace {} lladdr {} dev eth0 nud permanent\n",
@@ -543,7 +597,10 @@ impl Testbed {
                     }
                 } else {
                     let via = &self.nodes[ep.node];
-                    b += &format!("route add {}/32 via {} dev eth0 onlink\n", ep.ipv4, via.ipv4);
+                    b += &format!(
+                        "route add {}/32 via {} dev eth0 onlink\n",
+                        ep.ipv4, via.ipv4
+                    );
                     if let Some(v6) = ep.ipv6 {
                         b += &format!("route add {v6}/128 via {} dev eth0 onlink\n", via.ipv6);
                     }
@@ -586,7 +643,10 @@ impl Testbed {
     pub fn nft(&self, node: &str, args: &[&str], stdin: &str) -> Result<String, String> {
         let fd = self.netns_fd(node)?.as_raw_fd();
         let mut cmd = Command::new("nft");
-        cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         // SAFETY: between fork and exec the closure only calls setns(2), which
         // is async-signal-safe; `fd` stays open because `self` outlives the
         // child's exec (we wait for the child below).
@@ -599,13 +659,17 @@ impl Testbed {
                 }
             });
         }
-        let mut child = cmd.spawn().map_err(|e| format!("cannot run nft in {node}: {e}"))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run nft in {node}: {e}"))?;
         let mut input = child.stdin.take().expect("piped");
         let stdin = stdin.to_owned();
         // Write from another thread so a large ruleset cannot deadlock
         // against nft's output.
         let writer = std::thread::spawn(move || input.write_all(stdin.as_bytes()));
-        let out = child.wait_with_output().map_err(|e| format!("nft in {node}: {e}"))?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("nft in {node}: {e}"))?;
         let written = writer.join().expect("stdin writer panicked");
         if !out.status.success() {
             return Err(format!(
@@ -646,13 +710,22 @@ impl Testbed {
     ///
     /// # Panics
     /// If `timeouts` is empty.
-    pub fn set_probe_timeouts(&mut self, timeouts: Vec<Duration>) {
+    pub fn set_probe_timeouts(&self, timeouts: Vec<Duration>) {
         assert!(!timeouts.is_empty(), "at least one probe attempt is needed");
-        self.timeouts = timeouts;
+        *self.timeouts.lock().unwrap_or_else(|e| e.into_inner()) = timeouts;
+    }
+
+    /// The timeouts [`Testbed::probe_all`] uses now.
+    pub fn probe_timeouts(&self) -> Vec<Duration> {
+        self.timeouts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Runs all probes concurrently and returns, in order, whether each
-    /// connected (TCP handshake completed / UDP echo came back).
+    /// connected (TCP: handshake completed and the server's close came back;
+    /// UDP: the echo came back).
     ///
     /// # Panics
     /// If a probe names an unknown endpoint, asks for IPv6 where an end has no
@@ -688,18 +761,24 @@ impl Testbed {
         if let Some(&i) = self.node_index.get(name) {
             return Some(&self.nodes[i].ns);
         }
-        self.endpoint_index.get(name).map(|&k| self.endpoints[k].ns.as_str())
+        self.endpoint_index
+            .get(name)
+            .map(|&k| self.endpoints[k].ns.as_str())
     }
 
     /// The node-side interface of a pod (`cali<k>`) or external (`ext<k>`).
     /// Every node's uplink is `eth0`.
     pub fn host_iface(&self, endpoint: &str) -> Option<&str> {
-        self.endpoint_index.get(endpoint).map(|&k| self.endpoints[k].host_iface.as_str())
+        self.endpoint_index
+            .get(endpoint)
+            .map(|&k| self.endpoints[k].host_iface.as_str())
     }
 
     /// The node a pod or external is attached behind.
     pub fn node_of(&self, endpoint: &str) -> Option<&str> {
-        self.endpoint_index.get(endpoint).map(|&k| self.nodes[self.endpoints[k].node].name.as_str())
+        self.endpoint_index
+            .get(endpoint)
+            .map(|&k| self.nodes[self.endpoints[k].node].name.as_str())
     }
 
     /// A node's address on the node network (`192.168.77.(i+1)`).
@@ -730,16 +809,20 @@ impl Testbed {
     fn resolve(&self, p: &Probe) -> Resolved {
         let find = |name: &str| -> usize {
             *self.endpoint_index.get(name).unwrap_or_else(|| {
-                panic!("probe {p}: no pod or external is called {name:?} (known: {:?})", self.endpoints())
+                panic!(
+                    "probe {p}: no pod or external is called {name:?} (known: {:?})",
+                    self.endpoints()
+                )
             })
         };
         let (from, to) = (find(&p.from), find(&p.to));
         let addr = |k: usize| -> IpAddr {
             let ep = &self.endpoints[k];
             if p.ipv6 {
-                IpAddr::V6(ep.ipv6.unwrap_or_else(|| {
-                    panic!("probe {p}: {} has no IPv6 address", ep.name)
-                }))
+                IpAddr::V6(
+                    ep.ipv6
+                        .unwrap_or_else(|| panic!("probe {p}: {} has no IPv6 address", ep.name)),
+                )
             } else {
                 IpAddr::V4(ep.ipv4)
             }
@@ -754,7 +837,12 @@ impl Testbed {
             p.proto,
             p.port
         );
-        Resolved { from, src: addr(from), dst: SocketAddr::new(addr(to), p.port), proto: p.proto }
+        Resolved {
+            from,
+            src: addr(from),
+            dst: SocketAddr::new(addr(to), p.port),
+            proto: p.proto,
+        }
     }
 }
 
@@ -789,10 +877,15 @@ fn validate(spec: &TestbedSpec) -> Result<(), String> {
     let mut v4s = HashSet::new();
     let mut v6s = HashSet::new();
     let pods = spec.pods.iter().map(|p| (&p.name, &p.node, p.ipv4, p.ipv6));
-    let externals = spec.externals.iter().map(|e| (&e.name, &e.node, e.ipv4, e.ipv6));
+    let externals = spec
+        .externals
+        .iter()
+        .map(|e| (&e.name, &e.node, e.ipv4, e.ipv6));
     for (name, node, v4, v6) in pods.chain(externals) {
         if name.is_empty() || !names.insert(name.as_str()) {
-            return Err(format!("pod and external names must be unique and non-empty: {name:?}"));
+            return Err(format!(
+                "pod and external names must be unique and non-empty: {name:?}"
+            ));
         }
         if !nodes.contains(node.as_str()) {
             return Err(format!("{name}: unknown node {node:?}"));
@@ -840,7 +933,13 @@ fn mac(kind: u8, index: usize) -> String {
 /// Keeps a name readable inside a namespace name: `x/a` → `x-a`.
 fn sanitize(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(40)
         .collect()
 }
@@ -869,15 +968,24 @@ fn ip_batches(jobs: Vec<(Option<String>, String)>) -> Result<(), String> {
         if let Some(ns) = &ns {
             cmd.args(["-n", ns]);
         }
-        cmd.args(["-batch", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.args(["-batch", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| format!("cannot run ip: {e}"))?;
         // An early exit of ip shows in its status and stderr below.
-        let _ = child.stdin.take().expect("piped").write_all(script.as_bytes());
+        let _ = child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(script.as_bytes());
         children.push((ns, script, child));
     }
     let mut first_error = None;
     for (ns, script, child) in children {
-        let out = child.wait_with_output().map_err(|e| format!("waiting for ip: {e}"))?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("waiting for ip: {e}"))?;
         if !out.status.success() && first_error.is_none() {
             first_error = Some(format!(
                 "ip -batch in {} failed: {}\nscript:\n{script}",
@@ -890,7 +998,10 @@ fn ip_batches(jobs: Vec<(Option<String>, String)>) -> Result<(), String> {
 }
 
 /// Writes `/proc/sys/<key>` in each namespace, from a thread that enters it.
-fn write_sysctls(jobs: &[(&File, &str, &[(&str, &str)])]) -> Result<(), String> {
+/// A namespace handle, its name, and `(key, value)` sysctls to write there.
+type SysctlJob<'a> = (&'a File, &'a str, &'a [(&'a str, &'a str)]);
+
+fn write_sysctls(jobs: &[SysctlJob]) -> Result<(), String> {
     std::thread::scope(|s| {
         s.spawn(|| {
             for &(fd, ns, settings) in jobs {
@@ -995,7 +1106,10 @@ fn remove_leftovers(own: &str) {
             Err(_) => None,
         };
         if !namespaces.is_empty() {
-            eprintln!("testbed: removing {} namespaces left behind by {prefix}", namespaces.len());
+            eprintln!(
+                "testbed: removing {} namespaces left behind by {prefix}",
+                namespaces.len()
+            );
             delete_namespaces(&namespaces);
         }
         if lock.is_some() {
@@ -1028,7 +1142,9 @@ fn register_at_exit(prefix: &str) {
 
 extern "C" fn cleanup_at_exit() {
     // try_lock: never block process exit on a thread that died holding it.
-    let Ok(active) = ACTIVE.try_lock() else { return };
+    let Ok(active) = ACTIVE.try_lock() else {
+        return;
+    };
     for (prefix, namespaces) in active.iter() {
         delete_namespaces(namespaces);
         let _ = fs::remove_file(format!("{LOCK_DIR}/{prefix}.lock"));
@@ -1038,7 +1154,10 @@ extern "C" fn cleanup_at_exit() {
 /// Probes and servers use one descriptor each; the usual soft limit of 1024
 /// is too low for many testbeds at once.
 fn raise_fd_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: plain getrlimit/setrlimit on a local struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
@@ -1084,7 +1203,11 @@ fn set_opt<T>(fd: &OwnedFd, level: i32, name: i32, value: T) -> io::Result<()> {
             std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
@@ -1095,7 +1218,9 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_storage is large and aligned enough for any sockaddr.
@@ -1107,7 +1232,9 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: a.port().to_be(),
                 sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
                 sin6_scope_id: 0,
             };
             // SAFETY: as above.
@@ -1254,7 +1381,9 @@ fn open_server(addr: SocketAddr, proto: Proto) -> io::Result<ServerSocket> {
     loop {
         match bind(&fd, addr) {
             Ok(()) => break,
-            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) && Instant::now() < deadline => {
+            Err(e)
+                if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) && Instant::now() < deadline =>
+            {
                 std::thread::sleep(Duration::from_millis(10));
             }
             Err(e) => return Err(e),
@@ -1275,7 +1404,11 @@ fn open_server(addr: SocketAddr, proto: Proto) -> io::Result<ServerSocket> {
 fn serve(stop: RawFd, sockets: &[ServerSocket]) {
     let mut fds: Vec<libc::pollfd> = std::iter::once(stop)
         .chain(sockets.iter().map(ServerSocket::fd))
-        .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
+        .map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
         .collect();
     let mut buf = [0u8; 2048];
     loop {
@@ -1320,7 +1453,8 @@ fn serve(stop: RawFd, sockets: &[ServerSocket]) {
                     for _ in 0..256 {
                         // SAFETY: plain data.
                         let mut peer: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-                        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                        let mut len =
+                            std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
                         // SAFETY: buf and peer are valid for the lengths given.
                         let got = unsafe {
                             libc::recvfrom(
@@ -1369,12 +1503,32 @@ struct InFlight {
     attempt: usize,
     fd: OwnedFd,
     deadline: Instant,
-    /// For UDP: the payload the echo must carry.
-    token: Option<[u8; 16]>,
+    stage: Stage,
+}
+
+enum Stage {
+    /// TCP: waiting for the handshake (SYN-ACK).
+    Connecting,
+    /// TCP: connected; waiting for the server's accept-and-close (FIN), which
+    /// proves the client's ACK reached the server and that established
+    /// traffic flows back.
+    AwaitingClose,
+    /// UDP: waiting for this payload to come back.
+    Echo([u8; 16]),
+}
+
+impl InFlight {
+    fn events(&self) -> libc::c_short {
+        match self.stage {
+            Stage::Connecting => libc::POLLOUT,
+            Stage::AwaitingClose | Stage::Echo(_) => libc::POLLIN,
+        }
+    }
 }
 
 enum Outcome {
     Pending,
+    Handshake,
     Connected,
     Failed,
 }
@@ -1385,11 +1539,12 @@ static NONCE: AtomicU64 = AtomicU64::new(0);
 /// The next probe source port: a process-wide counter over 20000–60999
 /// starting at a pid-dependent offset, skipping the testbed's server ports.
 fn next_src_port(avoid: &HashSet<u16>) -> u16 {
-    let counter = NEXT_SRC_PORT.get_or_init(|| AtomicU32::new(std::process::id().wrapping_mul(7919)));
+    let counter =
+        NEXT_SRC_PORT.get_or_init(|| AtomicU32::new(std::process::id().wrapping_mul(7919)));
     loop {
         let n = counter.fetch_add(1, Ordering::Relaxed);
-        let port = u16::try_from(SRC_PORT_LOW + n % (SRC_PORT_HIGH - SRC_PORT_LOW + 1))
-            .expect("in range");
+        let port =
+            u16::try_from(SRC_PORT_LOW + n % (SRC_PORT_HIGH - SRC_PORT_LOW + 1)).expect("in range");
         if !avoid.contains(&port) {
             return port;
         }
@@ -1406,22 +1561,30 @@ struct Prober<'a> {
 
 impl<'a> Prober<'a> {
     fn new(tb: &'a Testbed, probes: &'a [Resolved]) -> Self {
-        Prober { tb, probes, current_ns: None }
+        Prober {
+            tb,
+            probes,
+            current_ns: None,
+        }
     }
 
     fn run(mut self) -> Vec<bool> {
-        let timeouts = &self.tb.timeouts;
+        let timeouts = self.tb.probe_timeouts();
         let mut results = vec![false; self.probes.len()];
-        let mut pending: VecDeque<(usize, usize)> = (0..self.probes.len()).map(|i| (i, 0)).collect();
+        let mut pending: VecDeque<(usize, usize)> =
+            (0..self.probes.len()).map(|i| (i, 0)).collect();
         let mut in_flight: Vec<InFlight> = Vec::new();
         let mut pollfds: Vec<libc::pollfd> = Vec::new();
         loop {
             while in_flight.len() < MAX_IN_FLIGHT {
-                let Some((probe, attempt)) = pending.pop_front() else { break };
+                let Some((probe, attempt)) = pending.pop_front() else {
+                    break;
+                };
                 match self.start(probe, attempt, timeouts[attempt]) {
-                    Ok(Some(f)) => in_flight.push(f),
-                    Ok(None) => results[probe] = true,
-                    Err(()) if attempt + 1 < timeouts.len() => pending.push_back((probe, attempt + 1)),
+                    Ok(f) => in_flight.push(f),
+                    Err(()) if attempt + 1 < timeouts.len() => {
+                        pending.push_back((probe, attempt + 1))
+                    }
                     Err(()) => {}
                 }
             }
@@ -1434,15 +1597,23 @@ impl<'a> Prober<'a> {
             pollfds.clear();
             pollfds.extend(in_flight.iter().map(|f| libc::pollfd {
                 fd: f.fd.as_raw_fd(),
-                events: if f.token.is_some() { libc::POLLIN } else { libc::POLLOUT },
+                events: f.events(),
                 revents: 0,
             }));
             let now = Instant::now();
-            let next = in_flight.iter().map(|f| f.deadline).min().expect("non-empty");
-            let wait_ms = next.saturating_duration_since(now).as_micros().div_ceil(1000);
+            let next = in_flight
+                .iter()
+                .map(|f| f.deadline)
+                .min()
+                .expect("non-empty");
+            let wait_ms = next
+                .saturating_duration_since(now)
+                .as_micros()
+                .div_ceil(1000);
             let wait_ms = libc::c_int::try_from(wait_ms).unwrap_or(libc::c_int::MAX);
             // SAFETY: pollfds is a valid array of pollfd.
-            let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, wait_ms) };
+            let n =
+                unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, wait_ms) };
             if n < 0 && last_errno() != libc::EINTR {
                 panic!("probe poll: {}", io::Error::last_os_error());
             }
@@ -1450,13 +1621,17 @@ impl<'a> Prober<'a> {
             // Backwards, so swap_remove only moves entries already looked at.
             for i in (0..in_flight.len()).rev() {
                 let f = &in_flight[i];
-                let mut outcome =
-                    if n > 0 && pollfds[i].revents != 0 { check(f, pollfds[i].revents) } else { Outcome::Pending };
+                let mut outcome = if n > 0 && pollfds[i].revents != 0 {
+                    check(f, pollfds[i].revents)
+                } else {
+                    Outcome::Pending
+                };
                 if matches!(outcome, Outcome::Pending) && now >= f.deadline {
                     outcome = Outcome::Failed;
                 }
                 match outcome {
                     Outcome::Pending => {}
+                    Outcome::Handshake => in_flight[i].stage = Stage::AwaitingClose,
                     Outcome::Connected => {
                         let f = in_flight.swap_remove(i);
                         results[f.probe] = true;
@@ -1473,9 +1648,9 @@ impl<'a> Prober<'a> {
         }
     }
 
-    /// Opens one attempt's socket in the source namespace. `Ok(None)`: it
-    /// connected at once; `Err(())`: it failed at once.
-    fn start(&mut self, probe: usize, attempt: usize, timeout: Duration) -> Result<Option<InFlight>, ()> {
+    /// Opens one attempt's socket in the source namespace and sends its
+    /// first packet. `Err(())`: it failed at once.
+    fn start(&mut self, probe: usize, attempt: usize, timeout: Duration) -> Result<InFlight, ()> {
         let p = &self.probes[probe];
         if self.current_ns != Some(p.from) {
             let ep = &self.tb.endpoints[p.from];
@@ -1487,7 +1662,10 @@ impl<'a> Prober<'a> {
         set_opt(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, ONE).map_err(|_| ())?;
         let mut bound = false;
         for _ in 0..64 {
-            match bind(&fd, SocketAddr::new(p.src, next_src_port(&self.tb.server_ports))) {
+            match bind(
+                &fd,
+                SocketAddr::new(p.src, next_src_port(&self.tb.server_ports)),
+            ) {
                 Ok(()) => {
                     bound = true;
                     break;
@@ -1505,14 +1683,20 @@ impl<'a> Prober<'a> {
         let deadline = Instant::now() + timeout;
         match p.proto {
             Proto::Tcp => {
-                if r == 0 {
-                    finish(InFlight { probe, attempt, fd, deadline, token: None });
-                    return Ok(None);
-                }
-                if last_errno() != libc::EINPROGRESS {
+                let stage = if r == 0 {
+                    Stage::AwaitingClose
+                } else if last_errno() == libc::EINPROGRESS {
+                    Stage::Connecting
+                } else {
                     return Err(());
-                }
-                Ok(Some(InFlight { probe, attempt, fd, deadline, token: None }))
+                };
+                Ok(InFlight {
+                    probe,
+                    attempt,
+                    fd,
+                    deadline,
+                    stage,
+                })
             }
             Proto::Udp => {
                 if r != 0 {
@@ -1520,71 +1704,106 @@ impl<'a> Prober<'a> {
                 }
                 let mut token = [0u8; 16];
                 token[..8].copy_from_slice(&NONCE.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-                token[8..12].copy_from_slice(&u32::try_from(probe).unwrap_or(u32::MAX).to_le_bytes());
+                token[8..12]
+                    .copy_from_slice(&u32::try_from(probe).unwrap_or(u32::MAX).to_le_bytes());
                 token[12..].copy_from_slice(b"nptb");
                 // SAFETY: sends 16 bytes from a local buffer.
-                let sent = unsafe { libc::send(fd.as_raw_fd(), token.as_ptr().cast(), token.len(), 0) };
+                let sent =
+                    unsafe { libc::send(fd.as_raw_fd(), token.as_ptr().cast(), token.len(), 0) };
                 if sent != token.len() as isize {
                     return Err(());
                 }
-                Ok(Some(InFlight { probe, attempt, fd, deadline, token: Some(token) }))
+                Ok(InFlight {
+                    probe,
+                    attempt,
+                    fd,
+                    deadline,
+                    stage: Stage::Echo(token),
+                })
             }
         }
     }
 }
 
 fn check(f: &InFlight, revents: libc::c_short) -> Outcome {
-    match f.token {
-        None => {
+    let fd = f.fd.as_raw_fd();
+    match f.stage {
+        Stage::Connecting => {
             let mut err: libc::c_int = 0;
             let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
             // SAFETY: reads SO_ERROR into a local int.
             let r = unsafe {
                 libc::getsockopt(
-                    f.fd.as_raw_fd(),
+                    fd,
                     libc::SOL_SOCKET,
                     libc::SO_ERROR,
                     (&raw mut err).cast(),
                     &mut len,
                 )
             };
-            if r == 0 && err == 0 && revents & libc::POLLOUT != 0 {
-                Outcome::Connected
-            } else if r != 0 || err != 0 || revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+            if r != 0 || err != 0 || revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+                // Refused (RST, ICMP unreachable) or otherwise failed.
                 Outcome::Failed
+            } else if revents & libc::POLLOUT != 0 {
+                Outcome::Handshake
             } else {
                 Outcome::Pending
             }
         }
-        Some(token) => {
+        Stage::AwaitingClose => {
+            let mut buf = [0u8; 64];
+            // SAFETY: reads into a local buffer.
+            let got =
+                unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+            match got {
+                // EOF: the server accepted and closed. (Data would do too.)
+                0.. => Outcome::Connected,
+                _ if would_block() => Outcome::Pending,
+                // Reset after the handshake: something in between objects.
+                _ => Outcome::Failed,
+            }
+        }
+        Stage::Echo(token) => {
             let mut buf = [0u8; 64];
             loop {
                 // SAFETY: reads into a local buffer.
                 let got = unsafe {
-                    libc::recv(f.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
+                    libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
                 };
                 if got < 0 {
-                    let e = last_errno();
-                    return if e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::EINTR {
+                    // ECONNREFUSED, EHOSTUNREACH, …: an ICMP error came back.
+                    return if would_block() {
                         Outcome::Pending
                     } else {
-                        // ECONNREFUSED, EHOSTUNREACH, …: an ICMP error came back.
                         Outcome::Failed
                     };
                 }
                 if got as usize == token.len() && buf[..token.len()] == token {
                     return Outcome::Connected;
                 }
-                // Not our echo (cannot happen on a connected socket); keep reading.
+                // Not our echo (cannot happen on a connected socket); read on.
             }
         }
     }
 }
 
-/// Closes a finished attempt; a TCP connection is reset (linger 0) so it
-/// leaves no TIME_WAIT socket behind.
+fn would_block() -> bool {
+    let e = last_errno();
+    e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::EINTR
+}
+
+/// Closes a finished attempt; a TCP connection is reset (linger 0) so that
+/// neither end keeps a TIME_WAIT socket.
 fn finish(f: InFlight) {
-    if f.token.is_none() {
-        let _ = set_opt(&f.fd, libc::SOL_SOCKET, libc::SO_LINGER, libc::linger { l_onoff: 1, l_linger: 0 });
+    if !matches!(f.stage, Stage::Echo(_)) {
+        let _ = set_opt(
+            &f.fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            },
+        );
     }
 }
