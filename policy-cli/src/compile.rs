@@ -71,7 +71,7 @@ pub fn run(args: CompileArgs) -> ExitCode {
     }
     match args.format {
         RulesetFormat::Nft => print!("{}", policy_nft::text::render(&ruleset)),
-        RulesetFormat::Json => println!("{}", policy_nft::json::render(&ruleset)),
+        RulesetFormat::Json => println!("{}", policy_nft::json::render_string(&ruleset)),
     }
     if input_has_errors {
         eprintln!(

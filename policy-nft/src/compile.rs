@@ -14,13 +14,14 @@
 //! they become set elements: the address space is cut at every boundary, and
 //! each piece gets the union of the ports of the pairs that cover it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use policy_core::config::{AddressFamily, HostNetworkMode, IpBlockMode, SelfTraffic};
-use policy_core::ipset::{Family, IpSet};
-use policy_core::model::{ClassId, Model, PeerSet, RulePorts, partition};
+use policy_core::ipset::{Family, IpSet, IpSetBuilder, overlay};
+use policy_core::model::{ClassId, Model, PeerSet, RulePorts};
 use policy_core::{Config, Direction, PortSet};
 
 use crate::ruleset::{ClassChain, NodeRuleset};
@@ -69,6 +70,9 @@ struct FamilyView<'m> {
     endpoint_addresses: IpSet,
     /// The whole address space of this family.
     universe: IpSet,
+    /// The addresses each peer set stands for, computed once for all nodes.
+    /// Keyed by the peer set's address in the model, which outlives the compiler.
+    peer_addresses: Mutex<HashMap<usize, Arc<IpSet>>>,
 }
 
 /// The caller's model, or one built for a single address family.
@@ -147,21 +151,26 @@ impl<'m> Compiler<'m> {
                 ModelRef::Borrowed(model)
             };
             let universe = universe(family);
-            let mut class_addresses = vec![IpSet::empty(); model.classes().len()];
-            let mut endpoint_addresses = IpSet::empty();
+            let mut class_builders = vec![IpSetBuilder::default(); model.classes().len()];
+            let mut endpoint_builder = IpSetBuilder::default();
             for (id, endpoint) in model.cluster().endpoints.iter().enumerate() {
                 for &ip in endpoint.ips.iter().filter(|ip| universe.contains(**ip)) {
-                    let single = IpSet::from_range(ip, ip);
-                    class_addresses[model.class_of(id)].union_with(&single);
-                    endpoint_addresses.union_with(&single);
+                    class_builders[model.class_of(id)].add_address(ip);
+                    endpoint_builder.add_address(ip);
                 }
             }
+            let class_addresses = class_builders
+                .into_iter()
+                .map(IpSetBuilder::build)
+                .collect();
+            let endpoint_addresses = endpoint_builder.build();
             views.push(FamilyView {
                 family,
                 model,
                 class_addresses,
                 endpoint_addresses,
                 universe,
+                peer_addresses: Mutex::default(),
             });
         }
         Ok(Compiler { views })
@@ -175,8 +184,10 @@ impl<'m> Compiler<'m> {
             ingress_dispatch: Vec::new(),
             egress_dispatch: Vec::new(),
             local_node_addresses: IpSet::empty(),
+            pod_addresses: IpSet::union_all(self.views.iter().map(|v| &v.endpoint_addresses)),
             chains: Vec::new(),
         };
+        let mut local_node_addresses = Vec::new();
         for view in &self.views {
             let model = &view.model;
             let cluster = model.cluster();
@@ -203,11 +214,7 @@ impl<'m> Compiler<'m> {
                     continue;
                 }
                 if endpoint.host_network {
-                    for ip in addresses {
-                        ruleset
-                            .local_node_addresses
-                            .union_with(&IpSet::from_range(ip, ip));
-                    }
+                    local_node_addresses.extend(addresses);
                     continue;
                 }
                 local_classes
@@ -261,6 +268,7 @@ impl<'m> Compiler<'m> {
                 }
             }
         }
+        ruleset.local_node_addresses = local_node_addresses.into_iter().collect();
         ruleset.ingress_dispatch.sort();
         ruleset.egress_dispatch.sort();
         (ruleset, unenforceable)
@@ -280,14 +288,26 @@ impl<'m> Compiler<'m> {
         addresses.intersection(&view.universe)
     }
 
-    /// The addresses of every class a peer set matches.
-    fn class_peer_addresses(&self, view: &FamilyView<'_>, peers: &PeerSet) -> IpSet {
-        let mut addresses = IpSet::empty();
-        for (class, class_addresses) in view.class_addresses.iter().enumerate() {
-            if peers.contains_class(class) {
-                addresses.union_with(class_addresses);
-            }
+    /// Every address a peer set matches: its classes' pods and its ipBlocks.
+    /// Rules are shared by many classes and nodes, so this is cached.
+    fn peer_addresses(&self, view: &FamilyView<'_>, peers: &PeerSet) -> Arc<IpSet> {
+        let key = std::ptr::from_ref(peers) as usize;
+        if let Some(addresses) = lock(&view.peer_addresses).get(&key) {
+            return Arc::clone(addresses);
         }
+        let addresses = if peers.everyone {
+            // Every class and every block: the whole family.
+            view.universe.clone()
+        } else {
+            let mut builder = IpSetBuilder::default();
+            for class in peers.classes.ones() {
+                builder.add_set(&view.class_addresses[class]);
+            }
+            builder.add_set(&self.block_addresses(view, peers));
+            builder.build()
+        };
+        let addresses = Arc::new(addresses);
+        lock(&view.peer_addresses).insert(key, Arc::clone(&addresses));
         addresses
     }
 
@@ -300,82 +320,98 @@ impl<'m> Compiler<'m> {
         grants: &[(&PeerSet, &RulePorts)],
     ) -> (IpSet, Vec<(IpSet, PortSet)>) {
         let classes = view.model.classes();
-        let mut any_protocol = IpSet::empty();
-        // Rectangles grouped by port set: (ports → peers with at least those ports).
-        let mut by_ports: BTreeMap<PortSet, IpSet> = BTreeMap::new();
-        let mut add = |addresses: IpSet, ports: PortSet, any: &mut IpSet| {
+        let mut any_protocol = IpSetBuilder::default();
+        // Peers grouped by port set: (ports → peers with at least those ports).
+        let mut by_ports: BTreeMap<PortSet, IpSetBuilder> = BTreeMap::new();
+        let mut add = |addresses: &IpSet, ports: PortSet| {
             if addresses.is_empty() || ports.is_empty() {
                 return;
             }
             if ports.is_all() {
-                any.union_with(&addresses);
+                any_protocol.add_set(addresses);
             } else {
-                by_ports.entry(ports).or_default().union_with(&addresses);
+                by_ports.entry(ports).or_default().add_set(addresses);
             }
         };
         for (peers, ports) in grants {
             match direction {
                 // Ports resolve on the destination: the local pod's class.
-                Direction::Ingress => {
-                    let mut addresses = self.class_peer_addresses(view, peers);
-                    addresses.union_with(&self.block_addresses(view, peers));
-                    add(
-                        addresses,
-                        ports.resolve(Some(&classes[class])),
-                        &mut any_protocol,
-                    );
-                }
+                Direction::Ingress => add(
+                    &self.peer_addresses(view, peers),
+                    ports.resolve(Some(&classes[class])),
+                ),
                 // Ports resolve on each destination class; addresses have no named ports.
+                Direction::Egress if ports.all || ports.named.is_empty() => {
+                    add(&self.peer_addresses(view, peers), ports.resolve(None));
+                }
                 Direction::Egress => {
-                    if ports.all || ports.named.is_empty() {
-                        let mut addresses = self.class_peer_addresses(view, peers);
-                        addresses.union_with(&self.block_addresses(view, peers));
-                        add(addresses, ports.resolve(None), &mut any_protocol);
+                    let destinations: Box<dyn Iterator<Item = ClassId>> = if peers.everyone {
+                        Box::new(0..classes.len())
                     } else {
-                        for (destination, destination_addresses) in
-                            view.class_addresses.iter().enumerate()
-                        {
-                            if peers.contains_class(destination) {
-                                add(
-                                    destination_addresses.clone(),
-                                    ports.resolve(Some(&classes[destination])),
-                                    &mut any_protocol,
-                                );
-                            }
-                        }
-                        add(
-                            self.block_addresses(view, peers),
-                            ports.resolve(None),
-                            &mut any_protocol,
-                        );
+                        Box::new(peers.classes.ones())
+                    };
+                    // Destinations whose named ports have the same numbers
+                    // resolve alike: group them before touching port sets.
+                    let mut by_numbers: HashMap<Vec<Option<u16>>, (ClassId, IpSetBuilder)> =
+                        HashMap::new();
+                    for destination in destinations {
+                        let numbers = ports
+                            .named
+                            .iter()
+                            .map(|(protocol, name)| {
+                                classes[destination].named_port(name, *protocol)
+                            })
+                            .collect();
+                        by_numbers
+                            .entry(numbers)
+                            .or_insert_with(|| (destination, IpSetBuilder::default()))
+                            .1
+                            .add_set(&view.class_addresses[destination]);
                     }
+                    for (example, addresses) in by_numbers.into_values() {
+                        add(&addresses.build(), ports.resolve(Some(&classes[example])));
+                    }
+                    add(&self.block_addresses(view, peers), ports.resolve(None));
                 }
             }
         }
-        // Make the address sets disjoint: cut at every boundary, give each
-        // piece the union of the ports that cover it, merge equal ports.
-        let groups: Vec<(PortSet, IpSet)> = by_ports.into_iter().collect();
-        let mut merged: BTreeMap<PortSet, IpSet> = BTreeMap::new();
-        if !groups.is_empty() {
-            for piece in partition(groups.iter().map(|(_, addresses)| addresses)) {
-                let mut ports = PortSet::empty();
-                for (group_ports, addresses) in &groups {
-                    if !addresses.intersection(&piece).is_empty() {
-                        ports.union_with(group_ports);
+        // Make the address sets disjoint: split them by which port sets
+        // cover each address, give each part the union of those port sets,
+        // and merge parts that end up with equal ports.
+        let groups: Vec<(PortSet, IpSet)> = by_ports
+            .into_iter()
+            .map(|(ports, addresses)| (ports, addresses.build()))
+            .collect();
+        let mut merged: BTreeMap<PortSet, IpSetBuilder> = BTreeMap::new();
+        let sets: Vec<&IpSet> = groups.iter().map(|(_, addresses)| addresses).collect();
+        for (membership, part) in overlay(&sets) {
+            let ports = match membership.as_slice() {
+                [only] => groups[*only].0.clone(),
+                _ => {
+                    let mut ports = PortSet::empty();
+                    for &group in &membership {
+                        ports.union_with(&groups[group].0);
                     }
+                    ports
                 }
-                if !ports.is_empty() {
-                    merged.entry(ports).or_default().union_with(&piece);
-                }
-            }
+            };
+            merged.entry(ports).or_default().add_set(&part);
         }
         let mut ports: Vec<(IpSet, PortSet)> = merged
             .into_iter()
-            .map(|(ports, addresses)| (addresses, ports))
+            .map(|(ports, addresses)| (addresses.build(), ports))
             .collect();
         ports.sort();
-        (any_protocol, ports)
+        (any_protocol.build(), ports)
     }
+}
+
+/// The cache's lock; a panic elsewhere cannot leave the cache inconsistent
+/// (entries are inserted whole), so a poisoned lock is still usable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The nodes the cluster's pods run on, sorted.

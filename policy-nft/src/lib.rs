@@ -17,11 +17,12 @@
 //! - Dispatch: verdict maps from local pod address to the chain of the pod's
 //!   class, one map per direction and family. A pod no policy isolates has no
 //!   entry and is untouched.
-//! - A class chain returns (allows) when the peer address is in the class's
-//!   any-protocol set, or when `address . protocol . port` is in its
-//!   concatenated interval set; otherwise it drops. So a packet costs two map
-//!   lookups and at most four set lookups, whatever the number of policies
-//!   and pods.
+//! - A class chain returns (allows) when the peer address is in one of the
+//!   class's any-protocol sets, or when `address . protocol . port` is in one
+//!   of its concatenated sets; otherwise it drops. Pod addresses go into hash
+//!   sets, ipBlock ranges and port ranges into interval sets
+//!   ([`ruleset::SetKind`]). So a packet costs two map lookups and at most
+//!   four set lookups, whatever the number of policies and pods.
 //!
 //! The per-packet semantics equal the model's: [`Compiler`] turns peer sets
 //! into address sets (ipBlock `except` subtracted by the model; pod addresses

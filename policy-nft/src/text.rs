@@ -11,7 +11,7 @@ use policy_core::Direction;
 use policy_core::ipset::{Family, IpSet};
 use policy_core::ports::Protocol;
 
-use crate::ruleset::{ClassChain, FAMILY, Interval, NodeRuleset, TABLE};
+use crate::ruleset::{ChainElements, FAMILY, Interval, NodeRuleset, SetKind, TABLE};
 
 fn address_interval(first: std::net::IpAddr, last: std::net::IpAddr) -> String {
     Interval::of(first, last).to_string()
@@ -46,33 +46,53 @@ fn write_elements(out: &mut String, elements: &[String]) {
     out.push_str(" }\n");
 }
 
-fn any_elements(set: &IpSet, family: Family) -> Vec<String> {
+fn address_elements(set: &IpSet, family: Family) -> Vec<String> {
     set.ranges(family)
         .map(|(first, last)| address_interval(first, last))
         .collect()
 }
 
-fn port_elements(chain: &ClassChain, family: Family) -> Vec<String> {
-    let mut elements = Vec::new();
-    for (addresses, ports) in &chain.ports {
-        for (first, last) in addresses.ranges(family) {
-            let address = address_interval(first, last);
-            for protocol in Protocol::ALL {
-                for &(low, high) in ports.ranges(protocol) {
-                    let port = if low == high {
-                        low.to_string()
-                    } else {
-                        format!("{low}-{high}")
-                    };
-                    elements.push(format!(
-                        "{address} . {} . {port}",
-                        protocol_keyword(protocol)
-                    ));
-                }
-            }
-        }
+fn port_range(low: u16, high: u16) -> String {
+    if low == high {
+        low.to_string()
+    } else {
+        format!("{low}-{high}")
     }
-    elements
+}
+
+/// The elements of one of a chain's sets, as nft text.
+fn set_elements(elements: &ChainElements, kind: SetKind) -> Vec<String> {
+    match kind {
+        SetKind::AnyAddress => elements
+            .any_addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        SetKind::PortAddress => elements
+            .port_addresses
+            .iter()
+            .map(|(address, protocol, port)| {
+                format!("{address} . {} . {port}", protocol_keyword(*protocol))
+            })
+            .collect(),
+        SetKind::AnyRange => elements
+            .any_ranges
+            .iter()
+            .map(|&(first, last)| address_interval(first, last))
+            .collect(),
+        SetKind::PortRange => elements
+            .port_ranges
+            .iter()
+            .map(|&((first, last), protocol, (low, high))| {
+                format!(
+                    "{} . {} . {}",
+                    address_interval(first, last),
+                    protocol_keyword(protocol),
+                    port_range(low, high)
+                )
+            })
+            .collect(),
+    }
 }
 
 /// The ruleset as an nft script.
@@ -112,7 +132,7 @@ pub fn render(ruleset: &NodeRuleset) -> String {
         out.push_str("\t\tflags interval\n");
         write_elements(
             &mut out,
-            &any_elements(&ruleset.local_node_addresses, family),
+            &address_elements(&ruleset.local_node_addresses, family),
         );
         out.push_str("\t}\n\n");
     }
@@ -127,36 +147,36 @@ pub fn render(ruleset: &NodeRuleset) -> String {
             chain.policies.join(", ")
         );
         let (address_type, payload, _) = family_parts(chain.family);
-        let any = any_elements(&chain.any_protocol, chain.family);
-        if !any.is_empty() {
-            let _ = writeln!(out, "\tset {} {{", chain.any_set());
-            let _ = writeln!(out, "\t\ttype {address_type}");
-            out.push_str("\t\tflags interval\n");
-            write_elements(&mut out, &any);
-            out.push_str("\t}\n\n");
-        }
-        let ports = port_elements(chain, chain.family);
-        if !ports.is_empty() {
-            let _ = writeln!(out, "\tset {} {{", chain.ports_set());
-            let _ = writeln!(out, "\t\ttype {address_type} . inet_proto . inet_service");
-            out.push_str("\t\tflags interval\n");
-            write_elements(&mut out, &ports);
-            out.push_str("\t}\n\n");
-        }
+        let elements = chain.elements(&ruleset.pod_addresses);
         let peer = match chain.direction {
             Direction::Ingress => "saddr",
             Direction::Egress => "daddr",
         };
-        let _ = writeln!(out, "\tchain {} {{", chain.name);
-        if !any.is_empty() {
-            let _ = writeln!(out, "\t\t{payload} {peer} @{} return", chain.any_set());
+        let mut lookups = Vec::new();
+        for kind in SetKind::ALL {
+            if elements.is_set_empty(kind) {
+                continue;
+            }
+            let name = chain.set_name(kind);
+            let _ = writeln!(out, "\tset {name} {{");
+            if kind.has_ports() {
+                let _ = writeln!(out, "\t\ttype {address_type} . inet_proto . inet_service");
+                lookups.push(format!(
+                    "{payload} {peer} . meta l4proto . th dport @{name} return"
+                ));
+            } else {
+                let _ = writeln!(out, "\t\ttype {address_type}");
+                lookups.push(format!("{payload} {peer} @{name} return"));
+            }
+            if kind.is_interval() {
+                out.push_str("\t\tflags interval\n");
+            }
+            write_elements(&mut out, &set_elements(&elements, kind));
+            out.push_str("\t}\n\n");
         }
-        if !ports.is_empty() {
-            let _ = writeln!(
-                out,
-                "\t\t{payload} {peer} . meta l4proto . th dport @{} return",
-                chain.ports_set()
-            );
+        let _ = writeln!(out, "\tchain {} {{", chain.name);
+        for lookup in lookups {
+            let _ = writeln!(out, "\t\t{lookup}");
         }
         out.push_str("\t\tdrop\n\t}\n\n");
     }

@@ -109,6 +109,9 @@ fn json_declares_verdict_maps_raw_and_everything_else_typed() {
     let model = model(&text, Config::default());
     let (ruleset, _) = Compiler::new(&model).unwrap().compile("node-1");
     let document = policy_nft::json::render(&ruleset);
+    let text: serde_json::Value =
+        serde_json::from_str(&policy_nft::json::render_string(&ruleset)).unwrap();
+    assert_eq!(text, document, "the text and value renderings differ");
     let commands = document["nftables"].as_array().unwrap();
     // Replace the table atomically: add, delete, add.
     assert!(commands[0]["add"]["table"].is_object());

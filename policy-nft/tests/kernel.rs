@@ -73,7 +73,7 @@ fn load(testbed: &Testbed, model: &Model, json: bool) -> Result<(), String> {
     for node in NODES {
         let (ruleset, _) = compiler.compile(node);
         let (document, flags): (String, &[&str]) = if json {
-            (policy_nft::json::render(&ruleset).to_string(), &["-j"])
+            (policy_nft::json::render_string(&ruleset), &["-j"])
         } else {
             (policy_nft::text::render(&ruleset), &[])
         };

@@ -9,7 +9,7 @@ mod testbed;
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use testbed::{ExternalSpec, PodSpec, Probe, Proto, Testbed, TestbedSpec, e2e_available};
 
@@ -261,7 +261,7 @@ table inet netpol {
 ";
 
 #[test]
-fn a_full_pod_matrix_is_fast() {
+fn a_full_pod_matrix_is_probed_and_the_testbed_is_reusable() {
     if !e2e_available() {
         return;
     }
@@ -280,11 +280,8 @@ fn a_full_pod_matrix_is_fast() {
     let start = Instant::now();
     assert_probes(&tb, &v4, expect, "ipv4 matrix, port 81 dropped");
     let took = start.elapsed();
+    // Timing is reported, not asserted: speed belongs in benchmarks.
     eprintln!("{} ipv4 probes (half dropped) in {took:?}", v4.len());
-    assert!(
-        took < Duration::from_secs(5),
-        "the ipv4 matrix took {took:?}"
-    );
 
     let start = Instant::now();
     assert_probes(&tb, &v6, expect, "ipv6 matrix, port 81 dropped");
