@@ -3,6 +3,7 @@
 //! The binary is wiring: argument parsing, reading inputs, choosing a
 //! renderer. The semantics live in `policy-core`.
 
+mod agent;
 mod compile;
 mod diff;
 mod explain;
@@ -64,6 +65,8 @@ enum Command {
     Diff(diff::DiffArgs),
     /// One node's nftables ruleset, enforcing exactly what the model allows.
     Compile(compile::CompileArgs),
+    /// Enforce one node's ruleset and keep it in sync with the cluster.
+    Agent(agent::AgentArgs),
 }
 
 /// Prints an error and returns exit status 2.
@@ -108,6 +111,7 @@ fn main() -> std::process::ExitCode {
         Command::Explain(args) => explain::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Compile(args) => compile::run(args),
+        Command::Agent(args) => agent::run(args),
     };
     std::process::ExitCode::from(code as u8)
 }

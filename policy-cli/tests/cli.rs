@@ -455,3 +455,68 @@ fn no_input_in_testdata_or_the_corpus_makes_any_command_panic() {
     let checked = inputs.len();
     assert!(checked > 100, "only {checked} inputs found");
 }
+
+#[test]
+fn the_deploy_manifests_parse_and_lint_clean() {
+    let output = netpol(&["lint", "examples/deploy", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let findings = report["findings"].as_array().expect("findings");
+    assert!(findings.is_empty(), "{findings:#?}");
+    // And the objects were really read (a DaemonSet, not skipped).
+    let output = netpol(&["matrix", "examples/deploy", "--port", "9640"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("kube-system/netpol-agent"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn agent_dry_run_prints_the_first_transaction_and_stops_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("netpol-dry-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["pods.yaml", "policies.yaml"] {
+        std::fs::copy(repo().join("examples/cluster").join(file), dir.join(file)).unwrap();
+    }
+    let compiled = netpol(&["compile", dir.to_str().unwrap(), "--node", "node-1"]);
+    assert_eq!(compiled.status.code(), Some(0), "{}", stderr(&compiled));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netpol"))
+        .args(["agent", "--node", "node-1", "--dry-run", "--listen", "off"])
+        .arg("--source")
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read until the first transaction has been printed completely (it ends
+    // where the compiled ruleset ends).
+    let mut stdout = child.stdout.take().unwrap();
+    let expected_tail = stdout(&compiled);
+    let mut printed = Vec::new();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = stdout.read(&mut buffer).unwrap_or(0);
+            if n == 0 {
+                return printed;
+            }
+            printed.extend_from_slice(&buffer[..n]);
+            if String::from_utf8_lossy(&printed).ends_with(&expected_tail) {
+                return printed;
+            }
+        }
+    });
+    let printed = String::from_utf8(reader.join().unwrap()).unwrap();
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let output = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let (header, body) = printed.split_once('\n').unwrap();
+    assert!(header.starts_with("# transaction 1: full, "), "{header}");
+    // The first transaction is exactly what `netpol compile` prints.
+    assert_eq!(body, stdout(&compiled));
+}

@@ -1,0 +1,573 @@
+//! From a source snapshot to this node's ruleset, without I/O.
+//!
+//! The [`Planner`] loads a snapshot, repairs what could not be read from the
+//! last good state, builds the model and compiles this node's ruleset.
+//!
+//! **Bad input never opens traffic.** An object that could not be read is
+//! either left out by the loader (a NetworkPolicy the API server would
+//! reject; every document after a syntax error in a file) or read without
+//! the fields that failed (other kinds). Either can open traffic: a missing
+//! policy no longer isolates its pods, and a pod read without its labels no
+//! longer matches the policies that isolated it. So for every object with an
+//! error, and for every object of a file with a syntax error that is now
+//! missing, the planner uses the object's last good version instead
+//! ([`OnUnreadable::KeepLastGood`]). With [`OnUnreadable::FailClosed`], an
+//! unreadable NetworkPolicy keeps isolating the pods it selected but allows
+//! nothing any more; one never read successfully isolates its whole
+//! namespace in both directions. Either way the error is reported, and the
+//! repair lasts until the object reads cleanly or is deleted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use policy_core::cluster::Cluster;
+use policy_core::diagnostic::{ObjectRef, SourceLocation};
+use policy_core::selector::Selector;
+use policy_core::{
+    Config, Diagnostic, DiagnosticKind, Loader, Model, Policy, Severity, cluster::Endpoint,
+    cluster::Namespace,
+};
+use policy_nft::{Compiler, NodeRuleset};
+
+use crate::source::Inputs;
+
+/// What to enforce for an isolated pod whose NetworkPolicy became unreadable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnUnreadable {
+    /// Keep enforcing the policy's last good version (the default).
+    #[default]
+    KeepLastGood,
+    /// Keep isolating the pods the last good version selected, and allow
+    /// nothing through that policy; isolate the whole namespace for a policy
+    /// that was never read successfully.
+    FailClosed,
+}
+
+impl OnUnreadable {
+    /// The command-line spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnUnreadable::KeepLastGood => "keep-last-good",
+            OnUnreadable::FailClosed => "fail-closed",
+        }
+    }
+}
+
+impl fmt::Display for OnUnreadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OnUnreadable {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "keep-last-good" => Ok(OnUnreadable::KeepLastGood),
+            "fail-closed" => Ok(OnUnreadable::FailClosed),
+            other => Err(format!(
+                "unknown value `{other}`: expected keep-last-good or fail-closed"
+            )),
+        }
+    }
+}
+
+/// The result of planning one snapshot.
+#[derive(Debug)]
+pub struct Plan {
+    /// This node's ruleset.
+    pub ruleset: NodeRuleset,
+    /// Error diagnostics of the snapshot (warnings are dropped).
+    pub errors: Vec<Diagnostic>,
+    /// Objects replaced by their last good version.
+    pub kept_last_good: Vec<ObjectRef>,
+    /// NetworkPolicies enforced fail-closed.
+    pub failed_closed: Vec<ObjectRef>,
+    /// Local pods that cannot be enforced (no IP yet).
+    pub without_address: Vec<String>,
+    /// Pods, policies and namespaces in the model.
+    pub counts: Counts,
+}
+
+/// Sizes of the cluster a plan was made from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Endpoints (pods, and workloads standing in for pods).
+    pub endpoints: usize,
+    /// NetworkPolicies.
+    pub policies: usize,
+    /// Namespaces.
+    pub namespaces: usize,
+}
+
+/// Why a snapshot could not be planned; the agent keeps what it applied.
+#[derive(Debug)]
+pub struct PlanError(pub String);
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+/// Turns snapshots into rulesets for one node, remembering the last good
+/// cluster. See the module documentation.
+pub struct Planner {
+    node: String,
+    config: Config,
+    on_unreadable: OnUnreadable,
+    last_good: Option<Cluster>,
+}
+
+/// `(kind, namespace, name)`.
+type Key = (String, String, String);
+
+fn key(kind: &str, namespace: &str, name: &str) -> Key {
+    (kind.to_owned(), namespace.to_owned(), name.to_owned())
+}
+
+fn object_key(object: &ObjectRef) -> Key {
+    key(&object.kind, &object.namespace, &object.name)
+}
+
+fn endpoint_key(endpoint: &Endpoint) -> Key {
+    key(endpoint.kind.as_str(), &endpoint.namespace, &endpoint.name)
+}
+
+fn policy_key(policy: &Policy) -> Key {
+    key("NetworkPolicy", &policy.namespace, &policy.name)
+}
+
+fn namespace_key(namespace: &Namespace) -> Key {
+    key("Namespace", "", &namespace.name)
+}
+
+fn key_ref((kind, namespace, name): &Key) -> ObjectRef {
+    ObjectRef {
+        kind: kind.clone(),
+        namespace: namespace.clone(),
+        name: name.clone(),
+    }
+}
+
+fn in_file(source: &Option<SourceLocation>, files: &BTreeSet<&str>) -> bool {
+    source
+        .as_ref()
+        .is_some_and(|source| files.contains(&*source.file))
+}
+
+impl Planner {
+    /// A planner for `node`.
+    pub fn new(node: impl Into<String>, config: Config, on_unreadable: OnUnreadable) -> Self {
+        Planner {
+            node: node.into(),
+            config,
+            on_unreadable,
+            last_good: None,
+        }
+    }
+
+    /// The node this planner compiles for.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Plans one snapshot. On success the repaired cluster becomes the last
+    /// good state.
+    pub fn plan(&mut self, inputs: Inputs) -> Result<Plan, PlanError> {
+        let mut loader = Loader::new();
+        match inputs {
+            Inputs::Files(files) => {
+                for file in &files {
+                    loader.load_str(&file.path, &file.text);
+                }
+            }
+            Inputs::Objects(objects) => {
+                for object in objects {
+                    loader.add(object);
+                }
+            }
+        }
+        let loaded = loader.finish();
+        let errors: Vec<Diagnostic> = loaded
+            .diagnostics
+            .into_iter()
+            .filter(|d| d.severity == Severity::Error)
+            .collect();
+        let mut cluster = loaded.cluster;
+        let repairs = self.repair(&mut cluster, &errors);
+
+        let counts = Counts {
+            endpoints: cluster.endpoints.len(),
+            policies: cluster.policies.len(),
+            namespaces: cluster.namespaces.len(),
+        };
+        let model = Model::new(cluster, self.config);
+        let compiler = Compiler::new(&model).map_err(|e| PlanError(e.to_string()))?;
+        let (ruleset, unenforceable) = compiler.compile(&self.node);
+        drop(compiler);
+        self.last_good = Some(model.cluster().clone());
+        Ok(Plan {
+            ruleset,
+            errors,
+            kept_last_good: repairs.kept_last_good,
+            failed_closed: repairs.failed_closed,
+            without_address: unenforceable.without_address,
+            counts,
+        })
+    }
+
+    /// Replaces unreadable objects by their last good version (or, for
+    /// policies in fail-closed mode, by a version that allows nothing).
+    fn repair(&self, cluster: &mut Cluster, errors: &[Diagnostic]) -> Repairs {
+        let unreadable: BTreeSet<Key> = errors
+            .iter()
+            .filter_map(|d| d.object.as_ref().map(object_key))
+            .collect();
+        // A syntax error hides the rest of its file: whatever came from
+        // there before and is missing now is unreadable too.
+        let broken_files: BTreeSet<&str> = errors
+            .iter()
+            .filter(|d| d.kind == DiagnosticKind::Syntax || d.object.is_none())
+            .filter_map(|d| d.source.as_ref().map(|s| &*s.file))
+            .collect();
+        let mut repairs = Repairs::default();
+        let fail_closed = self.on_unreadable == OnUnreadable::FailClosed;
+        let empty = Cluster::default();
+        let last = self.last_good.as_ref().unwrap_or(&empty);
+
+        // Policies.
+        let mut policies: BTreeMap<Key, Policy> = std::mem::take(&mut cluster.policies)
+            .into_iter()
+            .map(|p| (policy_key(&p), p))
+            .collect();
+        let last_policies: BTreeMap<Key, &Policy> =
+            last.policies.iter().map(|p| (policy_key(p), p)).collect();
+        let replacement =
+            |key: &Key, last: Option<&Policy>, repairs: &mut Repairs| match (last, fail_closed) {
+                (Some(last), false) => {
+                    repairs.kept_last_good.push(key_ref(key));
+                    Some(last.clone())
+                }
+                (Some(last), true) => {
+                    repairs.failed_closed.push(key_ref(key));
+                    Some(allowing_nothing(last))
+                }
+                (None, true) => {
+                    repairs.failed_closed.push(key_ref(key));
+                    Some(isolating_namespace(&key.1, &key.2))
+                }
+                (None, false) => None,
+            };
+        for key in unreadable.iter().filter(|k| k.0 == "NetworkPolicy") {
+            if let Some(policy) = replacement(key, last_policies.get(key).copied(), &mut repairs) {
+                policies.insert(key.clone(), policy);
+            }
+        }
+        for (key, policy) in &last_policies {
+            if !unreadable.contains(key)
+                && !policies.contains_key(key)
+                && in_file(&policy.source, &broken_files)
+                && let Some(policy) = replacement(key, Some(policy), &mut repairs)
+            {
+                policies.insert(key.clone(), policy);
+            }
+        }
+        cluster.policies = policies.into_values().collect();
+
+        // Endpoints and namespaces: the last good version, if there is one.
+        let mut endpoints: BTreeMap<Key, Endpoint> = std::mem::take(&mut cluster.endpoints)
+            .into_iter()
+            .map(|e| (endpoint_key(&e), e))
+            .collect();
+        for endpoint in &last.endpoints {
+            let key = endpoint_key(endpoint);
+            let broken = unreadable.contains(&key)
+                || (!endpoints.contains_key(&key) && in_file(&endpoint.source, &broken_files));
+            if broken {
+                repairs.kept_last_good.push(key_ref(&key));
+                endpoints.insert(key, endpoint.clone());
+            }
+        }
+        cluster.endpoints = endpoints.into_values().collect();
+        let mut namespaces: BTreeMap<Key, Namespace> = std::mem::take(&mut cluster.namespaces)
+            .into_iter()
+            .map(|n| (namespace_key(&n), n))
+            .collect();
+        for namespace in &last.namespaces {
+            let key = namespace_key(namespace);
+            let present_declared = namespaces.get(&key).is_some_and(|n| n.declared);
+            let broken = namespace.declared
+                && (unreadable.contains(&key)
+                    || (!present_declared && in_file(&namespace.source, &broken_files)));
+            if broken {
+                repairs.kept_last_good.push(key_ref(&key));
+                namespaces.insert(key, namespace.clone());
+            }
+        }
+        // A repaired policy or pod may live in a namespace nothing else
+        // mentions any more.
+        let mentioned: Vec<String> = cluster
+            .policies
+            .iter()
+            .map(|p| p.namespace.clone())
+            .chain(cluster.endpoints.iter().map(|e| e.namespace.clone()))
+            .collect();
+        for name in mentioned {
+            namespaces
+                .entry(key("Namespace", "", &name))
+                .or_insert_with(|| Namespace {
+                    labels: [(
+                        policy_core::cluster::NAMESPACE_NAME_LABEL.to_string(),
+                        name.clone(),
+                    )]
+                    .into(),
+                    name,
+                    declared: false,
+                    source: None,
+                });
+        }
+        cluster.namespaces = namespaces.into_values().collect();
+        // The cluster's documented orders.
+        cluster.namespaces.sort_by(|a, b| a.name.cmp(&b.name));
+        cluster
+            .endpoints
+            .sort_by(|a, b| (&a.namespace, &a.name, a.kind).cmp(&(&b.namespace, &b.name, b.kind)));
+        cluster
+            .policies
+            .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        repairs.kept_last_good.sort();
+        repairs.kept_last_good.dedup();
+        repairs.failed_closed.sort();
+        repairs.failed_closed.dedup();
+        repairs
+    }
+}
+
+#[derive(Default)]
+struct Repairs {
+    kept_last_good: Vec<ObjectRef>,
+    failed_closed: Vec<ObjectRef>,
+}
+
+/// The same policy without its rules: it still isolates the pods it
+/// selects, in the directions it covers, and allows nothing.
+fn allowing_nothing(policy: &Policy) -> Policy {
+    let mut policy = policy.clone();
+    policy.ingress = policy.ingress.as_ref().map(|_| Vec::new());
+    policy.egress = policy.egress.as_ref().map(|_| Vec::new());
+    policy.ignored_rules = [0, 0];
+    policy
+}
+
+/// A policy that isolates every pod of `namespace` in both directions and
+/// allows nothing: all an unreadable policy could have done at most, since
+/// a policy selects pods of its own namespace only.
+fn isolating_namespace(namespace: &str, name: &str) -> Policy {
+    Policy {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        pod_selector: Selector::everything(),
+        ingress: Some(Vec::new()),
+        egress: Some(Vec::new()),
+        policy_types_explicit: true,
+        ignored_rules: [0, 0],
+        field_sources: Vec::new(),
+        source: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceFile;
+    use policy_core::{PortQuery, Protocol, QueryEndpoint};
+
+    const PODS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec: {nodeName: node-1, containers: [{name: c, image: i}]}
+status: {podIP: 10.0.0.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db, namespace: shop, labels: {app: db}}
+spec: {nodeName: node-1, containers: [{name: c, image: i}]}
+status: {podIP: 10.0.0.2}
+"#;
+
+    const DB_ONLY_FROM_WEB: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress: [{from: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: 5432}]}]
+"#;
+
+    const DB_INVALID_CIDR: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/40}}]}]
+"#;
+
+    const SYNTAX_ERROR: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: db, namespace: shop\n";
+
+    fn files(policies: &str) -> Inputs {
+        Inputs::Files(vec![
+            SourceFile {
+                path: "pods.yaml".into(),
+                text: PODS.into(),
+            },
+            SourceFile {
+                path: "policies.yaml".into(),
+                text: policies.into(),
+            },
+        ])
+    }
+
+    /// Whether the last good cluster of `planner` lets `from` reach `to`.
+    fn allows(planner: &Planner, from: &str, to: &str, port: u16) -> bool {
+        let cluster = planner.last_good.clone().expect("a last good cluster");
+        let model = Model::new(cluster, Config::default());
+        let end =
+            |name: &str| QueryEndpoint::Endpoint(model.cluster().find_endpoint(name).unwrap());
+        model
+            .query(end(from), end(to), &PortQuery::Number(port), Protocol::Tcp)
+            .unwrap()
+            .allowed()
+    }
+
+    fn planner(mode: OnUnreadable) -> Planner {
+        Planner::new("node-1", Config::default(), mode)
+    }
+
+    #[test]
+    fn a_valid_snapshot_is_planned_without_repairs() {
+        let mut planner = planner(OnUnreadable::KeepLastGood);
+        let plan = planner.plan(files(DB_ONLY_FROM_WEB)).unwrap();
+        assert!(plan.errors.is_empty());
+        assert!(plan.kept_last_good.is_empty() && plan.failed_closed.is_empty());
+        assert_eq!(plan.counts.endpoints, 2);
+        assert_eq!(plan.counts.policies, 1);
+        assert_eq!(plan.ruleset.ingress_dispatch.len(), 1, "db is isolated");
+        assert!(allows(&planner, "shop/web", "shop/db", 5432));
+        assert!(!allows(&planner, "shop/web", "shop/db", 80));
+    }
+
+    #[test]
+    fn an_invalid_policy_keeps_its_last_good_version() {
+        let mut planner = planner(OnUnreadable::KeepLastGood);
+        let good = planner.plan(files(DB_ONLY_FROM_WEB)).unwrap();
+        let plan = planner.plan(files(DB_INVALID_CIDR)).unwrap();
+        assert!(!plan.errors.is_empty());
+        assert_eq!(
+            plan.kept_last_good,
+            vec![ObjectRef {
+                kind: "NetworkPolicy".into(),
+                namespace: "shop".into(),
+                name: "db".into()
+            }]
+        );
+        assert_eq!(plan.ruleset, good.ruleset);
+        assert!(allows(&planner, "shop/web", "shop/db", 5432));
+        assert!(!allows(&planner, "shop/web", "shop/db", 80));
+    }
+
+    #[test]
+    fn a_syntax_error_keeps_every_object_the_file_held() {
+        let mut planner = planner(OnUnreadable::KeepLastGood);
+        let good = planner.plan(files(DB_ONLY_FROM_WEB)).unwrap();
+        let plan = planner.plan(files(SYNTAX_ERROR)).unwrap();
+        assert!(!plan.errors.is_empty());
+        assert_eq!(plan.kept_last_good.len(), 1);
+        assert_eq!(plan.ruleset, good.ruleset);
+        // Broken pods file: the pods stay too.
+        let broken_pods = Inputs::Files(vec![
+            SourceFile {
+                path: "pods.yaml".into(),
+                text: "kind: [".into(),
+            },
+            SourceFile {
+                path: "policies.yaml".into(),
+                text: DB_ONLY_FROM_WEB.into(),
+            },
+        ]);
+        let plan = planner.plan(broken_pods).unwrap();
+        assert_eq!(plan.kept_last_good.len(), 2, "{:?}", plan.kept_last_good);
+        assert_eq!(plan.ruleset, good.ruleset);
+    }
+
+    #[test]
+    fn the_repair_lasts_until_the_object_reads_cleanly_or_is_deleted() {
+        let mut planner = planner(OnUnreadable::KeepLastGood);
+        planner.plan(files(DB_ONLY_FROM_WEB)).unwrap();
+        planner.plan(files(DB_INVALID_CIDR)).unwrap();
+        let plan = planner.plan(files(DB_INVALID_CIDR)).unwrap();
+        assert_eq!(plan.kept_last_good.len(), 1, "still repaired a second time");
+        // Deleted: the policy goes, and db is open again.
+        let plan = planner.plan(files("")).unwrap();
+        assert!(plan.errors.is_empty() && plan.kept_last_good.is_empty());
+        assert!(plan.ruleset.ingress_dispatch.is_empty());
+        assert!(allows(&planner, "shop/web", "shop/db", 80));
+        // Invalid from the start: nothing to keep, so nothing is enforced.
+        let plan = planner.plan(files(DB_INVALID_CIDR)).unwrap();
+        assert!(!plan.errors.is_empty() && plan.kept_last_good.is_empty());
+        assert!(plan.ruleset.ingress_dispatch.is_empty());
+    }
+
+    #[test]
+    fn fail_closed_isolates_and_allows_nothing() {
+        let mut planner = planner(OnUnreadable::FailClosed);
+        planner.plan(files(DB_ONLY_FROM_WEB)).unwrap();
+        let plan = planner.plan(files(DB_INVALID_CIDR)).unwrap();
+        assert_eq!(plan.failed_closed.len(), 1);
+        assert!(plan.kept_last_good.is_empty());
+        assert!(!allows(&planner, "shop/web", "shop/db", 5432));
+        assert!(
+            allows(&planner, "shop/db", "shop/web", 80),
+            "web stays open"
+        );
+
+        // Never read successfully: the whole namespace is isolated.
+        let mut planner = self::planner(OnUnreadable::FailClosed);
+        let plan = planner.plan(files(DB_INVALID_CIDR)).unwrap();
+        assert_eq!(plan.failed_closed.len(), 1);
+        assert!(!allows(&planner, "shop/web", "shop/db", 5432));
+        assert!(!allows(&planner, "shop/db", "shop/web", 80));
+        assert_eq!(plan.ruleset.ingress_dispatch.len(), 2);
+        assert_eq!(plan.ruleset.egress_dispatch.len(), 2);
+    }
+
+    #[test]
+    fn typed_objects_plan_like_files() {
+        let mut from_files = planner(OnUnreadable::KeepLastGood);
+        let expected = from_files.plan(files(DB_ONLY_FROM_WEB)).unwrap();
+        let mut objects = Vec::new();
+        for text in [PODS, DB_ONLY_FROM_WEB] {
+            for document in text.split("\n---\n") {
+                let value: serde_json::Value = serde_saphyr::from_str(document).unwrap();
+                objects.push(match value["kind"].as_str() {
+                    Some("Pod") => {
+                        policy_core::load::Object::Pod(serde_json::from_value(value).unwrap())
+                    }
+                    _ => policy_core::load::Object::NetworkPolicy(
+                        serde_json::from_value(value).unwrap(),
+                    ),
+                });
+            }
+        }
+        let mut from_objects = planner(OnUnreadable::KeepLastGood);
+        let plan = from_objects.plan(Inputs::Objects(objects)).unwrap();
+        assert!(plan.errors.is_empty());
+        assert_eq!(plan.ruleset, expected.ruleset);
+    }
+}

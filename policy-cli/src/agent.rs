@@ -1,0 +1,175 @@
+//! `netpol agent`: the per-node enforcer (see the `policy-agent` crate).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use policy_agent::{AgentOptions, OnUnreadable, SourceChoice};
+use policy_nft::runner::Nft;
+
+use crate::ExitCode;
+use crate::input::ModelArgs;
+
+/// Arguments of `netpol agent`.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  netpol agent --node node-1 --source examples/demo/ --dry-run     # try it: print the transactions
+  sudo netpol agent --node node-1 --source manifests/              # enforce a directory of manifests
+  netpol agent --node \"$NODE_NAME\"                                 # in a DaemonSet: in-cluster API
+
+Waits for the source's initial sync, then applies this node's ruleset as one
+nft transaction (table inet netpol), and after that only what changes:
+element updates when pods or peers change, a full atomic replace when the
+structure changes. Every --check-interval it restores the table if someone
+deleted or changed it. Invalid input never opens traffic: unreadable objects
+are enforced from their last good version (or fail-closed, see
+--on-unreadable). On SIGTERM/SIGINT the rules stay in place unless
+--cleanup-on-exit is given.")]
+pub struct AgentArgs {
+    /// The node to enforce: pods whose spec.nodeName is this.
+    #[arg(long, value_name = "NODE", env = "NODE_NAME")]
+    node: String,
+
+    /// Read manifests from a directory (or one file), reloaded when it
+    /// changes, instead of the Kubernetes API.
+    #[arg(long, value_name = "DIR", conflicts_with = "kubeconfig")]
+    source: Option<PathBuf>,
+
+    /// A kubeconfig file. Without it and without --source: the in-cluster
+    /// service account, or $KUBECONFIG / ~/.kube/config.
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+
+    /// What to enforce for isolated pods whose NetworkPolicy became
+    /// unreadable: its last good version, or isolation with nothing allowed.
+    #[arg(long, value_name = "MODE", default_value_t = OnUnreadable::KeepLastGood)]
+    on_unreadable: OnUnreadable,
+
+    /// How often to compare the kernel's table with what was applied.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    check_interval: Duration,
+
+    /// Quiet time before acting on a burst of changes.
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
+    debounce: Duration,
+
+    /// Remove table inet netpol on exit (by default the rules stay in place).
+    #[arg(long)]
+    cleanup_on_exit: bool,
+
+    /// Print the transactions instead of applying them.
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Address for /metrics, /healthz and /readyz; `off` to disable.
+    #[arg(long, value_name = "ADDRESS", default_value = "0.0.0.0:9640", value_parser = parse_listen)]
+    listen: Listen,
+
+    /// The nft binary.
+    #[arg(long, value_name = "PATH", default_value = "nft")]
+    nft: PathBuf,
+
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Listen(Option<SocketAddr>);
+
+fn parse_listen(text: &str) -> Result<Listen, String> {
+    if text == "off" {
+        return Ok(Listen(None));
+    }
+    text.parse()
+        .map(|a| Listen(Some(a)))
+        .map_err(|e| format!("{e}: expected ADDRESS:PORT or `off`"))
+}
+
+/// `250ms`, `5s`, `2m`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: expected a number with a unit (ms, s, m)"))?;
+    let seconds = match unit {
+        "ms" => number / 1e3,
+        "s" => number,
+        "m" => number * 60.0,
+        _ => return Err(format!("`{text}`: unknown unit (use ms, s or m)")),
+    };
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(format!("`{text}`: must be positive"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+pub fn run(args: AgentArgs) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    let source = match args.source {
+        Some(path) => SourceChoice::Directory(path),
+        None => SourceChoice::Kubernetes {
+            kubeconfig: args.kubeconfig,
+        },
+    };
+    let options = AgentOptions {
+        node: args.node,
+        source,
+        config: args.model.config(),
+        on_unreadable: args.on_unreadable,
+        check_interval: args.check_interval,
+        debounce: args.debounce,
+        cleanup_on_exit: args.cleanup_on_exit,
+        dry_run: args.dry_run,
+        listen: args.listen.0,
+        nft: Nft {
+            binary: args.nft,
+            prefix: Vec::new(),
+        },
+    };
+    match policy_agent::run(options) {
+        Ok(()) => ExitCode::Success,
+        Err(error) => crate::fail(&error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_reject_the_rest() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+}
