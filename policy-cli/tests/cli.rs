@@ -458,10 +458,16 @@ fn no_input_in_testdata_or_the_corpus_makes_any_command_panic() {
 
 #[test]
 fn the_deploy_manifests_parse_and_lint_clean() {
-    let output = netpol(&["lint", "examples/deploy", "--format", "json"]);
+    let output = netpol(&[
+        "lint",
+        "examples/deploy",
+        "--output",
+        "json",
+        "--fail-on",
+        "info",
+    ]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
-    let findings = report["findings"].as_array().expect("findings");
+    let findings: Vec<Value> = serde_json::from_str(&stdout(&output)).unwrap();
     assert!(findings.is_empty(), "{findings:#?}");
     // And the objects were really read (a DaemonSet, not skipped).
     let output = netpol(&["matrix", "examples/deploy", "--port", "9640"]);
@@ -492,14 +498,14 @@ fn agent_dry_run_prints_the_first_transaction_and_stops_on_sigterm() {
         .unwrap();
     // Read until the first transaction has been printed completely (it ends
     // where the compiled ruleset ends).
-    let mut stdout = child.stdout.take().unwrap();
     let expected_tail = stdout(&compiled);
+    let mut agent_stdout = child.stdout.take().unwrap();
     let mut printed = Vec::new();
     let reader = std::thread::spawn(move || {
         use std::io::Read;
         let mut buffer = [0u8; 4096];
         loop {
-            let n = stdout.read(&mut buffer).unwrap_or(0);
+            let n = agent_stdout.read(&mut buffer).unwrap_or(0);
             if n == 0 {
                 return printed;
             }
