@@ -1,0 +1,902 @@
+//! The Kubernetes source against a fake API server on loopback
+//! (`kube_fake`), which speaks the real list and watch protocol with
+//! recorded objects (`kube_fixtures/`).
+//!
+//! Each test checks the snapshots' contents: a snapshot is turned into a
+//! [`View`] and compared with the server's objects read as typed
+//! k8s-openapi objects without `managedFields`.
+
+mod kube_fake;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube_fake::{FakeApiServer, Res};
+use policy_agent::source::kube::{KubeSourceError, KubeSourceOptions, run};
+use policy_agent::source::{Inputs, SourceEvent};
+use policy_core::load::Object;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Long enough for anything that should happen "soon" on a loaded machine;
+/// only reached when a test fails.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+/// What a snapshot holds, keyed by `namespace/name` (or name).
+#[derive(Debug, PartialEq)]
+struct View {
+    namespaces: BTreeMap<String, Namespace>,
+    pods: BTreeMap<String, Pod>,
+    policies: BTreeMap<String, NetworkPolicy>,
+}
+
+impl View {
+    /// Reads a snapshot, checking its documented order: namespaces, pods,
+    /// policies, each sorted by namespace and name.
+    fn from_objects(objects: Vec<Object>) -> View {
+        let mut order = Vec::new();
+        let mut view = View {
+            namespaces: BTreeMap::new(),
+            pods: BTreeMap::new(),
+            policies: BTreeMap::new(),
+        };
+        for object in objects {
+            match object {
+                Object::Namespace(ns) => {
+                    let key = ns.metadata.name.clone().unwrap();
+                    order.push((0, key.clone()));
+                    assert!(view.namespaces.insert(key, ns).is_none(), "duplicate");
+                }
+                Object::Pod(pod) => {
+                    let key = key_of(&pod.metadata);
+                    order.push((1, key.clone()));
+                    assert!(view.pods.insert(key, pod).is_none(), "duplicate");
+                }
+                Object::NetworkPolicy(np) => {
+                    let key = key_of(&np.metadata);
+                    order.push((2, key.clone()));
+                    assert!(view.policies.insert(key, np).is_none(), "duplicate");
+                }
+                other => panic!("unexpected object in a snapshot: {other:?}"),
+            }
+        }
+        assert!(order.is_sorted(), "snapshot not in order: {order:?}");
+        view
+    }
+
+    /// The server's current objects as the source should pass them on:
+    /// typed, without managedFields.
+    fn expected(server: &FakeApiServer) -> View {
+        View {
+            namespaces: typed::<Namespace>(server, Res::Namespaces)
+                .map(|ns| (ns.metadata.name.clone().unwrap(), ns))
+                .collect(),
+            pods: typed::<Pod>(server, Res::Pods)
+                .map(|pod| (key_of(&pod.metadata), pod))
+                .collect(),
+            policies: typed::<NetworkPolicy>(server, Res::NetworkPolicies)
+                .map(|np| (key_of(&np.metadata), np))
+                .collect(),
+        }
+    }
+
+    fn pod_names(&self) -> BTreeSet<&str> {
+        self.pods.keys().map(String::as_str).collect()
+    }
+
+    fn all_without_managed_fields(&self) -> bool {
+        self.namespaces
+            .values()
+            .map(|o| &o.metadata)
+            .chain(self.pods.values().map(|o| &o.metadata))
+            .chain(self.policies.values().map(|o| &o.metadata))
+            .all(|m| m.managed_fields.is_none())
+    }
+}
+
+fn key_of(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    format!(
+        "{}/{}",
+        metadata.namespace.as_deref().unwrap_or_default(),
+        metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+fn typed<
+    K: DeserializeOwned
+        + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+>(
+    server: &FakeApiServer,
+    res: Res,
+) -> impl Iterator<Item = K> {
+    server.objects(res).into_iter().map(|value| {
+        let mut object: K = serde_json::from_value(value).expect("typed object");
+        object.metadata_mut().managed_fields = None;
+        object
+    })
+}
+
+/// The source under test, running on the test's runtime.
+struct Source {
+    events: mpsc::Receiver<SourceEvent>,
+    task: JoinHandle<Result<(), KubeSourceError>>,
+    /// Errors received so far, in order.
+    errors: Vec<String>,
+}
+
+impl Source {
+    fn start(server: &FakeApiServer, debounce: Duration) -> Source {
+        let (tx, events) = mpsc::channel(64);
+        let task = tokio::spawn(run(server.client(), KubeSourceOptions { debounce }, tx));
+        Source {
+            events,
+            task,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The next event, within `within`.
+    async fn next(&mut self, within: Duration) -> SourceEvent {
+        match tokio::time::timeout(within, self.events.recv()).await {
+            Ok(Some(event)) => event,
+            Ok(None) => panic!("the source ended: {:?}", (&mut self.task).await),
+            Err(_) => panic!("no event from the source within {within:?}"),
+        }
+    }
+
+    /// The next snapshot within `within`, recording errors on the way.
+    async fn next_snapshot(&mut self, within: Duration) -> View {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next(left).await {
+                SourceEvent::Snapshot(Inputs::Objects(objects)) => {
+                    return View::from_objects(objects);
+                }
+                SourceEvent::Snapshot(Inputs::Files(_)) => {
+                    panic!("files from the Kubernetes source")
+                }
+                SourceEvent::Error(message) => self.errors.push(message),
+            }
+        }
+    }
+
+    /// Snapshots until one satisfies `done` (within `within`): all of them,
+    /// the last one satisfying `done`.
+    async fn snapshots_until(
+        &mut self,
+        within: Duration,
+        done: impl Fn(&View) -> bool,
+    ) -> Vec<View> {
+        let deadline = Instant::now() + within;
+        let mut views = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let view = self.next_snapshot(left).await;
+            let finished = done(&view);
+            views.push(view);
+            if finished {
+                return views;
+            }
+        }
+    }
+
+    /// Nothing was sent so far.
+    fn assert_nothing_sent(&mut self) {
+        match self.events.try_recv() {
+            Err(mpsc::error::TryRecvError::Empty) => {}
+            other => panic!("expected nothing from the source, got {other:?}"),
+        }
+    }
+
+    /// Nothing is sent during `window`.
+    async fn assert_quiet_for(&mut self, window: Duration) {
+        if let Ok(event) = tokio::time::timeout(window, self.events.recv()).await {
+            panic!("expected nothing from the source for {window:?}, got {event:?}");
+        }
+    }
+}
+
+fn with_label(key: &str, value: &str) -> impl FnOnce(&mut Value) {
+    let (key, value) = (key.to_string(), value.to_string());
+    move |object| {
+        object["metadata"]["labels"][key] = json!(value);
+    }
+}
+
+/// A new pod, as the API server stores it after scheduling.
+fn new_pod(namespace: &str, name: &str, app: &str, ip: &str) -> Value {
+    json!({
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app": app},
+            "managedFields": [{
+                "manager": "kubectl-run",
+                "operation": "Update",
+                "apiVersion": "v1",
+                "time": "2025-03-06T10:00:00Z",
+                "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:app": {}}}}
+            }]
+        },
+        "spec": {
+            "containers": [{
+                "name": app,
+                "image": "ghcr.io/example/shop-web:1.8.2",
+                "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+            }],
+            "nodeName": "worker-1",
+            "restartPolicy": "Always"
+        },
+        "status": {
+            "phase": "Running",
+            "hostIP": "172.18.0.3",
+            "hostIPs": [{"ip": "172.18.0.3"}],
+            "podIP": ip,
+            "podIPs": [{"ip": ip}]
+        }
+    })
+}
+
+fn lists_of(server: &FakeApiServer, res: Res) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.res == res && r.is_list_start())
+        .count()
+}
+
+fn watches_of(server: &FakeApiServer, res: Res) -> Vec<kube_fake::Request> {
+    server
+        .requests()
+        .into_iter()
+        .filter(|r| r.res == res && r.is_watch())
+        .collect()
+}
+
+/// Starts a source and returns it with its first snapshot, checked against
+/// the server.
+async fn synced(server: &FakeApiServer, debounce: Duration) -> (Source, View) {
+    let mut source = Source::start(server, debounce);
+    let first = source.next_snapshot(PATIENCE).await;
+    assert_eq!(first, View::expected(server));
+    (source, first)
+}
+
+#[tokio::test]
+async fn initial_snapshot_waits_for_all_three_lists_and_drops_managed_fields() {
+    let server = FakeApiServer::start().await;
+    // Pods come in pages of two; NetworkPolicies are held back.
+    server.set_page_cap(Res::Pods, Some(2));
+    let policies_gate = server.hold_lists(Res::NetworkPolicies, false);
+    for res in Res::ALL {
+        assert!(
+            server
+                .objects(res)
+                .iter()
+                .all(|o| !o["metadata"]["managedFields"]
+                    .as_array()
+                    .unwrap()
+                    .is_empty()),
+            "fixtures carry managedFields"
+        );
+    }
+
+    let mut source = Source::start(&server, Duration::from_millis(50));
+    // A watch starts right after its list is complete: namespaces and pods
+    // are listed, the policy list is pending.
+    server
+        .wait_for("namespace and pod watches, policy list", PATIENCE, |s| {
+            !watches_of(s, Res::Namespaces).is_empty()
+                && !watches_of(s, Res::Pods).is_empty()
+                && lists_of(s, Res::NetworkPolicies) == 1
+        })
+        .await;
+    source.assert_nothing_sent();
+    source.assert_quiet_for(Duration::from_millis(300)).await;
+    assert!(watches_of(&server, Res::NetworkPolicies).is_empty());
+
+    policies_gate.open();
+    let first = source.next_snapshot(PATIENCE).await;
+    assert_eq!(first, View::expected(&server));
+    assert!(first.all_without_managed_fields());
+    assert_eq!(first.namespaces.len(), 3);
+    assert_eq!(first.pods.len(), 5);
+    assert_eq!(first.policies.len(), 4);
+    assert!(source.errors.is_empty(), "{:?}", source.errors);
+
+    // The contents the agent needs survive: labels, IPs, node, phase, ports.
+    let shop = &first.namespaces["shop"];
+    assert_eq!(
+        shop.metadata.labels.as_ref().unwrap()["kubernetes.io/metadata.name"],
+        "shop"
+    );
+    let web = &first.pods["shop/web-6f8d7c9b5-x2k4p"];
+    let status = web.status.as_ref().unwrap();
+    let ips: Vec<&str> = status
+        .pod_ips
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|ip| ip.ip.as_str())
+        .collect();
+    assert_eq!(ips, ["10.244.1.12", "fd00:10:244:1::c"]);
+    assert_eq!(
+        web.spec.as_ref().unwrap().node_name.as_deref(),
+        Some("worker-1")
+    );
+    let port = &web.spec.as_ref().unwrap().containers[0]
+        .ports
+        .as_ref()
+        .unwrap()[0];
+    assert_eq!(
+        (port.name.as_deref(), port.container_port),
+        (Some("http"), 8080)
+    );
+    // Finished pods are passed on; the loader decides.
+    let migrate = &first.pods["shop/migrate-28514720-7xkcd"];
+    assert_eq!(
+        migrate.status.as_ref().unwrap().phase.as_deref(),
+        Some("Succeeded")
+    );
+    let egress = first.policies["shop/egress-dns-and-db"]
+        .spec
+        .as_ref()
+        .unwrap()
+        .egress
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        egress[2].to.as_ref().unwrap()[0]
+            .ip_block
+            .as_ref()
+            .unwrap()
+            .cidr,
+        "10.0.0.0/8"
+    );
+
+    // What kube 5's watcher asked for: a paginated list (limit 500, no
+    // resourceVersion: a consistent read), then a watch from the list's
+    // resourceVersion with bookmarks, no streaming list.
+    let requests = server.requests();
+    let pod_lists: Vec<_> = requests
+        .iter()
+        .filter(|r| r.res == Res::Pods && !r.is_watch())
+        .collect();
+    assert_eq!(
+        pod_lists.len(),
+        3,
+        "five pods in pages of two: {pod_lists:?}"
+    );
+    for list in &pod_lists {
+        assert_eq!(list.param("limit"), Some("500"));
+        assert_eq!(list.param("resourceVersion"), None);
+        assert_eq!(list.param("resourceVersionMatch"), None);
+    }
+    assert!(pod_lists[1].param("continue").is_some() && pod_lists[2].param("continue").is_some());
+    let pod_watch = &watches_of(&server, Res::Pods)[0];
+    assert_eq!(pod_watch.param("allowWatchBookmarks"), Some("true"));
+    assert_eq!(pod_watch.param("timeoutSeconds"), Some("290"));
+    assert_eq!(pod_watch.param("sendInitialEvents"), None);
+    let list_rv = server.resource_version().to_string();
+    assert_eq!(
+        pod_watch.param("resourceVersion"),
+        Some(list_rv.as_str()),
+        "the list's"
+    );
+}
+
+#[tokio::test]
+async fn added_modified_and_deleted_objects_each_lead_to_a_snapshot() {
+    let server = FakeApiServer::start().await;
+    let (mut source, _) = synced(&server, Duration::from_millis(50)).await;
+    server
+        .wait_for("three watches", PATIENCE, |s| {
+            Res::ALL.iter().all(|&r| s.watch_count(r) == 1)
+        })
+        .await;
+    let bound = Duration::from_secs(2);
+
+    // Added.
+    let started = Instant::now();
+    server.apply(Res::Pods, new_pod("shop", "web-new", "web", "10.244.1.40"));
+    let view = source.next_snapshot(bound).await;
+    assert!(started.elapsed() < bound);
+    assert_eq!(view, View::expected(&server));
+    let added = &view.pods["shop/web-new"];
+    assert_eq!(
+        added.status.as_ref().unwrap().pod_ip.as_deref(),
+        Some("10.244.1.40")
+    );
+    assert!(added.metadata.managed_fields.is_none());
+
+    // Modified: a namespace gains a label.
+    let started = Instant::now();
+    server.modify(
+        Res::Namespaces,
+        "",
+        "shop",
+        with_label("ingress", "allowed"),
+    );
+    let view = source.next_snapshot(bound).await;
+    assert!(started.elapsed() < bound);
+    assert_eq!(view, View::expected(&server));
+    assert_eq!(
+        view.namespaces["shop"].metadata.labels.as_ref().unwrap()["ingress"],
+        "allowed"
+    );
+
+    // Deleted: a policy goes away.
+    let started = Instant::now();
+    server.delete(Res::NetworkPolicies, "shop", "db-from-web");
+    let view = source.next_snapshot(bound).await;
+    assert!(started.elapsed() < bound);
+    assert_eq!(view, View::expected(&server));
+    assert!(!view.policies.contains_key("shop/db-from-web"));
+    assert_eq!(view.policies.len(), 3);
+
+    // A pod that finishes is kept, with its new phase.
+    let started = Instant::now();
+    server.modify(Res::Pods, "shop", "web-new", |pod| {
+        pod["status"]["phase"] = json!("Failed");
+    });
+    let view = source.next_snapshot(bound).await;
+    assert!(started.elapsed() < bound);
+    assert_eq!(
+        view.pods["shop/web-new"]
+            .status
+            .as_ref()
+            .unwrap()
+            .phase
+            .as_deref(),
+        Some("Failed")
+    );
+    assert_eq!(view, View::expected(&server));
+    assert!(source.errors.is_empty(), "{:?}", source.errors);
+}
+
+#[tokio::test]
+async fn a_burst_of_events_gives_one_snapshot() {
+    let server = FakeApiServer::start().await;
+    let debounce = Duration::from_millis(100);
+    let (mut source, _) = synced(&server, debounce).await;
+    server
+        .wait_for("three watches", PATIENCE, |s| {
+            Res::ALL.iter().all(|&r| s.watch_count(r) == 1)
+        })
+        .await;
+
+    // Fifty changes in five groups 10 ms apart, well within the debounce:
+    // new pods, relabelled pods, a deleted pod.
+    for group in 0..4 {
+        for i in group * 10..group * 10 + 10 {
+            server.apply(
+                Res::Pods,
+                new_pod(
+                    "shop",
+                    &format!("batch-{i:02}"),
+                    "batch",
+                    &format!("10.244.3.{i}"),
+                ),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for i in 0..9 {
+        server.modify(
+            Res::Pods,
+            "shop",
+            &format!("batch-{i:02}"),
+            with_label("wave", "2"),
+        );
+    }
+    server.delete(Res::Pods, "shop", "db-0");
+    let expected = View::expected(&server);
+
+    let views = source.snapshots_until(PATIENCE, |v| *v == expected).await;
+    assert!(views.len() <= 2, "{} snapshots for one burst", views.len());
+    let last = views.last().unwrap();
+    assert_eq!(last.pods.len(), 5 - 1 + 40);
+    assert_eq!(
+        last.pods["shop/batch-03"].metadata.labels.as_ref().unwrap()["wave"],
+        "2"
+    );
+    // And nothing trails it.
+    source.assert_quiet_for(debounce * 4).await;
+}
+
+#[tokio::test]
+async fn a_constant_stream_of_events_still_gives_a_snapshot_each_second() {
+    let server = FakeApiServer::start().await;
+    let debounce = Duration::from_millis(200);
+    let (mut source, _) = synced(&server, debounce).await;
+    server
+        .wait_for("three watches", PATIENCE, |s| {
+            Res::ALL.iter().all(|&r| s.watch_count(r) == 1)
+        })
+        .await;
+
+    // One change every 50 ms, more often than the debounce, for 2.5 s.
+    let trickle = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            for i in 0..50 {
+                server.modify(
+                    Res::Pods,
+                    "shop",
+                    "db-0",
+                    with_label("tick", &i.to_string()),
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    let first = source.next_snapshot(PATIENCE).await;
+    let waited = started.elapsed();
+    assert!(
+        !trickle.is_finished(),
+        "the first snapshot came only after the stream ended"
+    );
+    assert!(
+        waited < Duration::from_millis(1600),
+        "first snapshot after {waited:?}"
+    );
+    let tick: u32 = first.pods["shop/db-0"].metadata.labels.as_ref().unwrap()["tick"]
+        .parse()
+        .unwrap();
+    assert!(tick < 40, "snapshot reflects tick {tick}");
+
+    trickle.await.unwrap();
+    let expected = View::expected(&server);
+    let views = source.snapshots_until(PATIENCE, |v| *v == expected).await;
+    // 2.5 s of changes at most one second apart, plus the final one.
+    assert!(views.len() <= 4, "{} more snapshots", views.len());
+    assert_eq!(
+        views.last().unwrap().pods["shop/db-0"]
+            .metadata
+            .labels
+            .as_ref()
+            .unwrap()["tick"],
+        "49"
+    );
+}
+
+#[tokio::test]
+async fn after_410_gone_the_relist_replaces_the_state_without_dropping_objects() {
+    let server = FakeApiServer::start().await;
+    // Relists come in pages of one, and the pages after the first wait, so
+    // the test can look at snapshots taken in the middle of a relist.
+    server.set_page_cap(Res::Pods, Some(1));
+    let (mut source, before) = synced(&server, Duration::from_millis(50)).await;
+    server
+        .wait_for("three watches", PATIENCE, |s| {
+            Res::ALL.iter().all(|&r| s.watch_count(r) == 1)
+        })
+        .await;
+    let continuations = server.hold_lists(Res::Pods, true);
+
+    // The watch falls out of the window: ERROR 410 Expired, and while the
+    // source is away a pod is deleted and another added.
+    server.expire_watches(Res::Pods);
+    server.delete(Res::Pods, "shop", "web-6f8d7c9b5-q9z7m");
+    let relist_rv = server.apply(
+        Res::Pods,
+        new_pod("shop", "web-6f8d7c9b5-n3w9p", "web", "10.244.2.21"),
+    );
+    let after = View::expected(&server);
+
+    match source.next(PATIENCE).await {
+        SourceEvent::Error(message) => {
+            assert!(
+                message.contains("pods") && message.contains("too old resource version"),
+                "{message}"
+            );
+        }
+        other => panic!("expected the 410 as an error first, got {other:?}"),
+    }
+    // kube lists again from scratch (after its backoff) ...
+    server
+        .wait_for("a pod relist held at its second page", PATIENCE, |s| {
+            let pods: Vec<_> = s
+                .requests()
+                .into_iter()
+                .filter(|r| r.res == Res::Pods)
+                .collect();
+            let relist = pods.iter().filter(|r| r.is_list_start()).nth(1);
+            relist.is_some() && pods.last().unwrap().is_list_continue()
+        })
+        .await;
+    source.assert_nothing_sent();
+    // ... and a snapshot taken now (a namespace changed) still has every
+    // pod of the old list: the store swaps a relist in only when complete.
+    server.modify(Res::Namespaces, "", "shop", with_label("relist", "pending"));
+    let during = source.next_snapshot(PATIENCE).await;
+    assert_eq!(during.pods, before.pods);
+    assert_eq!(
+        during.namespaces["shop"].metadata.labels.as_ref().unwrap()["relist"],
+        "pending"
+    );
+
+    continuations.open();
+    let views = source
+        .snapshots_until(PATIENCE, |v| v.pods == after.pods)
+        .await;
+    for view in &views {
+        // Pods in both lists are never missing.
+        for name in before.pod_names().intersection(&after.pod_names()) {
+            assert!(view.pods.contains_key(*name), "{name} missing in between");
+        }
+    }
+    assert_eq!(views.last().unwrap(), &View::expected(&server));
+    assert!(
+        views
+            .last()
+            .unwrap()
+            .pods
+            .contains_key("shop/web-6f8d7c9b5-n3w9p")
+    );
+    assert!(
+        !views
+            .last()
+            .unwrap()
+            .pods
+            .contains_key("shop/web-6f8d7c9b5-q9z7m")
+    );
+
+    // The watch resumes from the relist's resourceVersion and works.
+    server
+        .wait_for("a new pod watch", PATIENCE, |s| {
+            s.watch_count(Res::Pods) == 1
+        })
+        .await;
+    let rewatch = watches_of(&server, Res::Pods).pop().unwrap();
+    assert_eq!(
+        rewatch.param("resourceVersion"),
+        Some(relist_rv.to_string().as_str())
+    );
+    server.delete(Res::Pods, "shop", "web-6f8d7c9b5-n3w9p");
+    let view = source.next_snapshot(PATIENCE).await;
+    assert_eq!(view, View::expected(&server));
+    assert_eq!(
+        source.errors.len(),
+        0,
+        "only the one 410: {:?}",
+        source.errors
+    );
+}
+
+#[tokio::test]
+async fn a_rewatch_from_a_compacted_version_gets_410_and_relists() {
+    let server = FakeApiServer::start().await;
+    let (mut source, _) = synced(&server, Duration::from_millis(50)).await;
+    server
+        .wait_for("three watches", PATIENCE, |s| {
+            Res::ALL.iter().all(|&r| s.watch_count(r) == 1)
+        })
+        .await;
+
+    // The connection ends; before the source's re-watch is served, a policy
+    // is deleted and the history it would resume from is compacted.
+    let watch_gate = server.hold_watches(Res::NetworkPolicies);
+    server.close_watches(Res::NetworkPolicies, false);
+    server
+        .wait_for("the re-watch", PATIENCE, |s| {
+            watches_of(s, Res::NetworkPolicies).len() == 2
+        })
+        .await;
+    server.delete(Res::NetworkPolicies, "shop", "web-from-anywhere");
+    server.compact(Res::NetworkPolicies);
+    drop(watch_gate);
+
+    match source.next(PATIENCE).await {
+        SourceEvent::Error(message) => {
+            assert!(message.contains("too old resource version"), "{message}")
+        }
+        other => panic!("expected the 410 as an error first, got {other:?}"),
+    }
+    let expected = View::expected(&server);
+    let views = source.snapshots_until(PATIENCE, |v| *v == expected).await;
+    assert_eq!(views.len(), 1, "one snapshot, after the relist");
+    assert!(!views[0].policies.contains_key("shop/web-from-anywhere"));
+    assert_eq!(lists_of(&server, Res::NetworkPolicies), 2, "a relist");
+    server
+        .wait_for("a watch after the relist", PATIENCE, |s| {
+            s.watch_count(Res::NetworkPolicies) == 1
+        })
+        .await;
+    let watches = watches_of(&server, Res::NetworkPolicies);
+    assert_eq!(
+        watches.len(),
+        3,
+        "watch, re-watch (410), watch after relist"
+    );
+    assert_eq!(
+        watches[0].param("resourceVersion"),
+        watches[1].param("resourceVersion")
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_watch_is_resumed_from_the_last_resource_version() {
+    let server = FakeApiServer::start().await;
+    let (mut source, _) = synced(&server, Duration::from_millis(50)).await;
+    server
+        .wait_for("three watches", PATIENCE, |s| {
+            Res::ALL.iter().all(|&r| s.watch_count(r) == 1)
+        })
+        .await;
+
+    // A pod event, then other kinds move the resourceVersion on and a
+    // bookmark tells the pod watch about it.
+    server.apply(Res::Pods, new_pod("shop", "web-a", "web", "10.244.1.50"));
+    server.modify(Res::Namespaces, "", "default", with_label("touched", "yes"));
+    let view = source.next_snapshot(PATIENCE).await;
+    assert_eq!(view, View::expected(&server));
+    let bookmark_rv = server.bookmark(Res::Pods);
+
+    // The connection drops in the middle of the chunked stream (no final
+    // chunk); a pod is added while the source is away.
+    let pod_lists = lists_of(&server, Res::Pods);
+    server.close_watches(Res::Pods, true);
+    server.apply(Res::Pods, new_pod("shop", "web-b", "web", "10.244.1.51"));
+    let view = source
+        .snapshots_until(PATIENCE, |v| v.pods.contains_key("shop/web-b"))
+        .await
+        .pop()
+        .unwrap();
+    assert_eq!(view, View::expected(&server));
+    server
+        .wait_for("a new pod watch", PATIENCE, |s| {
+            s.watch_count(Res::Pods) == 1
+        })
+        .await;
+    let watches = watches_of(&server, Res::Pods);
+    assert_eq!(watches.len(), 2);
+    assert_eq!(
+        watches[1].param("resourceVersion"),
+        Some(bookmark_rv.to_string().as_str()),
+        "resumed from the bookmark"
+    );
+    assert_eq!(lists_of(&server, Res::Pods), pod_lists, "no relist");
+
+    // Later events still arrive.
+    server.delete(Res::Pods, "shop", "web-a");
+    let view = source.next_snapshot(PATIENCE).await;
+    assert_eq!(view, View::expected(&server));
+    assert!(!view.pods.contains_key("shop/web-a"));
+
+    // A clean end of a watch (as at timeoutSeconds) is resumed as well,
+    // from the last event's resourceVersion.
+    let namespace_rv = server.modify(
+        Res::Namespaces,
+        "",
+        "default",
+        with_label("touched", "again"),
+    );
+    let view = source.next_snapshot(PATIENCE).await;
+    assert_eq!(view, View::expected(&server));
+    server.close_watches(Res::Namespaces, false);
+    server
+        .wait_for("a new namespace watch", PATIENCE, |s| {
+            watches_of(s, Res::Namespaces).len() == 2
+        })
+        .await;
+    assert_eq!(
+        watches_of(&server, Res::Namespaces)[1].param("resourceVersion"),
+        Some(namespace_rv.to_string().as_str())
+    );
+    let blog = json!({
+        "metadata": {"name": "blog", "labels": {"kubernetes.io/metadata.name": "blog"}},
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"}
+    });
+    server.apply(Res::Namespaces, blog);
+    let view = source.next_snapshot(PATIENCE).await;
+    assert_eq!(view, View::expected(&server));
+    assert!(view.namespaces.contains_key("blog"));
+    assert_eq!(lists_of(&server, Res::Namespaces), 1, "no relist");
+    // kube 5 takes a connection dropped in the middle of the chunked body
+    // for the end of the watch, not an error.
+    assert!(source.errors.is_empty(), "{:?}", source.errors);
+}
+
+#[tokio::test]
+async fn watcher_errors_are_sent_as_errors_and_retried() {
+    let server = FakeApiServer::start().await;
+    // The service account may not list namespaces yet (RBAC still being
+    // applied): the first list is forbidden.
+    server.fail_next_list(
+        Res::Namespaces,
+        403,
+        "Forbidden",
+        "namespaces is forbidden: User \"system:serviceaccount:netpol:netpol-agent\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope",
+    );
+    let mut source = Source::start(&server, Duration::from_millis(50));
+    match source.next(PATIENCE).await {
+        SourceEvent::Error(message) => {
+            assert!(
+                message.contains("namespaces") && message.contains("forbidden"),
+                "{message}"
+            );
+        }
+        other => panic!("expected the error before any snapshot, got {other:?}"),
+    }
+    // Retried after the backoff; then the first snapshot.
+    let first = source.next_snapshot(PATIENCE).await;
+    assert_eq!(first, View::expected(&server));
+    assert_eq!(lists_of(&server, Res::Namespaces), 2);
+
+    // A watch that ends with an ERROR event other than 410: reported, and
+    // the watch resumes from where it was.
+    server
+        .wait_for("three watches", PATIENCE, |s| {
+            Res::ALL.iter().all(|&r| s.watch_count(r) == 1)
+        })
+        .await;
+    server.fail_watches(
+        Res::NetworkPolicies,
+        500,
+        "InternalError",
+        "Internal error occurred: etcd leader changed",
+    );
+    match source.next(PATIENCE).await {
+        SourceEvent::Error(message) => {
+            assert!(
+                message.contains("networkpolicies") && message.contains("etcd leader changed"),
+                "{message}"
+            );
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    server.modify(Res::NetworkPolicies, "shop", "default-deny", |np| {
+        np["spec"]["policyTypes"] = json!(["Ingress"]);
+    });
+    let view = source.next_snapshot(PATIENCE).await;
+    assert_eq!(view, View::expected(&server));
+    let types = view.policies["shop/default-deny"]
+        .spec
+        .as_ref()
+        .unwrap()
+        .policy_types
+        .clone();
+    assert_eq!(types, Some(vec!["Ingress".to_string()]));
+    assert_eq!(
+        lists_of(&server, Res::NetworkPolicies),
+        1,
+        "resumed, not relisted"
+    );
+    assert!(source.errors.is_empty(), "{:?}", source.errors);
+}
+
+#[tokio::test]
+async fn run_returns_when_the_receiver_is_dropped() {
+    let server = FakeApiServer::start().await;
+    let (source, _) = synced(&server, Duration::from_millis(50)).await;
+    let Source { events, task, .. } = source;
+    drop(events);
+    let result = tokio::time::timeout(PATIENCE, task)
+        .await
+        .expect("run returns")
+        .unwrap();
+    assert_eq!(result, Ok(()));
+}
+
+#[test]
+fn options_default_to_a_200_ms_debounce() {
+    assert_eq!(
+        KubeSourceOptions::default().debounce,
+        Duration::from_millis(200)
+    );
+    let error = KubeSourceError::WatchEnded;
+    assert_eq!(
+        error.to_string(),
+        "the Kubernetes watch streams ended unexpectedly"
+    );
+}
