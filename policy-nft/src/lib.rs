@@ -37,10 +37,21 @@
 //! policy_nft::runner::Nft::default().apply_text(&script)?;
 //! # Ok(()) }
 //! ```
+//!
+//! ## Updates
+//! An agent that keeps a node's table in sync need not replace it at every
+//! cluster change: [`diff`] compares the committed ruleset with the next one
+//! and, when only set and map elements differ (as when a pod of an existing
+//! workload starts, stops or gets a new address), writes just those element
+//! deletions and additions as one transaction; otherwise the whole ruleset
+//! is loaded.
+//! [`diff::stabilize_names`] keeps class chain names stable across
+//! recompilations (the compiler names them after class indices, which shift).
 
 #![warn(missing_docs)]
 
 pub mod compile;
+pub mod diff;
 pub mod json;
 pub mod ruleset;
 pub mod runner;
