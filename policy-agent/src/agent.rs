@@ -388,13 +388,13 @@ fn check_drift(enforcer: &mut Enforcer, metrics: &Metrics) {
             metrics.drift_repaired();
         }
         Ok(Some(Drift::TableChanged {
-            added_lines,
-            removed_lines,
+            added_objects,
+            removed_objects,
             example,
         })) => {
             warn!(
-                added_lines,
-                removed_lines,
+                added_objects,
+                removed_objects,
                 example = %example,
                 "drift: table inet netpol was changed; restored it"
             );

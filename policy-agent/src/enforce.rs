@@ -47,11 +47,11 @@ pub enum Drift {
     TableMissing,
     /// The table differed from what was applied.
     TableChanged {
-        /// Lines only in the kernel's listing, and only in the expected one.
-        added_lines: usize,
-        /// Lines missing from the kernel's listing.
-        removed_lines: usize,
-        /// The first differing line, for the log.
+        /// Listing objects (JSON items) only in the kernel.
+        added_objects: usize,
+        /// Listing objects missing from the kernel.
+        removed_objects: usize,
+        /// The first differing object, for the log.
         example: String,
     },
 }
@@ -169,34 +169,55 @@ pub fn full_replace(ruleset: &NodeRuleset) -> Transaction {
     }
 }
 
+/// The objects of a listing: the items of `nft -j`'s array, or lines.
+fn listing_items(listing: &str) -> Vec<String> {
+    match serde_json::from_str::<serde_json::Value>(listing) {
+        Ok(serde_json::Value::Object(mut document)) => match document.remove("nftables") {
+            Some(serde_json::Value::Array(items)) => {
+                items.iter().map(|item| item.to_string()).collect()
+            }
+            _ => vec![listing.to_string()],
+        },
+        _ => listing.lines().map(|l| l.trim().to_string()).collect(),
+    }
+}
+
 fn line_difference(actual: &str, expected: &str) -> Drift {
     use std::collections::BTreeMap;
+    let (actual, expected) = (listing_items(actual), listing_items(expected));
     let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-    for line in actual.lines() {
-        *counts.entry(line.trim()).or_default() += 1;
+    for item in &actual {
+        *counts.entry(item).or_default() += 1;
     }
-    for line in expected.lines() {
-        *counts.entry(line.trim()).or_default() -= 1;
+    for item in &expected {
+        *counts.entry(item).or_default() -= 1;
     }
-    let added_lines = counts
+    let added_objects = counts
         .values()
         .filter(|c| **c > 0)
         .map(|c| *c as usize)
         .sum();
-    let removed_lines = counts
+    let removed_objects = counts
         .values()
         .filter(|c| **c < 0)
         .map(|c| (-*c) as usize)
         .sum();
-    let example = actual
-        .lines()
-        .zip(expected.lines())
-        .find(|(a, e)| a != e)
-        .map(|(a, e)| format!("kernel has `{}` where `{}` was applied", a.trim(), e.trim()))
-        .unwrap_or_else(|| "the listings differ in length".to_string());
+    let shorten = |item: &str| {
+        let mut item = item.to_string();
+        if item.len() > 200 {
+            item.truncate(item.floor_char_boundary(200));
+            item.push('…');
+        }
+        item
+    };
+    let example = match counts.iter().find(|(_, c)| **c != 0) {
+        Some((item, c)) if *c > 0 => format!("not applied by netpol: {}", shorten(item)),
+        Some((item, _)) => format!("missing from the kernel: {}", shorten(item)),
+        None => "the listings differ in order only".to_string(),
+    };
     Drift::TableChanged {
-        added_lines,
-        removed_lines,
+        added_objects,
+        removed_objects,
         example,
     }
 }

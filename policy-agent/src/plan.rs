@@ -120,7 +120,9 @@ pub struct Planner {
     node: String,
     config: Config,
     on_unreadable: OnUnreadable,
-    last_good: Option<Cluster>,
+    /// The model of the last good snapshot, which owns its cluster (kept
+    /// whole rather than cloning a 10,000-pod cluster on every snapshot).
+    last_good: Option<Model>,
 }
 
 /// `(kind, namespace, name)`.
@@ -199,7 +201,12 @@ impl Planner {
             .filter(|d| d.severity == Severity::Error)
             .collect();
         let mut cluster = loaded.cluster;
-        let repairs = self.repair(&mut cluster, &errors);
+        // Without errors there is nothing to repair (the common case).
+        let repairs = if errors.is_empty() {
+            Repairs::default()
+        } else {
+            self.repair(&mut cluster, &errors)
+        };
 
         let counts = Counts {
             endpoints: cluster.endpoints.len(),
@@ -210,7 +217,7 @@ impl Planner {
         let compiler = Compiler::new(&model).map_err(|e| PlanError(e.to_string()))?;
         let (ruleset, unenforceable) = compiler.compile(&self.node);
         drop(compiler);
-        self.last_good = Some(model.cluster().clone());
+        self.last_good = Some(model);
         Ok(Plan {
             ruleset,
             errors,
@@ -238,7 +245,7 @@ impl Planner {
         let mut repairs = Repairs::default();
         let fail_closed = self.on_unreadable == OnUnreadable::FailClosed;
         let empty = Cluster::default();
-        let last = self.last_good.as_ref().unwrap_or(&empty);
+        let last = self.last_good.as_ref().map_or(&empty, Model::cluster);
 
         // Policies.
         let mut policies: BTreeMap<Key, Policy> = std::mem::take(&mut cluster.policies)
@@ -436,7 +443,12 @@ spec:
 
     /// Whether the last good cluster of `planner` lets `from` reach `to`.
     fn allows(planner: &Planner, from: &str, to: &str, port: u16) -> bool {
-        let cluster = planner.last_good.clone().expect("a last good cluster");
+        let cluster = planner
+            .last_good
+            .as_ref()
+            .expect("a last good model")
+            .cluster()
+            .clone();
         let model = Model::new(cluster, Config::default());
         let end =
             |name: &str| QueryEndpoint::Endpoint(model.cluster().find_endpoint(name).unwrap());

@@ -13,6 +13,12 @@ mod matrix;
 mod query;
 
 use clap::{Parser, Subcommand};
+
+// mimalloc: building and dropping 10,000-pod models is allocation-bound;
+// with glibc malloc, dropping one costs as much as building it. BENCHMARKS.md
+// has the figures.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use policy_core::Model;
 use serde_json::{Value, json};
 

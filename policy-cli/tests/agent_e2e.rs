@@ -193,7 +193,7 @@ fn expectations(policies: &str) -> Vec<(Probe, bool)> {
                     Proto::Tcp => Protocol::Tcp,
                     Proto::Udp => Protocol::Udp,
                 };
-                let [a, b] = ends.clone();
+                let [a, b] = ends;
                 let allowed = model
                     .query(a, b, &PortQuery::Number(port), protocol)
                     .expect("query")
