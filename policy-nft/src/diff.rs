@@ -253,7 +253,7 @@ pub enum SetShape {
         /// The address family.
         family: Family,
     },
-    /// One of a class chain's sets; declared only when it has elements.
+    /// One of a class chain's four sets; always declared, also when empty.
     Class {
         /// The address family.
         family: Family,
@@ -410,9 +410,6 @@ pub fn flatten(ruleset: &NodeRuleset) -> FlatRuleset {
         let chain_elements = chain.elements(&ruleset.pod_addresses);
         let mut kinds = Vec::new();
         for kind in SetKind::ALL {
-            if chain_elements.is_set_empty(kind) {
-                continue;
-            }
             kinds.push(kind);
             let name = chain.set_name(kind);
             sets.insert(
@@ -1303,7 +1300,7 @@ mod tests {
     }
 
     #[test]
-    fn empty_dispatch_maps_and_local_node_sets_are_declared_and_empty_chain_sets_are_not() {
+    fn dispatch_maps_local_node_sets_and_all_four_chain_sets_are_declared_even_when_empty() {
         let ruleset = NodeRuleset {
             node: "n".into(),
             ingress_dispatch: vec![],
@@ -1327,6 +1324,10 @@ mod tests {
             [
                 "egress_v4",
                 "egress_v6",
+                "ingress_c0_v4_any_ip",
+                "ingress_c0_v4_any_net",
+                "ingress_c0_v4_port_ip",
+                "ingress_c0_v4_port_net",
                 "ingress_v4",
                 "ingress_v6",
                 "local_node_v4",
@@ -1339,14 +1340,17 @@ mod tests {
             ChainShape::Class {
                 family: Family::V4,
                 direction: Direction::Ingress,
-                sets: vec![],
+                sets: SetKind::ALL.to_vec(),
             }
         );
         check_flatten_agrees_with_text_and_json(&ruleset);
-        // A peer appearing creates a set and a rule: structure.
+        // A peer appearing is an element of a set that was already there.
         let mut allowing = ruleset.clone();
         allowing.chains[0].any_protocol = IpSet::from_range(ip("10.0.0.1"), ip("10.0.0.1"));
-        assert_eq!(diff(&ruleset, &allowing), Update::Replace);
+        let Update::Elements(delta) = diff(&ruleset, &allowing) else {
+            panic!("expected an element update")
+        };
+        assert_eq!(delta.len(), 1);
     }
 
     // ------------------------------------------------------ stable names

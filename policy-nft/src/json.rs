@@ -285,10 +285,10 @@ fn document(ruleset: &NodeRuleset) -> Document {
         let mut statements_by_rule: Vec<Vec<Statement<'static>>> = Vec::new();
         let (set_type, protocol, _) = family_names(chain.family);
         let elements = chain.elements(&ruleset.pod_addresses);
+        // All four sets, empty or not: a fixed number of lookups per
+        // packet, and a peer that appears or goes is an element update, not
+        // a change of structure (see `diff`).
         for kind in SetKind::ALL {
-            if elements.is_set_empty(kind) {
-                continue;
-            }
             let name = chain.set_name(kind);
             let (set_type, key) = if kind.has_ports() {
                 (

@@ -21,8 +21,9 @@
 //!   class's any-protocol sets, or when `address . protocol . port` is in one
 //!   of its concatenated sets; otherwise it drops. Pod addresses go into hash
 //!   sets, ipBlock ranges and port ranges into interval sets
-//!   ([`ruleset::SetKind`]). So a packet costs two map lookups and at most
-//!   four set lookups, whatever the number of policies and pods.
+//!   ([`ruleset::SetKind`]); all four are declared, also when empty. So a
+//!   packet costs two map lookups and four set lookups, whatever the number
+//!   of policies and pods.
 //!
 //! The per-packet semantics equal the model's: [`Compiler`] turns peer sets
 //! into address sets (ipBlock `except` subtracted by the model; pod addresses

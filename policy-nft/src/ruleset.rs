@@ -161,7 +161,7 @@ pub struct ChainElements {
 pub type PortRangeElement = ((IpAddr, IpAddr), Protocol, (u16, u16));
 
 impl ChainElements {
-    /// True if the set of `kind` has no elements (it is then left out).
+    /// True if the set of `kind` has no elements.
     pub fn is_set_empty(&self, kind: SetKind) -> bool {
         match kind {
             SetKind::AnyAddress => self.any_addresses.is_empty(),

@@ -153,10 +153,10 @@ pub fn render(ruleset: &NodeRuleset) -> String {
             Direction::Egress => "daddr",
         };
         let mut lookups = Vec::new();
+        // All four sets, empty or not: a fixed number of lookups per
+        // packet, and a peer that appears or goes is an element update, not
+        // a change of structure (see `diff`).
         for kind in SetKind::ALL {
-            if elements.is_set_empty(kind) {
-                continue;
-            }
             let name = chain.set_name(kind);
             let _ = writeln!(out, "\tset {name} {{");
             if kind.has_ports() {

@@ -431,12 +431,12 @@ fn element_updates_and_replacements_leave_the_table_a_fresh_load_gives() {
             Some(true),
         ),
         (
-            "a peer namespace's label (a set empties)",
+            "a peer namespace's label (a set empties, and stays declared)",
             Shop {
                 ops_label: "dev",
                 ..base.clone()
             },
-            Some(false),
+            Some(true),
         ),
         (
             "a policy isolates another namespace",
