@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use policy_nft::NodeRuleset;
-use policy_nft::diff::{self, Update};
+use policy_nft::diff::{self, FlatRuleset, Update};
 
 use crate::kernel::{Kernel, Transaction, TransactionKind};
 
@@ -60,6 +60,9 @@ pub enum Drift {
 pub struct Enforcer {
     kernel: Box<dyn Kernel>,
     committed: Option<NodeRuleset>,
+    /// `committed`, flattened: the next diff needs it, and flattening a
+    /// large ruleset is a good part of the agent's work per update.
+    committed_flat: Option<FlatRuleset>,
     /// The kernel's listing right after the last apply.
     expected_listing: Option<String>,
 }
@@ -70,6 +73,7 @@ impl Enforcer {
         Enforcer {
             kernel,
             committed: None,
+            committed_flat: None,
             expected_listing: None,
         }
     }
@@ -82,12 +86,13 @@ impl Enforcer {
     /// Makes the kernel enforce `next`.
     pub fn enforce(&mut self, mut next: NodeRuleset) -> Result<Applied, String> {
         let started = Instant::now();
-        let update = match &self.committed {
+        if let Some(committed) = &self.committed {
+            diff::stabilize_names(committed, &mut next);
+        }
+        let next_flat = diff::flatten(&next);
+        let update = match &self.committed_flat {
             None => Update::Replace,
-            Some(committed) => {
-                diff::stabilize_names(committed, &mut next);
-                diff::diff(committed, &next)
-            }
+            Some(committed) => diff::diff_flat(committed, &next_flat),
         };
         let transaction = match update {
             Update::Unchanged => return Ok(Applied::Unchanged),
@@ -114,6 +119,7 @@ impl Enforcer {
         };
         let latency = started.elapsed();
         self.committed = Some(next);
+        self.committed_flat = Some(next_flat);
         self.expected_listing = if self.kernel.is_real() {
             self.kernel.list()?
         } else {
@@ -154,6 +160,7 @@ impl Enforcer {
     pub fn remove(&mut self) -> Result<(), String> {
         self.kernel.remove()?;
         self.committed = None;
+        self.committed_flat = None;
         self.expected_listing = None;
         Ok(())
     }

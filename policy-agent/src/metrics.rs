@@ -198,25 +198,30 @@ impl Metrics {
                 "Time to build and apply one nft transaction.",
                 &latency,
             );
-            let gauge = |value: u64| vec![(String::new(), value as f64)];
-            metric(
-                "netpol_agent_last_transaction_elements",
-                "gauge",
-                "Set and map elements in the last applied transaction.",
-                &gauge(v.last_transaction_elements),
-            );
-            metric(
-                "netpol_agent_ruleset_elements",
-                "gauge",
-                "Set and map elements of the enforced ruleset.",
-                &gauge(v.ruleset_elements),
-            );
-            metric(
-                "netpol_agent_ruleset_chains",
-                "gauge",
-                "Class chains of the enforced ruleset.",
-                &gauge(v.ruleset_chains),
-            );
+            // Metrics with one unlabelled sample: (name, type, help, value).
+            // Metrics with one unlabelled sample.
+            for (name, kind, help, value) in [
+                    (
+                        "netpol_agent_last_transaction_elements",
+                        "gauge",
+                        "Set and map elements in the last applied transaction.",
+                        v.last_transaction_elements,
+                    ),
+                    (
+                        "netpol_agent_ruleset_elements",
+                        "gauge",
+                        "Set and map elements of the enforced ruleset.",
+                        v.ruleset_elements,
+                    ),
+                    (
+                        "netpol_agent_ruleset_chains",
+                        "gauge",
+                        "Class chains of the enforced ruleset.",
+                        v.ruleset_chains,
+                    ),
+            ] {
+                metric(name, kind, help, &[(String::new(), value as f64)]);
+            }
             let stages = [
                 Stage::Source,
                 Stage::Input,
@@ -238,48 +243,52 @@ impl Metrics {
                     })
                     .collect::<Vec<_>>(),
             );
-            metric(
-                "netpol_agent_input_errors",
-                "gauge",
-                "Error diagnostics in the latest snapshot.",
-                &gauge(v.input_errors),
-            );
-            metric(
-                "netpol_agent_repaired_objects",
-                "gauge",
-                "Unreadable objects enforced from their last good version (or fail-closed) in the latest snapshot.",
-                &gauge(v.repaired_objects),
-            );
-            metric(
-                "netpol_agent_unenforceable_pods",
-                "gauge",
-                "Local pods without an IP address, which cannot be enforced yet.",
-                &gauge(v.unenforceable_pods),
-            );
-            metric(
-                "netpol_agent_drift_repairs_total",
-                "counter",
-                "Times the table was restored after someone deleted or changed it.",
-                &gauge(v.drift_repairs),
-            );
-            metric(
-                "netpol_agent_snapshots_total",
-                "counter",
-                "Source snapshots planned.",
-                &gauge(v.snapshots),
-            );
-            metric(
-                "netpol_agent_model_endpoints",
-                "gauge",
-                "Pods (and workloads standing in for pods) in the latest model.",
-                &gauge(v.endpoints),
-            );
-            metric(
-                "netpol_agent_model_policies",
-                "gauge",
-                "NetworkPolicies in the latest model.",
-                &gauge(v.policies),
-            );
+            for (name, kind, help, value) in [
+                    (
+                        "netpol_agent_input_errors",
+                        "gauge",
+                        "Error diagnostics in the latest snapshot.",
+                        v.input_errors,
+                    ),
+                    (
+                        "netpol_agent_repaired_objects",
+                        "gauge",
+                        "Unreadable objects enforced from their last good version (or fail-closed) in the latest snapshot.",
+                        v.repaired_objects,
+                    ),
+                    (
+                        "netpol_agent_unenforceable_pods",
+                        "gauge",
+                        "Local pods without an IP address, which cannot be enforced yet.",
+                        v.unenforceable_pods,
+                    ),
+                    (
+                        "netpol_agent_drift_repairs_total",
+                        "counter",
+                        "Times the table was restored after someone deleted or changed it.",
+                        v.drift_repairs,
+                    ),
+                    (
+                        "netpol_agent_snapshots_total",
+                        "counter",
+                        "Source snapshots planned.",
+                        v.snapshots,
+                    ),
+                    (
+                        "netpol_agent_model_endpoints",
+                        "gauge",
+                        "Pods (and workloads standing in for pods) in the latest model.",
+                        v.endpoints,
+                    ),
+                    (
+                        "netpol_agent_model_policies",
+                        "gauge",
+                        "NetworkPolicies in the latest model.",
+                        v.policies,
+                    ),
+            ] {
+                metric(name, kind, help, &[(String::new(), value as f64)]);
+            }
             if let Some(last_sync) = v.last_sync {
                 metric(
                     "netpol_agent_last_sync_timestamp_seconds",

@@ -63,16 +63,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use nftables::expr::{Expression, NamedExpression, Prefix, Range};
+use nftables::expr::{Expression, NamedExpression};
 use nftables::schema::{NfCmd, NfListObject, NfObject};
 use nftables::types::NfFamily;
 use policy_core::Direction;
 use policy_core::ipset::Family;
 use policy_core::ports::Protocol;
-use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::json::{self, Command, Document, address_expression, port_expression};
 use crate::ruleset::{ClassChain, FAMILY, Interval, NodeRuleset, SetKind, TABLE};
+use crate::text::{port_range, protocol_keyword};
 
 // ---------------------------------------------------------------------------
 // Stable chain names
@@ -577,22 +578,6 @@ pub fn apply(flat: &FlatRuleset, delta: &ElementDelta) -> FlatRuleset {
 // ---------------------------------------------------------------------------
 // Rendering a delta
 
-fn protocol_keyword(protocol: Protocol) -> &'static str {
-    match protocol {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
-        Protocol::Sctp => "sctp",
-    }
-}
-
-fn port_range(low: u16, high: u16) -> String {
-    if low == high {
-        low.to_string()
-    } else {
-        format!("{low}-{high}")
-    }
-}
-
 /// An element in nft syntax, as [`crate::text::render`] writes it. A
 /// deletion names a map entry by its key alone.
 fn element_text(element: &Element, deletion: bool) -> String {
@@ -648,37 +633,9 @@ pub fn render_text(delta: &ElementDelta) -> String {
     out
 }
 
-fn address_expression(first: IpAddr, last: IpAddr) -> Expression<'static> {
-    let address = |ip: IpAddr| Expression::String(Cow::Owned(ip.to_string()));
-    match Interval::of(first, last) {
-        Interval::Single(ip) => address(ip),
-        Interval::Prefix(cidr) => Expression::Named(NamedExpression::Prefix(Prefix {
-            addr: Box::new(address(cidr.address())),
-            len: u32::from(cidr.prefix()),
-        })),
-        Interval::Range(first, last) => Expression::Range(Box::new(Range {
-            range: [address(first), address(last)],
-        })),
-    }
-}
-
-fn port_expression(low: u16, high: u16) -> Expression<'static> {
-    if low == high {
-        Expression::Number(u32::from(low))
-    } else {
-        Expression::Range(Box::new(Range {
-            range: [
-                Expression::Number(u32::from(low)),
-                Expression::Number(u32::from(high)),
-            ],
-        }))
-    }
-}
-
 /// A set element as [`crate::json`] writes it (map entries excluded).
 fn element_expression(element: &Element) -> Expression<'static> {
-    let protocol =
-        |protocol: Protocol| Expression::String(Cow::Borrowed(protocol_keyword(protocol)));
+    let protocol = json::protocol_keyword;
     let concat =
         |parts: Vec<Expression<'static>>| Expression::Named(NamedExpression::Concat(parts));
     match element {
@@ -707,20 +664,6 @@ fn element_expression(element: &Element) -> Expression<'static> {
             port_expression(*low, *high),
         ]),
     }
-}
-
-/// One command of the document: typed where the `nftables` crate has a type,
-/// raw JSON for verdict map entries (as in [`crate::json`]).
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Command {
-    Typed(NfObject<'static>),
-    Raw(Value),
-}
-
-#[derive(Serialize)]
-struct Document {
-    nftables: Vec<Command>,
 }
 
 fn element_command(name: &str, elements: &BTreeSet<Element>, deletion: bool) -> Command {

@@ -31,7 +31,10 @@ fn family_names(family: Family) -> (SetType, &'static str, &'static str) {
     }
 }
 
-fn address_expression(first: std::net::IpAddr, last: std::net::IpAddr) -> Expression<'static> {
+pub(crate) fn address_expression(
+    first: std::net::IpAddr,
+    last: std::net::IpAddr,
+) -> Expression<'static> {
     let address = |ip: std::net::IpAddr| Expression::String(Cow::Owned(ip.to_string()));
     match Interval::of(first, last) {
         Interval::Single(ip) => address(ip),
@@ -51,15 +54,11 @@ fn address_elements(set: &IpSet, family: Family) -> Vec<Expression<'static>> {
         .collect()
 }
 
-fn protocol_keyword(protocol: Protocol) -> Expression<'static> {
-    Expression::String(Cow::Borrowed(match protocol {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
-        Protocol::Sctp => "sctp",
-    }))
+pub(crate) fn protocol_keyword(protocol: Protocol) -> Expression<'static> {
+    Expression::String(Cow::Borrowed(crate::text::protocol_keyword(protocol)))
 }
 
-fn port_expression(low: u16, high: u16) -> Expression<'static> {
+pub(crate) fn port_expression(low: u16, high: u16) -> Expression<'static> {
     if low == high {
         Expression::Number(u32::from(low))
     } else {
@@ -203,7 +202,7 @@ fn established() -> Statement<'static> {
 /// crate has no type.
 #[derive(Serialize)]
 #[serde(untagged)]
-enum Command {
+pub(crate) enum Command {
     Typed(NfObject<'static>),
     Raw(Value),
 }
@@ -211,8 +210,8 @@ enum Command {
 /// The document, serialised straight to text without an intermediate
 /// `Value` tree (which would cost an allocation per JSON object and key).
 #[derive(Serialize)]
-struct Document {
-    nftables: Vec<Command>,
+pub(crate) struct Document {
+    pub(crate) nftables: Vec<Command>,
 }
 
 /// The ruleset as a libnftables JSON document.

@@ -17,7 +17,7 @@ fn address_interval(first: std::net::IpAddr, last: std::net::IpAddr) -> String {
     Interval::of(first, last).to_string()
 }
 
-fn protocol_keyword(protocol: Protocol) -> &'static str {
+pub(crate) fn protocol_keyword(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::Tcp => "tcp",
         Protocol::Udp => "udp",
@@ -52,7 +52,7 @@ fn address_elements(set: &IpSet, family: Family) -> Vec<String> {
         .collect()
 }
 
-fn port_range(low: u16, high: u16) -> String {
+pub(crate) fn port_range(low: u16, high: u16) -> String {
     if low == high {
         low.to_string()
     } else {
