@@ -28,11 +28,14 @@ use crate::source::{self, Inputs, SourceEvent};
 pub enum SourceChoice {
     /// A directory (or one file) of manifests.
     Directory(PathBuf),
-    /// The Kubernetes API: a kubeconfig file, or (None) the in-cluster
-    /// service account or `KUBECONFIG`, as `kubectl` finds them.
+    /// The Kubernetes API: a kubeconfig file, or (None) `KUBECONFIG`,
+    /// `~/.kube/config` or the in-cluster service account, as `kubectl`
+    /// finds them.
     Kubernetes {
         /// `--kubeconfig`.
         kubeconfig: Option<PathBuf>,
+        /// `--context`: a kubeconfig context other than the current one.
+        context: Option<String>,
     },
 }
 
@@ -135,25 +138,20 @@ async fn start_source(options: &AgentOptions, control: Sender<Control>) -> Resul
                 let _ = control.send(Control::SourceEnded(None));
             });
         }
-        SourceChoice::Kubernetes { kubeconfig } => {
-            let config = match kubeconfig {
-                Some(path) => {
-                    let file = kube::config::Kubeconfig::read_from(path).map_err(|e| {
-                        AgentError(format!("cannot read kubeconfig {}: {e}", path.display()))
-                    })?;
-                    kube::Config::from_custom_kubeconfig(file, &Default::default())
-                        .await
-                        .map_err(|e| AgentError(format!("kubeconfig {}: {e}", path.display())))?
-                }
-                None => kube::Config::infer().await.map_err(|e| {
-                    AgentError(format!(
-                        "no Kubernetes configuration (in-cluster or KUBECONFIG): {e}"
-                    ))
-                })?,
+        SourceChoice::Kubernetes {
+            kubeconfig,
+            context,
+        } => {
+            let target = source::kube::ClusterTarget {
+                kubeconfig: kubeconfig.clone(),
+                context: context.clone(),
+                request_timeout: None,
             };
-            info!(cluster = %config.cluster_url, "source: Kubernetes API");
-            let client = kube::Client::try_from(config)
-                .map_err(|e| AgentError(format!("cannot build the Kubernetes client: {e}")))?;
+            let connection = source::kube::connect(&target)
+                .await
+                .map_err(|e| AgentError(e.to_string()))?;
+            info!(cluster = %connection.describe(), "source: Kubernetes API");
+            let client = connection.client;
             let options = source::kube::KubeSourceOptions {
                 debounce: options.debounce,
             };

@@ -1,12 +1,10 @@
 //! The Kubernetes source against a fake API server on loopback
-//! (`kube_fake`), which speaks the real list and watch protocol with
-//! recorded objects (`kube_fixtures/`).
+//! (the `kube-fake` crate), which speaks the real list and watch protocol
+//! with recorded objects (`kube-fake/fixtures/`).
 //!
 //! Each test checks the snapshots' contents: a snapshot is turned into a
 //! [`View`] and compared with the server's objects read as typed
 //! k8s-openapi objects without `managedFields`.
-
-mod kube_fake;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -275,7 +273,7 @@ async fn initial_snapshot_waits_for_all_three_lists_and_drops_managed_fields() {
     // Pods come in pages of two; NetworkPolicies are held back.
     server.set_page_cap(Res::Pods, Some(2));
     let policies_gate = server.hold_lists(Res::NetworkPolicies, false);
-    for res in Res::ALL {
+    for res in Res::WATCHED {
         assert!(
             server
                 .objects(res)
@@ -398,7 +396,7 @@ async fn added_modified_and_deleted_objects_each_lead_to_a_snapshot() {
     let (mut source, _) = synced(&server, Duration::from_millis(50)).await;
     server
         .wait_for("three watches", PATIENCE, |s| {
-            Res::ALL.iter().all(|&r| s.watch_count(r) == 1)
+            Res::WATCHED.iter().all(|&r| s.watch_count(r) == 1)
         })
         .await;
     let bound = Duration::from_secs(2);
@@ -468,7 +466,7 @@ async fn a_burst_of_events_gives_one_snapshot() {
     let (mut source, _) = synced(&server, debounce).await;
     server
         .wait_for("three watches", PATIENCE, |s| {
-            Res::ALL.iter().all(|&r| s.watch_count(r) == 1)
+            Res::WATCHED.iter().all(|&r| s.watch_count(r) == 1)
         })
         .await;
 
@@ -518,7 +516,7 @@ async fn a_constant_stream_of_events_still_gives_a_snapshot_each_second() {
     let (mut source, _) = synced(&server, debounce).await;
     server
         .wait_for("three watches", PATIENCE, |s| {
-            Res::ALL.iter().all(|&r| s.watch_count(r) == 1)
+            Res::WATCHED.iter().all(|&r| s.watch_count(r) == 1)
         })
         .await;
 
@@ -577,7 +575,7 @@ async fn after_410_gone_the_relist_replaces_the_state_without_dropping_objects()
     let (mut source, before) = synced(&server, Duration::from_millis(50)).await;
     server
         .wait_for("three watches", PATIENCE, |s| {
-            Res::ALL.iter().all(|&r| s.watch_count(r) == 1)
+            Res::WATCHED.iter().all(|&r| s.watch_count(r) == 1)
         })
         .await;
     let continuations = server.hold_lists(Res::Pods, true);
@@ -678,7 +676,7 @@ async fn a_rewatch_from_a_compacted_version_gets_410_and_relists() {
     let (mut source, _) = synced(&server, Duration::from_millis(50)).await;
     server
         .wait_for("three watches", PATIENCE, |s| {
-            Res::ALL.iter().all(|&r| s.watch_count(r) == 1)
+            Res::WATCHED.iter().all(|&r| s.watch_count(r) == 1)
         })
         .await;
 
@@ -729,7 +727,7 @@ async fn a_dropped_watch_is_resumed_from_the_last_resource_version() {
     let (mut source, _) = synced(&server, Duration::from_millis(50)).await;
     server
         .wait_for("three watches", PATIENCE, |s| {
-            Res::ALL.iter().all(|&r| s.watch_count(r) == 1)
+            Res::WATCHED.iter().all(|&r| s.watch_count(r) == 1)
         })
         .await;
 
@@ -837,7 +835,7 @@ async fn watcher_errors_are_sent_as_errors_and_retried() {
     // the watch resumes from where it was.
     server
         .wait_for("three watches", PATIENCE, |s| {
-            Res::ALL.iter().all(|&r| s.watch_count(r) == 1)
+            Res::WATCHED.iter().all(|&r| s.watch_count(r) == 1)
         })
         .await;
     server.fail_watches(

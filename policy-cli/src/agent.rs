@@ -9,7 +9,7 @@ use policy_agent::{AgentOptions, OnUnreadable, SourceChoice};
 use policy_nft::runner::Nft;
 
 use crate::ExitCode;
-use crate::input::ModelArgs;
+use crate::input::{ModelArgs, parse_duration};
 
 /// Arguments of `netpol agent`.
 #[derive(Args, Debug)]
@@ -41,6 +41,10 @@ pub struct AgentArgs {
     /// service account, or $KUBECONFIG / ~/.kube/config.
     #[arg(long, value_name = "PATH")]
     kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use instead of its current-context.
+    #[arg(long, value_name = "NAME", conflicts_with = "source")]
+    context: Option<String>,
 
     /// What to enforce for isolated pods whose NetworkPolicy became
     /// unreadable: its last good version, or isolation with nothing allowed.
@@ -99,27 +103,6 @@ fn parse_listen(text: &str) -> Result<Listen, String> {
         .map_err(|e| format!("{e}: expected ADDRESS:PORT or `off`"))
 }
 
-/// `250ms`, `5s`, `2m`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}`: expected a number with a unit (ms, s, m)"))?;
-    let seconds = match unit {
-        "ms" => number / 1e3,
-        "s" => number,
-        "m" => number * 60.0,
-        _ => return Err(format!("`{text}`: unknown unit (use ms, s or m)")),
-    };
-    if !(seconds.is_finite() && seconds > 0.0) {
-        return Err(format!("`{text}`: must be positive"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
 pub fn run(args: AgentArgs) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -134,6 +117,7 @@ pub fn run(args: AgentArgs) -> ExitCode {
         Some(path) => SourceChoice::Directory(path),
         None => SourceChoice::Kubernetes {
             kubeconfig: args.kubeconfig,
+            context: args.context,
         },
     };
     let options = AgentOptions {
@@ -154,22 +138,5 @@ pub fn run(args: AgentArgs) -> ExitCode {
     match policy_agent::run(options) {
         Ok(()) => ExitCode::Success,
         Err(error) => crate::fail(&error.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_with_units_and_reject_the_rest() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("5").is_err());
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("5h").is_err());
-        assert!(parse_duration("s").is_err());
     }
 }

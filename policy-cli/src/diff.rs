@@ -8,7 +8,8 @@ use policy_core::explain::ports_words;
 use serde_json::{Value, json};
 
 use crate::ExitCode;
-use crate::input::{self, ModelArgs};
+use crate::input::{self, ClusterArgs, ModelArgs};
+use crate::progress::Progress;
 
 /// Arguments of `netpol diff`.
 #[derive(Args, Debug)]
@@ -18,21 +19,32 @@ Examples:
   git show main:deploy/policies.yaml | netpol diff - deploy/policies.yaml
   netpol diff old/ new/ --output markdown > comment.md    # for a pull request
   netpol diff old/ new/ --exit-code                       # 1 when anything changed
+  netpol diff --cluster new/                              # what would applying new/ do to the live cluster?
 
 Connections are compared pair by pair, including addresses outside the cluster
 (ipBlocks). Reordered, reformatted or renamed policies that allow the same
-traffic are no change.")]
-pub struct DiffArgs {
-    /// The manifests before: a file, a directory, or `-` for standard input.
-    #[arg(value_name = "OLD")]
-    old: String,
+traffic are no change.
 
-    /// The manifests after: a file, a directory, or `-` for standard input.
-    #[arg(value_name = "NEW")]
-    new: String,
+With --cluster, OLD is the live cluster and NEW is the live cluster with the
+given manifests applied on top, as `kubectl apply` would: objects of the same
+kind, namespace and name are replaced, others are added, nothing is deleted.
+Running pods of a workload given in NEW take its new pod template, as after
+the rollout.")]
+pub struct DiffArgs {
+    /// OLD and NEW: each a file, a directory, or `-` for standard input. With
+    /// --cluster, only NEW: the manifests to apply on top of the live cluster.
+    #[arg(value_name = "OLD NEW", num_args = 1..=2, required = true)]
+    paths: Vec<String>,
+
+    #[command(flatten)]
+    cluster: ClusterArgs,
 
     #[command(flatten)]
     model: ModelArgs,
+
+    /// No progress bar.
+    #[arg(short, long)]
+    quiet: bool,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = DiffOutput::Text)]
@@ -50,26 +62,35 @@ enum DiffOutput {
     Markdown,
 }
 
+/// One side of the comparison, loaded.
+struct Side {
+    label: String,
+    input: input::Input,
+}
+
 pub fn run(args: DiffArgs) -> ExitCode {
-    if args.old == "-" && args.new == "-" {
-        return crate::fail("only one of OLD and NEW can be `-` (standard input)");
-    }
-    let (old, old_errors) =
-        match input::load_model_from(std::slice::from_ref(&args.old), &args.model) {
-            Ok(loaded) => loaded,
-            Err(error) => return crate::fail(&error.0),
-        };
-    let (new, new_errors) =
-        match input::load_model_from(std::slice::from_ref(&args.new), &args.model) {
-            Ok(loaded) => loaded,
-            Err(error) => return crate::fail(&error.0),
-        };
+    let live =
+        args.cluster.requested() || (args.paths.len() == 1 && crate::invoked_as_kubectl_plugin());
+    let progress = Progress::new(args.quiet);
+    let sides = if live {
+        live_sides(&args, &progress)
+    } else {
+        manifest_sides(&args, &progress)
+    };
+    let (old, new) = match sides {
+        Ok(sides) => sides,
+        Err(message) => return crate::fail(&message),
+    };
+    let (old_label, new_label) = (old.label.clone(), new.label.clone());
+    let (old, old_errors) = input::build_model(old.input, &args.model);
+    let (new, new_errors) = input::build_model(new.input, &args.model);
     let changes = diff(&old, &new);
     let output = match args.output {
         DiffOutput::Text => render_text(&changes),
         DiffOutput::Json => format!("{:#}\n", render_json(&changes)),
-        DiffOutput::Markdown => render_markdown(&changes, &args.old, &args.new),
+        DiffOutput::Markdown => render_markdown(&changes, &old_label, &new_label),
     };
+    progress.finish();
     print!("{output}");
     if old_errors || new_errors {
         eprintln!(
@@ -81,6 +102,50 @@ pub fn run(args: DiffArgs) -> ExitCode {
     } else {
         ExitCode::Success
     }
+}
+
+/// OLD and NEW from manifests.
+fn manifest_sides(args: &DiffArgs, progress: &Progress) -> Result<(Side, Side), String> {
+    let [old, new] = args.paths.as_slice() else {
+        return Err("give OLD and NEW (or --cluster and NEW)".into());
+    };
+    if old == "-" && new == "-" {
+        return Err("only one of OLD and NEW can be `-` (standard input)".into());
+    }
+    let load = |path: &String| {
+        input::load_inputs(std::slice::from_ref(path), None, progress.clone())
+            .map(|input| Side {
+                label: path.clone(),
+                input,
+            })
+            .map_err(|e| e.0)
+    };
+    Ok((load(old)?, load(new)?))
+}
+
+/// OLD is the live cluster; NEW is the live cluster with the manifests applied.
+fn live_sides(args: &DiffArgs, progress: &Progress) -> Result<(Side, Side), String> {
+    let [new] = args.paths.as_slice() else {
+        return Err(
+            "with --cluster, give only NEW: the manifests to apply on top of the live cluster"
+                .into(),
+        );
+    };
+    let cluster = input::read_cluster(&args.cluster, progress).map_err(|e| e.0)?;
+    let label = format!("the cluster ({})", cluster.description);
+    let old = input::load_inputs(&[], Some(&cluster), progress.clone()).map_err(|e| e.0)?;
+    let applied = input::load_inputs(std::slice::from_ref(new), Some(&cluster), progress.clone())
+        .map_err(|e| e.0)?;
+    Ok((
+        Side {
+            label: label.clone(),
+            input: old,
+        },
+        Side {
+            label: format!("{label} with {new} applied"),
+            input: applied,
+        },
+    ))
 }
 
 fn pair_count(group: &GroupedChange) -> String {

@@ -6,14 +6,13 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use clap::{Args, ValueEnum};
-use policy_core::Model;
-use policy_core::Severity;
 use policy_core::lint::{self, Finding, LintOptions, RULES, RuleInfo};
+use policy_core::{Config, Model, Severity};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::ExitCode;
-use crate::input::{self, InputArgs, Source};
+use crate::input::{self, Input, InputArgs, Source};
 
 /// Arguments of `netpol lint`.
 #[derive(Args, Debug)]
@@ -145,23 +144,26 @@ pub fn run(args: LintArgs) -> ExitCode {
         .unwrap_or(Level::Warning)
         .into();
 
-    let input = match input::read_and_load(&args.input.paths) {
+    let input = match input::read_and_load(&args.input) {
         Ok(input) => input,
         Err(error) => return crate::fail(&error.0),
     };
     if args.input.model.verbose {
-        input::print_summary(&input.loaded, &input.sources);
+        input.progress.suspend(|| input::print_summary(&input));
     }
-    let unreadable = input.unreadable;
-    let diagnostics = input.loaded.diagnostics;
-    let allowances = input.loaded.allowances;
-    let model = Model::new(input.loaded.cluster, args.input.model.config());
-    let findings = lint::lint(&diagnostics, &allowances, &model, &options);
+    let progress = input.progress.clone();
+    let Linted {
+        findings,
+        sources,
+        unreadable,
+        ..
+    } = lint_input(input, args.input.model.config(), &options);
+    progress.finish();
 
     let output = match args.output {
         LintOutput::Text => render_text(
             &findings,
-            &input.sources,
+            &sources,
             std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         ),
         LintOutput::Json => format!("{:#}\n", render_json(&findings)),
@@ -178,15 +180,52 @@ pub fn run(args: LintArgs) -> ExitCode {
     }
 }
 
+/// What linting an input found, and the model it was found on.
+pub struct Linted {
+    /// The model the rules ran on.
+    pub model: Model,
+    /// The findings, in source order.
+    pub findings: Vec<Finding>,
+    /// The source texts, for snippets.
+    pub sources: Vec<Source>,
+    /// Files that could not be read at all (exit status 2).
+    pub unreadable: usize,
+}
+
+/// Builds the model of `input` and runs the lint rules on it. This is what
+/// `netpol lint` reports, and `netpol report` shows the same findings, so
+/// both go through here. The progress bar keeps running: the caller
+/// finishes it before printing.
+pub fn lint_input(input: Input, config: Config, options: &LintOptions) -> Linted {
+    let Input {
+        loaded,
+        sources,
+        unreadable,
+        progress,
+        ..
+    } = input;
+    progress.step("building model");
+    let model = Model::new(loaded.cluster, config);
+    progress.step("linting");
+    let findings = lint::lint(&loaded.diagnostics, &loaded.allowances, &model, options);
+    Linted {
+        model,
+        findings,
+        sources,
+        unreadable,
+    }
+}
+
 /// `file`, `line`, `column` of a finding, when it has a location.
-fn position(finding: &Finding) -> Option<(&str, u32, u32)> {
+pub(crate) fn position(finding: &Finding) -> Option<(&str, u32, u32)> {
     finding
         .source
         .as_ref()
         .map(|s| (&*s.file, s.location.line, s.location.column))
 }
 
-fn context_label(finding: &Finding) -> String {
+/// The object and field a finding is about: `NetworkPolicy shop/web, spec.egress[0]`.
+pub(crate) fn context_label(finding: &Finding) -> String {
     let mut parts = Vec::new();
     if let Some(object) = &finding.object {
         parts.push(object.to_string());
@@ -302,7 +341,7 @@ fn render_text(findings: &[Finding], sources: &[Source], color: bool) -> String 
 }
 
 /// The width of the token that starts a line slice: a key, a word, a value.
-fn token_width(text: &str) -> usize {
+pub(crate) fn token_width(text: &str) -> usize {
     let width = text
         .chars()
         .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '$' | '@'))

@@ -9,10 +9,14 @@ mod diff;
 mod explain;
 mod input;
 mod lint;
+mod manual;
 mod matrix;
+mod progress;
 mod query;
 
-use clap::{Parser, Subcommand};
+use std::sync::OnceLock;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 // mimalloc: building and dropping 10,000-pod models is allocation-bound;
 // with glibc malloc, dropping one costs as much as building it. BENCHMARKS.md
@@ -42,7 +46,9 @@ pub enum ExitCode {
 Examples:
   netpol matrix examples/demo/ --port 80
   netpol query examples/demo/ --from shop/frontend --to shop/db --port 5432
-  kubectl get pods,namespaces,networkpolicies -A -o yaml | netpol matrix -
+  netpol lint --cluster                     # the current kubeconfig context's cluster
+  netpol diff --cluster new/                # what would applying new/ change?
+  helm template shop ./chart | netpol lint -
 
 Model options (on every command that reads manifests):
   --ip-block match|ignore     ipBlocks match pod IPs (upstream e2e, Calico) or not (Cilium)
@@ -73,6 +79,75 @@ enum Command {
     Compile(compile::CompileArgs),
     /// Enforce one node's ruleset and keep it in sync with the cluster.
     Agent(agent::AgentArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(manual::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command to a directory.
+    Man(manual::ManArgs),
+}
+
+/// Set once in `main`: whether this process runs as `kubectl netpol`.
+static KUBECTL_PLUGIN: OnceLock<bool> = OnceLock::new();
+
+/// The executable name kubectl looks for on PATH to run `kubectl netpol`.
+pub const KUBECTL_PLUGIN_NAME: &str = "kubectl-netpol";
+
+/// Whether this process was started as the kubectl plugin (`kubectl-netpol`),
+/// where commands read the live cluster when no PATH is given, as kubectl's do.
+pub fn invoked_as_kubectl_plugin() -> bool {
+    KUBECTL_PLUGIN.get().copied().unwrap_or(false)
+}
+
+/// The clap command, named `netpol` or `kubectl netpol`.
+pub fn cli_command(as_kubectl_plugin: bool) -> clap::Command {
+    let command = Cli::command();
+    if !as_kubectl_plugin {
+        return command;
+    }
+    // Usage lines and examples say what the user types.
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    let root_help = format!(
+        "{}\n\nAs a kubectl plugin, a command given no PATH reads the cluster of the current\n\
+         context, as kubectl's own commands do (--context, --kubeconfig, -n and -A work\n\
+         as kubectl's).",
+        as_plugin_text(&command_help(&command))
+    );
+    let mut command = command
+        .bin_name("kubectl netpol")
+        .display_name("kubectl netpol")
+        .after_help(root_help);
+    for name in names {
+        command = command.mut_subcommand(name, |sub| {
+            let text = as_plugin_text(&command_help(&sub));
+            sub.after_help(text)
+        });
+    }
+    command
+}
+
+fn command_help(command: &clap::Command) -> String {
+    command
+        .get_after_help()
+        .map(|help| help.to_string())
+        .unwrap_or_default()
+}
+
+/// Examples rewritten for the plugin: `netpol query` → `kubectl netpol query`.
+fn as_plugin_text(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("netpol ") {
+                let indent = &line[..line.len() - trimmed.len()];
+                format!("{indent}kubectl {trimmed}")
+            } else {
+                line.replace("| netpol ", "| kubectl netpol ")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Prints an error and returns exit status 2.
@@ -101,7 +176,16 @@ pub fn policy_json(model: &Model, policy: usize) -> Value {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = match Cli::try_parse() {
+    let plugin = std::env::args_os()
+        .next()
+        .as_deref()
+        .and_then(|arg0| std::path::Path::new(arg0).file_stem())
+        .is_some_and(|name| name == KUBECTL_PLUGIN_NAME);
+    let _ = KUBECTL_PLUGIN.set(plugin);
+    let parsed = cli_command(plugin)
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(error) => {
             // Help and version go to stdout with status 0; usage errors are status 2.
@@ -118,6 +202,8 @@ fn main() -> std::process::ExitCode {
         Command::Diff(args) => diff::run(args),
         Command::Compile(args) => compile::run(args),
         Command::Agent(args) => agent::run(args),
+        Command::Completions(args) => manual::completions(args),
+        Command::Man(args) => manual::man(args, plugin),
     };
     std::process::ExitCode::from(code as u8)
 }

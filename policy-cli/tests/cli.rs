@@ -348,19 +348,9 @@ fn every_command_has_help_with_examples() {
     );
 }
 
-/// `$NETPOL_CORPUS_DIR`, or `shared/corpus/npguard` next to the checkout
-/// (`../shared` from the repository root, or further up).
+/// The vendored np-guard corpus (`testdata/npguard/corpus`).
 fn corpus_root() -> PathBuf {
-    std::env::var_os("NETPOL_CORPUS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let repo = repo().canonicalize().unwrap();
-            repo.ancestors()
-                .skip(1)
-                .map(|dir| dir.join("shared/corpus/npguard"))
-                .find(|candidate| candidate.is_dir())
-                .unwrap_or_else(|| repo.join("../shared/corpus/npguard"))
-        })
+    repo().join("testdata/npguard/corpus")
 }
 
 /// Every manifest file under `root`, and every directory holding one.
@@ -389,18 +379,15 @@ fn inputs_under(root: &Path) -> Vec<PathBuf> {
 fn no_input_in_testdata_or_the_corpus_makes_any_command_panic() {
     let corpus = corpus_root();
     assert!(
-        corpus.is_dir(),
-        "the np-guard corpus is missing at {} (set NETPOL_CORPUS_DIR)",
+        corpus.join("tests").is_dir(),
+        "the np-guard corpus is missing at {}",
         corpus.display()
     );
-    let inputs: Vec<PathBuf> = [
-        repo().join("testdata"),
-        corpus.join("tests"),
-        repo().join("examples"),
-    ]
-    .iter()
-    .flat_map(|root| inputs_under(root))
-    .collect();
+    // testdata/ holds the corpus too (testdata/npguard/corpus).
+    let inputs: Vec<PathBuf> = [repo().join("testdata"), repo().join("examples")]
+        .iter()
+        .flat_map(|root| inputs_under(root))
+        .collect();
     let check = |input: &PathBuf| {
         let path = input.to_str().unwrap();
         // Every command that reads manifests, with the exit statuses it may give.

@@ -121,6 +121,15 @@ pub struct Loader {
     policies: Vec<Policy>,
     seen: HashMap<(String, String, String), Option<SourceLocation>>,
     allowances: BTreeMap<ObjectRef, Vec<String>>,
+    /// Objects read from a running cluster, merged under the manifests at
+    /// [`Loader::finish`].
+    live: Vec<Object>,
+    /// Indices into `workloads` and `pods` of the objects that came from `live`.
+    live_workloads: HashSet<usize>,
+    live_pods: HashSet<usize>,
+    /// Indices into `workloads` of those with `spec.replicas: 0`: they have
+    /// no pods to stand for.
+    scaled_to_zero: HashSet<usize>,
 }
 
 /// Where an object was read from, to locate its fields.
@@ -205,6 +214,27 @@ impl Loader {
     /// Adds a typed object (for programs that build objects themselves).
     pub fn add(&mut self, object: impl Into<Object>) {
         self.add_object(object.into(), None, None);
+    }
+
+    /// Adds an object read from a running cluster: observed state, where
+    /// manifests are desired state. At [`Loader::finish`], live objects sit
+    /// under the manifests the way `kubectl apply` would put the manifests
+    /// on the cluster:
+    ///
+    /// - a manifest object with the same kind, namespace and name replaces
+    ///   the live one (counted in [`Loaded::skipped`]);
+    /// - a live workload never stands for pods: the cluster's Pod objects
+    ///   are the truth, so a Deployment scaled to zero or a finished Job has
+    ///   no endpoint;
+    /// - a live pod whose controller chain (Pod → ReplicaSet → Deployment,
+    ///   Pod → Job → CronJob, ...) reaches a workload given as a manifest
+    ///   takes that manifest's pod template (labels, container ports,
+    ///   `hostNetwork`), as it would after the rollout; its name, node and
+    ///   addresses stay, so connections are compared pod by pod;
+    /// - a manifest workload with no live pods stands for its pods, as
+    ///   without a cluster.
+    pub fn add_live(&mut self, object: impl Into<Object>) {
+        self.live.push(object.into());
     }
 
     fn load_node(
@@ -454,7 +484,11 @@ impl Loader {
     ) {
         if let Some((kind, metadata, template, template_path)) = workload_template(&object) {
             let template_path = FieldPath::parse(template_path);
+            let index = self.workloads.len();
             self.add_workload(kind, metadata, template, template_path, origin, object_ref);
+            if self.workloads.len() > index && scaled_to_zero(&object) {
+                self.scaled_to_zero.insert(index);
+            }
             return;
         }
         match object {
@@ -980,6 +1014,7 @@ impl Loader {
     /// Resolves workloads against pods, creates referenced namespaces, and
     /// returns the cluster.
     pub fn finish(mut self) -> Loaded {
+        self.merge_live();
         let standing_in = self.workloads_without_pods();
         let mut endpoints = std::mem::take(&mut self.pods);
         endpoints.extend(standing_in);
@@ -1023,9 +1058,36 @@ impl Loader {
         }
     }
 
+    /// Adds the live objects that no manifest replaces (see [`Loader::add_live`]).
+    fn merge_live(&mut self) {
+        let live = std::mem::take(&mut self.live);
+        if live.is_empty() {
+            return;
+        }
+        let given: HashSet<(String, String, String)> = self.seen.keys().cloned().collect();
+        let mut replaced = 0;
+        for object in live {
+            if identity_of(&object).is_some_and(|key| given.contains(&key)) {
+                replaced += 1;
+                continue;
+            }
+            let (workloads, pods) = (self.workloads.len(), self.pods.len());
+            self.add_object(object, None, None);
+            self.live_workloads.extend(workloads..self.workloads.len());
+            self.live_pods.extend(pods..self.pods.len());
+        }
+        if replaced > 0 {
+            *self
+                .skipped
+                .entry("cluster object replaced by a manifest".to_string())
+                .or_insert(0) += replaced;
+        }
+    }
+
     /// The workloads that stand for their pods: those with no Pod object
     /// given and no given workload owning them (a Deployment's ReplicaSet,
-    /// a CronJob's Job).
+    /// a CronJob's Job), and not read from a live cluster. Live pods owned
+    /// by a manifest workload take its pod template here.
     fn workloads_without_pods(&mut self) -> Vec<Endpoint> {
         let present: HashMap<(String, &'static str, String), usize> = self
             .workloads
@@ -1098,10 +1160,51 @@ impl Loader {
         let owned: Vec<bool> = (0..self.workloads.len())
             .map(|index| top_of(index) != index)
             .collect();
+        // The nearest manifest workload up a live pod's controller chain.
+        let mut retemplated = Vec::new();
+        for &pod_index in &self.live_pods {
+            let pod = &self.pods[pod_index];
+            let mut next = pod
+                .owner
+                .as_ref()
+                .and_then(|owner| resolve(&pod.namespace, owner));
+            for _ in 0..8 {
+                let Some(index) = next else { break };
+                if !self.live_workloads.contains(&index) {
+                    retemplated.push((pod_index, index));
+                    break;
+                }
+                let workload = &self.workloads[index];
+                next = workload
+                    .owner
+                    .as_ref()
+                    .and_then(|owner| resolve(&workload.namespace, owner))
+                    .filter(|&parent| parent != index);
+            }
+        }
+        for (pod_index, workload_index) in retemplated {
+            let template = &self.workloads[workload_index];
+            let (labels, ports, host_network) = (
+                template.labels.clone(),
+                template.ports.clone(),
+                template.host_network,
+            );
+            let pod = &mut self.pods[pod_index];
+            pod.labels = labels;
+            pod.ports = ports;
+            pod.host_network = host_network;
+        }
+        let live_workloads = std::mem::take(&mut self.live_workloads);
+        let scaled_to_zero = std::mem::take(&mut self.scaled_to_zero);
         std::mem::take(&mut self.workloads)
             .into_iter()
             .enumerate()
-            .filter(|(index, _)| !represented[*index] && !owned[*index])
+            .filter(|(index, _)| {
+                !represented[*index]
+                    && !owned[*index]
+                    && !live_workloads.contains(index)
+                    && !scaled_to_zero.contains(index)
+            })
             .map(|(_, workload)| workload)
             .collect()
     }
@@ -1165,6 +1268,42 @@ fn workload_template(
             return None;
         }
     })
+}
+
+/// Whether a workload asks for no pods (`spec.replicas: 0`), so it stands
+/// for none. Absent `replicas` means 1 for these kinds; DaemonSets, Jobs and
+/// CronJobs have no `replicas`.
+fn scaled_to_zero(object: &Object) -> bool {
+    let replicas = match object {
+        Object::Deployment(o) => o.spec.replicas,
+        Object::StatefulSet(o) => o.spec.replicas,
+        Object::ReplicaSet(o) => o.spec.replicas,
+        Object::ReplicationController(o) => o.spec.as_ref().and_then(|s| s.replicas),
+        _ => None,
+    };
+    replicas == Some(0)
+}
+
+/// The key [`Loader::first_of_its_name`] records for an object: kind,
+/// namespace (empty for Namespaces) and name.
+fn identity_of(object: &Object) -> Option<(String, String, String)> {
+    let (kind, metadata) = match object {
+        Object::Namespace(o) => {
+            return Some(("Namespace".into(), String::new(), o.metadata.name.clone()?));
+        }
+        Object::Pod(o) => ("Pod", &o.metadata),
+        Object::Service(o) => ("Service", &o.metadata),
+        Object::NetworkPolicy(o) => ("NetworkPolicy", &o.metadata),
+        workload => {
+            let (kind, metadata, _, _) = workload_template(workload)?;
+            (kind.as_str(), metadata)
+        }
+    };
+    Some((
+        kind.to_string(),
+        namespace_of(metadata),
+        metadata.name.clone()?,
+    ))
 }
 
 fn owner_kind(kind: &str) -> Option<&'static str> {
@@ -1522,6 +1661,150 @@ mod tests {
             loaded.cluster.endpoints[0].kind,
             EndpointKind::Workload(WorkloadKind::Deployment)
         );
+    }
+
+    /// A typed object from JSON, as a live cluster would send it.
+    fn live<T: serde::de::DeserializeOwned + Into<Object>>(json: serde_json::Value) -> Object {
+        serde_json::from_value::<T>(json)
+            .expect("a valid object")
+            .into()
+    }
+
+    fn live_web_cluster() -> Vec<Object> {
+        let owner = |kind: &str, name: &str| serde_json::json!([{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": "u", "controller": true}]);
+        vec![
+            live::<K8sNamespace>(
+                serde_json::json!({"metadata": {"name": "shop", "labels": {"team": "a"}}}),
+            ),
+            live::<Deployment>(serde_json::json!({
+                "metadata": {"name": "web", "namespace": "shop"},
+                "spec": {"selector": {}, "template": {"metadata": {"labels": {"app": "web"}}}},
+            })),
+            live::<ReplicaSet>(serde_json::json!({
+                "metadata": {"name": "web-5d8f", "namespace": "shop", "ownerReferences": owner("Deployment", "web")},
+                "spec": {"selector": {}, "template": {"metadata": {"labels": {"app": "web"}}}},
+            })),
+            live::<Pod>(serde_json::json!({
+                "metadata": {"name": "web-5d8f-x1", "namespace": "shop", "labels": {"app": "web"},
+                             "ownerReferences": owner("ReplicaSet", "web-5d8f")},
+                "spec": {"nodeName": "node-1", "containers": [{"name": "c"}]},
+                "status": {"podIP": "10.0.0.5"},
+            })),
+            // Scaled to zero: no pods, and it must not stand for any.
+            live::<Deployment>(serde_json::json!({
+                "metadata": {"name": "idle", "namespace": "shop"},
+                "spec": {"replicas": 0, "selector": {}, "template": {"metadata": {"labels": {"app": "idle"}}}},
+            })),
+            live::<NetworkPolicy>(serde_json::json!({
+                "metadata": {"name": "deny", "namespace": "shop"},
+                "spec": {"podSelector": {}},
+            })),
+        ]
+    }
+
+    #[test]
+    fn live_workloads_never_stand_for_pods() {
+        let mut loader = Loader::new();
+        for object in live_web_cluster() {
+            loader.add_live(object);
+        }
+        let loaded = loader.finish();
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        let names: Vec<String> = loaded
+            .cluster
+            .endpoints
+            .iter()
+            .map(|e| format!("{}/{}", e.namespace, e.name))
+            .collect();
+        assert_eq!(names, ["shop/web-5d8f-x1"]);
+        assert_eq!(loaded.cluster.namespaces[0].labels["team"], "a");
+        assert_eq!(loaded.cluster.policies.len(), 1);
+    }
+
+    #[test]
+    fn manifests_replace_live_objects_of_the_same_name() {
+        let mut loader = Loader::new();
+        for object in live_web_cluster() {
+            loader.add_live(object);
+        }
+        loader.load_str(
+            "new.yaml",
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {team: b}}\n---\n\
+             apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: shop}\nspec:\n  podSelector: {matchLabels: {app: other}}\n---\n\
+             apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: extra, namespace: shop}\nspec: {}\n",
+        );
+        let loaded = loader.finish();
+        // Replaced, not duplicates.
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        assert_eq!(loaded.cluster.namespaces[0].labels["team"], "b");
+        let policies: Vec<(&str, bool)> = loaded
+            .cluster
+            .policies
+            .iter()
+            .map(|p| (p.name.as_str(), p.source.is_some()))
+            .collect();
+        assert_eq!(policies, [("deny", true), ("extra", true)]);
+        assert_eq!(loaded.skipped["cluster object replaced by a manifest"], 2);
+    }
+
+    #[test]
+    fn live_pods_take_the_pod_template_of_a_manifest_workload() {
+        let mut loader = Loader::new();
+        for object in live_web_cluster() {
+            loader.add_live(object);
+        }
+        loader.load_str(
+            "web.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  selector: {}\n  template:\n    metadata: {labels: {app: web, tier: front}}\n    spec:\n      containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]\n",
+        );
+        let loaded = loader.finish();
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        // The pod stays (name, node, address) with the new template.
+        assert_eq!(loaded.cluster.endpoints.len(), 1);
+        let pod = &loaded.cluster.endpoints[0];
+        assert_eq!(pod.name, "web-5d8f-x1");
+        assert_eq!(pod.kind, EndpointKind::Pod);
+        assert_eq!(pod.node.as_deref(), Some("node-1"));
+        assert_eq!(pod.ips, ["10.0.0.5".parse::<IpAddr>().unwrap()]);
+        assert_eq!(pod.labels.get("tier").map(String::as_str), Some("front"));
+        assert_eq!(pod.ports.len(), 1);
+    }
+
+    #[test]
+    fn a_new_manifest_workload_stands_for_its_pods_beside_a_live_cluster() {
+        let mut loader = Loader::new();
+        for object in live_web_cluster() {
+            loader.add_live(object);
+        }
+        loader.load_str(
+            "api.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api, namespace: shop}\nspec:\n  selector: {}\n  template: {metadata: {labels: {app: api}}}\n",
+        );
+        let loaded = loader.finish();
+        let names: Vec<&str> = loaded
+            .cluster
+            .endpoints
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(names, ["api", "web-5d8f-x1"]);
+    }
+
+    #[test]
+    fn a_workload_scaled_to_zero_stands_for_no_pods() {
+        let loaded = load(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: idle}\nspec:\n  replicas: 0\n  selector: {}\n  template: {metadata: {labels: {app: idle}}}\n---\n\
+             apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  selector: {}\n  serviceName: db\n  template: {metadata: {labels: {app: db}}}\n",
+        );
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        let names: Vec<&str> = loaded
+            .cluster
+            .endpoints
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        // `replicas` absent means one pod.
+        assert_eq!(names, ["db"]);
     }
 
     #[test]

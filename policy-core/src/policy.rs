@@ -3,7 +3,7 @@
 //! [`Policy::from_network_policy`] turns a `networking.k8s.io/v1`
 //! NetworkPolicy into a [`Policy`]: defaults applied, `policyTypes` inferred,
 //! empty and absent lists told apart, and everything the API server would
-//! reject reported (shared/SEMANTICS.md §13).
+//! reject reported (docs/SEMANTICS.md §13).
 
 use std::fmt;
 

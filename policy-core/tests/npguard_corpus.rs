@@ -1,8 +1,8 @@
 //! The np-guard/netpol-analyzer test corpus as an external oracle.
 //!
 //! The corpus (input manifests and that analyser's expected outputs, data
-//! only) lives outside the repository; see `testdata/npguard/README.md` for
-//! where, what is compared and which conventions are normalised. In short:
+//! only) is vendored in `testdata/npguard/corpus`; `testdata/npguard/README.md`
+//! says what is compared and which conventions are normalised. In short:
 //!
 //! - every input directory is loaded file by file through [`Loader::load_str`];
 //! - the model is built with the two documented choices that analyser makes
@@ -33,26 +33,13 @@ use serde::Deserialize;
 // ---------------------------------------------------------------------------
 // The corpus
 
-/// The corpus root: `$NETPOL_CORPUS_DIR`, or the shared checkout next to the
-/// workspace. A missing corpus is a failure, never a silent skip.
+/// The vendored corpus (`testdata/npguard/corpus`). Missing data is a
+/// failure, never a silent skip.
 fn corpus_root() -> PathBuf {
-    // `shared/` sits next to the checkout (`../shared` from the repository
-    // root); a checkout nested deeper finds it further up.
-    let root = match std::env::var_os("NETPOL_CORPUS_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .ancestors()
-            .skip(2)
-            .map(|dir| dir.join("shared/corpus/npguard"))
-            .find(|candidate| candidate.is_dir())
-            .unwrap_or_else(|| {
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/npguard")
-            }),
-    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/npguard/corpus");
     assert!(
         root.join("tests").is_dir() && root.join("test_outputs").is_dir(),
-        "the np-guard corpus is not at {} (expected `tests/` and `test_outputs/` there); \
-         set NETPOL_CORPUS_DIR to its location",
+        "the np-guard corpus is not at {} (expected `tests/` and `test_outputs/` there)",
         root.display()
     );
     root
@@ -811,7 +798,7 @@ const GROUP_C: [Rejected; 11] = [
     Rejected {
         dir: "bad_netpols/subdir6",
         problem: "egress named port `abc` toward an ipBlock only \
-                  (valid for the API server; matches nothing, SEMANTICS.md section 9)",
+                  (valid for the API server; matches nothing, docs/SEMANTICS.md §9)",
         fragments: &["abc"],
     },
     Rejected {

@@ -4,7 +4,7 @@
 //! The naive evaluator below works on the k8s-openapi objects themselves and
 //! shares no code with the model: its own selector matching, CIDR
 //! arithmetic, policyTypes defaulting and named-port resolution, written
-//! straight from networking/v1 (see shared/SEMANTICS.md).
+//! straight from networking/v1 (see docs/SEMANTICS.md).
 
 mod common;
 

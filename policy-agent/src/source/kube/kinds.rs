@@ -1,0 +1,242 @@
+//! The kinds netpol reads from the Kubernetes API, as one table.
+//!
+//! Both readers use it: the agent's watch source ([`super::run`]) and the
+//! one-shot list behind `netpol … --cluster` ([`super::list_cluster`]). A
+//! kind netpol learns is added here once, with its API coordinates and the
+//! RBAC rule it needs; the error messages and the example ClusterRole name
+//! what this table says.
+
+use std::fmt;
+
+/// A kind of object read from the API server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ResourceKind {
+    /// `v1` Namespace (cluster-scoped).
+    Namespace,
+    /// `v1` Pod.
+    Pod,
+    /// `apps/v1` Deployment.
+    Deployment,
+    /// `apps/v1` StatefulSet.
+    StatefulSet,
+    /// `apps/v1` DaemonSet.
+    DaemonSet,
+    /// `apps/v1` ReplicaSet.
+    ReplicaSet,
+    /// `v1` ReplicationController.
+    ReplicationController,
+    /// `batch/v1` Job.
+    Job,
+    /// `batch/v1` CronJob.
+    CronJob,
+    /// `v1` Service.
+    Service,
+    /// `networking.k8s.io/v1` NetworkPolicy.
+    NetworkPolicy,
+}
+
+impl ResourceKind {
+    /// Every kind the one-shot list reads, namespaces first.
+    pub const ALL: [ResourceKind; 11] = [
+        ResourceKind::Namespace,
+        ResourceKind::Pod,
+        ResourceKind::Deployment,
+        ResourceKind::StatefulSet,
+        ResourceKind::DaemonSet,
+        ResourceKind::ReplicaSet,
+        ResourceKind::ReplicationController,
+        ResourceKind::Job,
+        ResourceKind::CronJob,
+        ResourceKind::Service,
+        ResourceKind::NetworkPolicy,
+    ];
+
+    /// The kinds the agent watches: what a node's ruleset depends on.
+    pub const WATCHED: [ResourceKind; 3] = [
+        ResourceKind::Namespace,
+        ResourceKind::Pod,
+        ResourceKind::NetworkPolicy,
+    ];
+
+    /// The `kind` field.
+    pub fn kind(self) -> &'static str {
+        match self {
+            ResourceKind::Namespace => "Namespace",
+            ResourceKind::Pod => "Pod",
+            ResourceKind::Deployment => "Deployment",
+            ResourceKind::StatefulSet => "StatefulSet",
+            ResourceKind::DaemonSet => "DaemonSet",
+            ResourceKind::ReplicaSet => "ReplicaSet",
+            ResourceKind::ReplicationController => "ReplicationController",
+            ResourceKind::Job => "Job",
+            ResourceKind::CronJob => "CronJob",
+            ResourceKind::Service => "Service",
+            ResourceKind::NetworkPolicy => "NetworkPolicy",
+        }
+    }
+
+    /// The API group; empty for the core group.
+    pub fn group(self) -> &'static str {
+        match self {
+            ResourceKind::Namespace
+            | ResourceKind::Pod
+            | ResourceKind::ReplicationController
+            | ResourceKind::Service => "",
+            ResourceKind::Deployment
+            | ResourceKind::StatefulSet
+            | ResourceKind::DaemonSet
+            | ResourceKind::ReplicaSet => "apps",
+            ResourceKind::Job | ResourceKind::CronJob => "batch",
+            ResourceKind::NetworkPolicy => "networking.k8s.io",
+        }
+    }
+
+    /// The API version read.
+    pub fn version(self) -> &'static str {
+        "v1"
+    }
+
+    /// The resource name in URLs and RBAC rules.
+    pub fn plural(self) -> &'static str {
+        match self {
+            ResourceKind::Namespace => "namespaces",
+            ResourceKind::Pod => "pods",
+            ResourceKind::Deployment => "deployments",
+            ResourceKind::StatefulSet => "statefulsets",
+            ResourceKind::DaemonSet => "daemonsets",
+            ResourceKind::ReplicaSet => "replicasets",
+            ResourceKind::ReplicationController => "replicationcontrollers",
+            ResourceKind::Job => "jobs",
+            ResourceKind::CronJob => "cronjobs",
+            ResourceKind::Service => "services",
+            ResourceKind::NetworkPolicy => "networkpolicies",
+        }
+    }
+
+    /// Whether objects of this kind live in a namespace.
+    pub fn namespaced(self) -> bool {
+        self != ResourceKind::Namespace
+    }
+
+    /// `apiVersion`: `v1`, `apps/v1`, ...
+    pub fn api_version(self) -> String {
+        match self.group() {
+            "" => self.version().to_string(),
+            group => format!("{group}/{}", self.version()),
+        }
+    }
+
+    /// The collection's URL path, cluster-wide or in one namespace.
+    pub fn collection_path(self, namespace: Option<&str>) -> String {
+        let prefix = match self.group() {
+            "" => format!("/api/{}", self.version()),
+            group => format!("/apis/{group}/{}", self.version()),
+        };
+        match namespace {
+            Some(namespace) if self.namespaced() => {
+                format!("{prefix}/namespaces/{namespace}/{}", self.plural())
+            }
+            _ => format!("{prefix}/{}", self.plural()),
+        }
+    }
+
+    /// `pods`, `deployments.apps`: how `kubectl auth can-i` names the resource.
+    pub fn resource_name(self) -> String {
+        match self.group() {
+            "" => self.plural().to_string(),
+            group => format!("{}.{group}", self.plural()),
+        }
+    }
+}
+
+impl fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.plural())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collection_paths_follow_the_api_layout() {
+        assert_eq!(
+            ResourceKind::Pod.collection_path(None),
+            "/api/v1/pods".to_string()
+        );
+        assert_eq!(
+            ResourceKind::Pod.collection_path(Some("shop")),
+            "/api/v1/namespaces/shop/pods"
+        );
+        assert_eq!(
+            ResourceKind::NetworkPolicy.collection_path(Some("shop")),
+            "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies"
+        );
+        // Namespaces are cluster-scoped whatever the scope asked for.
+        assert_eq!(
+            ResourceKind::Namespace.collection_path(Some("shop")),
+            "/api/v1/namespaces"
+        );
+        assert_eq!(ResourceKind::CronJob.api_version(), "batch/v1");
+        assert_eq!(ResourceKind::Deployment.resource_name(), "deployments.apps");
+        assert_eq!(ResourceKind::Service.resource_name(), "services");
+    }
+
+    #[test]
+    fn the_watched_kinds_are_listed_kinds() {
+        for kind in ResourceKind::WATCHED {
+            assert!(ResourceKind::ALL.contains(&kind));
+        }
+    }
+
+    /// The example ClusterRole for `--cluster` grants `list` on every kind
+    /// the one-shot list reads, and the agent's role on every watched kind:
+    /// a kind added here without its RBAC rule fails.
+    #[test]
+    fn the_example_roles_grant_what_is_read() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let granted = |file: &str, verb: &str| -> Vec<(String, String)> {
+            let text = std::fs::read_to_string(repo.join(file)).expect(file);
+            let mut pairs = Vec::new();
+            for document in text.split("\n---\n") {
+                let role: serde_json::Value =
+                    serde_saphyr::from_str(document).expect("a YAML document");
+                if role["kind"] != "ClusterRole" {
+                    continue;
+                }
+                for rule in role["rules"].as_array().expect("rules") {
+                    let verbs = rule["verbs"].as_array().expect("verbs");
+                    if !verbs.iter().any(|v| v == verb) {
+                        continue;
+                    }
+                    for group in rule["apiGroups"].as_array().expect("apiGroups") {
+                        for resource in rule["resources"].as_array().expect("resources") {
+                            pairs.push((
+                                group.as_str().unwrap().to_string(),
+                                resource.as_str().unwrap().to_string(),
+                            ));
+                        }
+                    }
+                }
+            }
+            pairs
+        };
+        let reader = granted("examples/rbac/netpol-reader.yaml", "list");
+        for kind in ResourceKind::ALL {
+            let needed = (kind.group().to_string(), kind.plural().to_string());
+            assert!(
+                reader.contains(&needed),
+                "netpol-reader lacks list on {needed:?}"
+            );
+        }
+        let agent = granted("examples/deploy/rbac.yaml", "watch");
+        for kind in ResourceKind::WATCHED {
+            let needed = (kind.group().to_string(), kind.plural().to_string());
+            assert!(
+                agent.contains(&needed),
+                "the agent's role lacks watch on {needed:?}"
+            );
+        }
+    }
+}
