@@ -131,15 +131,15 @@ impl<'m> Compiler<'m> {
             .endpoints
             .iter()
             .any(|e| e.ips.iter().any(IpAddr::is_ipv4) && e.ips.iter().any(IpAddr::is_ipv6));
-        let family_matters = dual_stack
-            && config.ip_block == IpBlockMode::Match
-            && config.address_family == AddressFamily::Any;
+        // Each family's chains need that family's exact answers, whatever
+        // --family the caller's model was built with.
+        let family_matters = dual_stack && config.ip_block == IpBlockMode::Match;
         let mut views = Vec::new();
         for (family, scope) in [
             (Family::V4, AddressFamily::Ipv4),
             (Family::V6, AddressFamily::Ipv6),
         ] {
-            let model = if family_matters {
+            let model = if family_matters && config.address_family != scope {
                 ModelRef::Owned(Box::new(Model::new(
                     cluster.clone(),
                     Config {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use policy_core::config::{HostNetworkMode, SelfTraffic};
+use policy_core::config::{AddressFamily, HostNetworkMode, SelfTraffic};
 use policy_core::{Config, Loader, Model};
 use policy_nft::{CompileError, Compiler};
 
@@ -133,4 +133,49 @@ fn json_declares_verdict_maps_raw_and_everything_else_typed() {
         .rposition(|c| c["add"].get("chain").is_some())
         .unwrap();
     assert!(last_chain < first_element);
+}
+
+/// Each family's chains come from that family's exact model, so the ruleset
+/// does not depend on the `--family` the caller's model was built with.
+/// Here an IPv4 ipBlock matches a dual-stack pod: only its IPv4 address may
+/// pass, in every case.
+#[test]
+fn the_ruleset_does_not_depend_on_the_models_family() {
+    let text = "\
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: default, labels: {app: client}}
+spec: {nodeName: node-1, containers: [{name: c}]}
+status: {podIPs: [{ip: 10.0.0.1}, {ip: \"fd00::1\"}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: server, namespace: default, labels: {app: server}}
+spec: {nodeName: node-1, containers: [{name: c}]}
+status: {podIPs: [{ip: 10.0.0.2}, {ip: \"fd00::2\"}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: from-v4-block, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: server}}
+  ingress:
+  - from: [{ipBlock: {cidr: 10.0.0.0/24}}]
+";
+    let render = |family| {
+        let model = model(
+            text,
+            Config {
+                address_family: family,
+                ..Config::default()
+            },
+        );
+        let (ruleset, _) = Compiler::new(&model).unwrap().compile("node-1");
+        policy_nft::text::render(&ruleset)
+    };
+    let any = render(AddressFamily::Any);
+    assert!(any.contains("elements = { 10.0.0.0/24 }"), "{any}");
+    assert!(!any.contains("fd00::1"), "the IPv4 block must not admit the IPv6 address: {any}");
+    assert_eq!(render(AddressFamily::Ipv4), any);
+    assert_eq!(render(AddressFamily::Ipv6), any);
 }
