@@ -24,7 +24,8 @@ pub enum IpBlockMode {
 pub enum HostNetworkMode {
     /// Their traffic is node traffic: no `podSelector` or `namespaceSelector`
     /// selects them, policies never isolate them, an `ipBlock` on their
-    /// (node) IP matches them, and traffic between them and pods on the same
+    /// (node) IP matches them under [`IpBlockMode::Match`] (under `Ignore`
+    /// their IP is a pod IP like any other), and traffic between them and pods on the same
     /// node is always allowed, both ways (networking/v1: ingress "from the
     /// pod's local node"; the API documentation: "traffic to and from the
     /// node where a Pod is running is always allowed"). The documented common
