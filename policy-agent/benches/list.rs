@@ -67,7 +67,8 @@ fn fixture() -> &'static Fixture {
             server.apply(res, object.clone());
             items.push(object);
         }
-        let kubeconfig = std::env::temp_dir().join(format!("netpol-bench-list-{}", std::process::id()));
+        let kubeconfig =
+            std::env::temp_dir().join(format!("netpol-bench-list-{}", std::process::id()));
         std::fs::write(&kubeconfig, server.kubeconfig("bench")).unwrap();
         let connection = runtime
             .block_on(connect(&ClusterTarget {
@@ -76,7 +77,8 @@ fn fixture() -> &'static Fixture {
             }))
             .unwrap();
         let _ = std::fs::remove_file(&kubeconfig);
-        let dump = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
+        let dump =
+            serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
         Fixture {
             runtime,
             _server: server,
@@ -92,7 +94,11 @@ fn list_from_api_and_load() -> usize {
     let fixture = fixture();
     let snapshot = fixture
         .runtime
-        .block_on(list_cluster(&fixture.connection, &ListScope::AllNamespaces, &|_, _| {}))
+        .block_on(list_cluster(
+            &fixture.connection,
+            &ListScope::AllNamespaces,
+            &|_, _| {},
+        ))
         .unwrap();
     let mut loader = Loader::new();
     for object in snapshot.objects {

@@ -13,6 +13,7 @@ mod manual;
 mod matrix;
 mod progress;
 mod query;
+mod report;
 
 use std::sync::OnceLock;
 
@@ -49,6 +50,7 @@ Examples:
   netpol lint --cluster                     # the current kubeconfig context's cluster
   netpol diff --cluster new/                # what would applying new/ change?
   helm template shop ./chart | netpol lint -
+  netpol report --cluster -o report.html    # a picture of the cluster's security
 
 Model options (on every command that reads manifests):
   --ip-block match|ignore     ipBlocks match pod IPs (upstream e2e, Calico) or not (Cilium)
@@ -75,6 +77,8 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// The connections a change to the manifests adds and removes.
     Diff(diff::DiffArgs),
+    /// One self-contained HTML page picturing the cluster's security.
+    Report(report::ReportArgs),
     /// One node's nftables ruleset, enforcing exactly what the model allows.
     Compile(compile::CompileArgs),
     /// Enforce one node's ruleset and keep it in sync with the cluster.
@@ -200,6 +204,7 @@ fn main() -> std::process::ExitCode {
         Command::Rules(args) => lint::rules(args),
         Command::Explain(args) => explain::run(args),
         Command::Diff(args) => diff::run(args),
+        Command::Report(args) => report::run(args),
         Command::Compile(args) => compile::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Completions(args) => manual::completions(args),

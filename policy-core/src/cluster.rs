@@ -238,6 +238,32 @@ impl Cluster {
         }
     }
 
+    /// The workload an endpoint belongs to, `namespace/name`, for grouping
+    /// endpoints the way people think of them: a Deployment's pods under the
+    /// Deployment (the ReplicaSet's `pod-template-hash` suffix removed), other
+    /// owned pods under their owner, and everything else on its own (a
+    /// workload's pod template is already named after the workload).
+    pub fn workload_name(&self, id: EndpointId) -> String {
+        let endpoint = &self.endpoints[id];
+        match &endpoint.owner {
+            Some(owner) => {
+                let name = match (
+                    owner.kind.as_str(),
+                    endpoint.labels.get("pod-template-hash"),
+                ) {
+                    ("ReplicaSet", Some(hash)) => owner
+                        .name
+                        .strip_suffix(hash.as_str())
+                        .and_then(|n| n.strip_suffix('-'))
+                        .unwrap_or(&owner.name),
+                    _ => &owner.name,
+                };
+                format!("{}/{name}", endpoint.namespace)
+            }
+            None => self.endpoint_name(id).to_string(),
+        }
+    }
+
     /// Finds an endpoint by `namespace/name` or `namespace/name[Kind]`.
     /// A bare `name` is looked up in the `default` namespace.
     pub fn find_endpoint(&self, reference: &str) -> Result<EndpointId, String> {

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::cluster::{Cluster, EndpointId};
+use crate::cluster::EndpointId;
 use crate::config::SelfTraffic;
 use crate::ipset::IpSet;
 use crate::model::{Model, partition};
@@ -126,27 +126,6 @@ impl ConnectivityDiff {
     }
 }
 
-/// The workload an endpoint belongs to, for grouping: a Deployment's pods are
-/// grouped under `namespace/deployment` (the ReplicaSet's `pod-template-hash`
-/// suffix removed), other owned pods under their owner, others alone.
-fn workload_label(cluster: &Cluster, endpoint: EndpointId) -> String {
-    let e = &cluster.endpoints[endpoint];
-    match &e.owner {
-        Some(owner) => {
-            let name = match (owner.kind.as_str(), e.labels.get("pod-template-hash")) {
-                ("ReplicaSet", Some(hash)) => owner
-                    .name
-                    .strip_suffix(hash.as_str())
-                    .and_then(|n| n.strip_suffix('-'))
-                    .unwrap_or(&owner.name),
-                _ => &owner.name,
-            };
-            format!("{}/{name}", e.namespace)
-        }
-        None => cluster.endpoint_name(endpoint).to_string(),
-    }
-}
-
 fn names(model: &Model) -> BTreeMap<String, EndpointId> {
     let cluster = model.cluster();
     (0..cluster.endpoints.len())
@@ -175,12 +154,12 @@ pub fn diff(old: &Model, new: &Model) -> ConnectivityDiff {
     for (name, &id) in &old_names {
         result
             .workloads
-            .insert(name.clone(), workload_label(old.cluster(), id));
+            .insert(name.clone(), old.cluster().workload_name(id));
     }
     for (name, &id) in &new_names {
         result
             .workloads
-            .insert(name.clone(), workload_label(new.cluster(), id));
+            .insert(name.clone(), new.cluster().workload_name(id));
     }
 
     let include_self = old.config().self_traffic == SelfTraffic::Evaluate;

@@ -53,6 +53,7 @@
 //! - [`model`] groups endpoints into classes and compiles the rules; it answers
 //!   queries ([`Model::query`]), truth tables ([`Model::port_matrix`]) and
 //!   connection sets ([`Model::connections`]); [`graph`] exports it to petgraph.
+//! - [`overview`] sums the model up by workload and namespace, for reports.
 //! - [`config`] holds the choices the spec leaves to implementations.
 
 #![warn(missing_docs)]
@@ -69,6 +70,7 @@ pub mod ipset;
 pub mod lint;
 pub mod load;
 pub mod model;
+pub mod overview;
 pub mod path;
 pub mod policy;
 pub mod ports;

@@ -175,7 +175,10 @@ spec:
     };
     let any = render(AddressFamily::Any);
     assert!(any.contains("elements = { 10.0.0.0/24 }"), "{any}");
-    assert!(!any.contains("fd00::1"), "the IPv4 block must not admit the IPv6 address: {any}");
+    assert!(
+        !any.contains("fd00::1"),
+        "the IPv4 block must not admit the IPv6 address: {any}"
+    );
     assert_eq!(render(AddressFamily::Ipv4), any);
     assert_eq!(render(AddressFamily::Ipv6), any);
 }

@@ -18,6 +18,7 @@
 mod checks;
 mod external;
 mod matrix;
+mod permits;
 mod query;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use std::ops::Range;
 pub use checks::UnresolvedNamedPort;
 pub use external::partition;
 pub use matrix::{ConnectionMatrix, PortMatrix};
+pub use permits::{Counterpart, SidePermit};
 pub use query::{PortQuery, QueryEndpoint, QueryError, RuleRef, SideVerdict, Verdict};
 
 use crate::bitset::BitSet;
