@@ -391,7 +391,7 @@ fn no_input_in_testdata_or_the_corpus_makes_any_command_panic() {
     let check = |input: &PathBuf| {
         let path = input.to_str().unwrap();
         // Every command that reads manifests, with the exit statuses it may give.
-        let runs: [(Vec<&str>, &[i32]); 6] = [
+        let runs: [(Vec<&str>, &[i32]); 7] = [
             (vec!["matrix", path], &[0, 2]),
             (
                 vec![
@@ -409,6 +409,7 @@ fn no_input_in_testdata_or_the_corpus_makes_any_command_panic() {
             (vec!["lint", path, "--output", "sarif"], &[0, 1, 2]),
             (vec!["lint", path, "--self-traffic", "evaluate"], &[0, 1, 2]),
             (vec!["explain", path], &[0, 2]),
+            (vec!["report", path, "-o", "-"], &[0, 2]),
             (
                 vec!["diff", path, "examples/demo", "--exit-code"],
                 &[0, 1, 2],
