@@ -11,7 +11,7 @@ use policy_core::diagnostic::SourceLocation;
 use policy_core::yaml::Location;
 use policy_core::{
     AddressFamily, Config, Diagnostic, DiagnosticKind, HostNetworkMode, IpBlockMode, Loaded,
-    Loader, Model, SelfTraffic, Severity,
+    Loader, Model, SelfTraffic, ServiceProfile, Severity,
 };
 
 use crate::progress::Progress;
@@ -142,6 +142,16 @@ pub struct ModelArgs {
     #[arg(long, value_name = "FAMILY", default_value_t = AddressFamily::Any)]
     pub family: AddressFamily,
 
+    /// Where the policy filter sits relative to the service proxy's source
+    /// NAT, for outside traffic through NodePorts and load balancers with
+    /// externalTrafficPolicy: Cluster: `netpol` (netpol agent or Calico
+    /// iptables with kube-proxy: a backend on the receiving node sees the
+    /// client, one on another node sees that node), `snat-before-policy`
+    /// (every backend sees the receiving node; Antrea) or `client-preserved`
+    /// (every backend sees the client; Calico eBPF, Cilium DSR).
+    #[arg(long, value_name = "PROFILE", default_value_t = ServiceProfile::Netpol)]
+    pub profile: ServiceProfile,
+
     /// Say what was read and what was skipped.
     #[arg(short, long)]
     pub verbose: bool,
@@ -155,6 +165,7 @@ impl ModelArgs {
             host_network: self.host_network,
             self_traffic: self.self_traffic,
             address_family: self.family,
+            service_profile: self.profile,
         }
     }
 }

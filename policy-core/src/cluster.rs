@@ -106,6 +106,8 @@ pub struct ContainerPort {
     pub port: u16,
     /// The protocol.
     pub protocol: Protocol,
+    /// `hostPort`: the port opened on the node's addresses for it.
+    pub host_port: Option<u16>,
 }
 
 /// The controller that owns a pod or workload.
@@ -138,6 +140,9 @@ pub struct Endpoint {
     pub ports: Vec<ContainerPort>,
     /// The controlling owner, if any.
     pub owner: Option<Owner>,
+    /// False when `status.conditions` says the pod is not Ready (a Service
+    /// then sends it nothing, unless it publishes not-ready addresses).
+    pub ready: bool,
     /// Where the object starts.
     pub source: Option<SourceLocation>,
 }
@@ -160,14 +165,24 @@ impl Endpoint {
 pub enum TargetPort {
     /// A container port number.
     Number(u16),
-    /// A container port name.
+    /// A container port name, resolved on each backend pod (name and
+    /// protocol must match one of its container ports).
     Name(String),
+}
+
+impl fmt::Display for TargetPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetPort::Number(number) => write!(f, "{number}"),
+            TargetPort::Name(name) => f.write_str(name),
+        }
+    }
 }
 
 /// One port of a Service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServicePort {
-    /// Port name.
+    /// Port name (required when a Service has several ports).
     pub name: Option<String>,
     /// The Service port.
     pub port: u16,
@@ -175,24 +190,292 @@ pub struct ServicePort {
     pub target_port: TargetPort,
     /// Protocol.
     pub protocol: Protocol,
-    /// The node port, for NodePort and LoadBalancer Services.
+    /// The node port, for NodePort and LoadBalancer Services, once allocated.
     pub node_port: Option<u16>,
 }
 
+impl ServicePort {
+    /// The port's display form: `name (TCP 80)` or `TCP 80`.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(name) => format!("{name} ({} {})", self.protocol, self.port),
+            None => format!("{} {}", self.protocol, self.port),
+        }
+    }
+}
+
+/// `spec.type` of a Service.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ServiceType {
+    /// A virtual IP inside the cluster (the default).
+    #[default]
+    ClusterIp,
+    /// ClusterIP plus a port on every node.
+    NodePort,
+    /// NodePort plus an external load balancer.
+    LoadBalancer,
+    /// A DNS alias (CNAME); nothing is proxied.
+    ExternalName,
+}
+
+impl ServiceType {
+    /// The Kubernetes spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::ClusterIp => "ClusterIP",
+            ServiceType::NodePort => "NodePort",
+            ServiceType::LoadBalancer => "LoadBalancer",
+            ServiceType::ExternalName => "ExternalName",
+        }
+    }
+
+    /// Parses the Kubernetes spelling.
+    pub fn from_kubernetes(text: &str) -> Option<Self> {
+        Some(match text {
+            "ClusterIP" => ServiceType::ClusterIp,
+            "NodePort" => ServiceType::NodePort,
+            "LoadBalancer" => ServiceType::LoadBalancer,
+            "ExternalName" => ServiceType::ExternalName,
+            _ => return None,
+        })
+    }
+
+    /// True for the types that open a port on every node.
+    pub fn has_node_ports(self) -> bool {
+        matches!(self, ServiceType::NodePort | ServiceType::LoadBalancer)
+    }
+}
+
+impl fmt::Display for ServiceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `externalTrafficPolicy` / `internalTrafficPolicy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TrafficPolicy {
+    /// Any ready backend in the cluster; outside traffic to a backend on
+    /// another node is masqueraded to the receiving node's address.
+    #[default]
+    Cluster,
+    /// Only backends on the receiving (or, for internal traffic, the
+    /// client's) node; the client address is kept.
+    Local,
+}
+
+impl TrafficPolicy {
+    /// The Kubernetes spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrafficPolicy::Cluster => "Cluster",
+            TrafficPolicy::Local => "Local",
+        }
+    }
+}
+
 /// A Service. NetworkPolicies never name Services (they see pod-to-pod
-/// traffic after DNAT), but Services tell which pods are exposed and how.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// traffic after kube-proxy's DNAT), but Services say which pods are reached
+/// through which addresses and ports. See docs/SEMANTICS.md §17.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Service {
     /// Namespace.
     pub namespace: String,
     /// Name.
     pub name: String,
-    /// `spec.type`: ClusterIP, NodePort, LoadBalancer or ExternalName.
-    pub service_type: String,
-    /// `spec.selector`; `None` for a Service without selector.
+    /// `spec.type`.
+    pub service_type: ServiceType,
+    /// `spec.selector`; `None` for a Service without selector, whose
+    /// backends come from EndpointSlices.
     pub selector: Option<Labels>,
     /// Ports.
     pub ports: Vec<ServicePort>,
+    /// `spec.clusterIPs` (or `spec.clusterIP`), when assigned.
+    pub cluster_ips: Vec<IpAddr>,
+    /// `spec.clusterIP: None`: DNS answers with the backends' addresses and
+    /// nothing is proxied.
+    pub headless: bool,
+    /// `spec.externalIPs`.
+    pub external_ips: Vec<IpAddr>,
+    /// `status.loadBalancer.ingress[].ip` and the deprecated
+    /// `spec.loadBalancerIP`.
+    pub load_balancer_ips: Vec<IpAddr>,
+    /// `status.loadBalancer.ingress[].hostname`.
+    pub load_balancer_hostnames: Vec<String>,
+    /// `spec.loadBalancerSourceRanges`; `None` when not set (every source).
+    pub load_balancer_source_ranges: Option<crate::ipset::IpSet>,
+    /// `spec.externalTrafficPolicy`.
+    pub external_traffic_policy: TrafficPolicy,
+    /// `spec.internalTrafficPolicy`.
+    pub internal_traffic_policy: TrafficPolicy,
+    /// `spec.externalName`, for ExternalName Services.
+    pub external_name: Option<String>,
+    /// `spec.publishNotReadyAddresses`.
+    pub publish_not_ready_addresses: bool,
+    /// Where the object starts.
+    pub source: Option<SourceLocation>,
+}
+
+impl Service {
+    /// `namespace/name`.
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Every address a client can connect to: ClusterIPs, external IPs and
+    /// load-balancer IPs.
+    pub fn virtual_ips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.cluster_ips
+            .iter()
+            .chain(&self.external_ips)
+            .chain(&self.load_balancer_ips)
+            .copied()
+    }
+}
+
+/// The label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// One endpoint of an EndpointSlice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SliceEndpoint {
+    /// Its addresses.
+    pub addresses: Vec<IpAddr>,
+    /// `conditions.ready` (absent means ready).
+    pub ready: bool,
+    /// `nodeName`.
+    pub node: Option<String>,
+    /// `targetRef` when it names a Pod: the pod's name.
+    pub pod: Option<String>,
+}
+
+/// One port of an EndpointSlice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlicePort {
+    /// Its name, which must equal the Service port's name.
+    pub name: Option<String>,
+    /// The port on the endpoints.
+    pub port: Option<u16>,
+    /// Protocol.
+    pub protocol: Protocol,
+}
+
+/// A `discovery.k8s.io/v1` EndpointSlice. netpol derives the backends of
+/// Services with a selector itself; slices matter for Services without one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointSlice {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// The Service it belongs to (label `kubernetes.io/service-name`).
+    pub service: Option<String>,
+    /// Endpoints.
+    pub endpoints: Vec<SliceEndpoint>,
+    /// Ports.
+    pub ports: Vec<SlicePort>,
+    /// Where the object starts.
+    pub source: Option<SourceLocation>,
+}
+
+/// An address of a Node (`status.addresses`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeAddress {
+    /// `InternalIP`, `ExternalIP`, ...
+    pub kind: String,
+    /// The address.
+    pub address: IpAddr,
+}
+
+/// A Node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: Labels,
+    /// Its IP addresses (host names are not addresses and are left out).
+    pub addresses: Vec<NodeAddress>,
+    /// `spec.podCIDRs` (or `spec.podCIDR`).
+    pub pod_cidrs: Vec<crate::ipset::Cidr>,
+    /// Where the object starts.
+    pub source: Option<SourceLocation>,
+}
+
+impl Node {
+    /// The address kube-proxy's masquerade gives traffic leaving this node
+    /// toward another node, for the family of `like`: the first
+    /// `InternalIP` of that family (the address on the node network).
+    pub fn masquerade_address(&self, like: IpAddr) -> Option<IpAddr> {
+        let same_family = |a: &&NodeAddress| a.address.is_ipv4() == like.is_ipv4();
+        self.addresses
+            .iter()
+            .filter(same_family)
+            .find(|a| a.kind == "InternalIP")
+            .or_else(|| self.addresses.iter().find(same_family))
+            .map(|a| a.address)
+    }
+}
+
+/// The Service port an Ingress backend names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendPort {
+    /// `port.number`.
+    Number(u16),
+    /// `port.name`.
+    Name(String),
+}
+
+impl fmt::Display for BackendPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendPort::Number(number) => write!(f, "{number}"),
+            BackendPort::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// One way into an Ingress: a host and path (either may be absent) and the
+/// Service port it leads to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngressRoute {
+    /// `rules[].host`; `None` for every host.
+    pub host: Option<String>,
+    /// `paths[].path`; `None` for the default backend.
+    pub path: Option<String>,
+    /// The Service (same namespace as the Ingress).
+    pub service: String,
+    /// Its port.
+    pub port: BackendPort,
+    /// Where the backend is written.
+    pub source: Option<SourceLocation>,
+}
+
+/// A `networking.k8s.io/v1` Ingress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ingress {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `spec.ingressClassName` (or the legacy `kubernetes.io/ingress.class`
+    /// annotation).
+    pub class: Option<String>,
+    /// Every route to a Service, the default backend last.
+    pub routes: Vec<IngressRoute>,
+    /// Where the object starts.
+    pub source: Option<SourceLocation>,
+}
+
+/// A `networking.k8s.io/v1` IngressClass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngressClass {
+    /// Name.
+    pub name: String,
+    /// `spec.controller`, e.g. `k8s.io/ingress-nginx`.
+    pub controller: String,
+    /// Annotated `ingressclass.kubernetes.io/is-default-class: "true"`.
+    pub default: bool,
     /// Where the object starts.
     pub source: Option<SourceLocation>,
 }
@@ -208,6 +491,14 @@ pub struct Cluster {
     pub services: Vec<Service>,
     /// Valid NetworkPolicies, sorted by namespace and name.
     pub policies: Vec<Policy>,
+    /// Nodes, sorted by name.
+    pub nodes: Vec<Node>,
+    /// EndpointSlices, sorted by namespace and name.
+    pub endpoint_slices: Vec<EndpointSlice>,
+    /// Ingresses, sorted by namespace and name.
+    pub ingresses: Vec<Ingress>,
+    /// IngressClasses, sorted by name.
+    pub ingress_classes: Vec<IngressClass>,
 }
 
 /// Index of an endpoint in [`Cluster::endpoints`].

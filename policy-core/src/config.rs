@@ -79,6 +79,29 @@ impl AddressFamily {
     }
 }
 
+/// Where the policy filter sits relative to the service proxy's source NAT,
+/// which decides the source address a backend's ingress policy sees for
+/// outside traffic that entered through a NodePort, a load balancer or an
+/// external IP with `externalTrafficPolicy: Cluster` (docs/SEMANTICS.md §17.4).
+/// With `Local` the client address is always kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ServiceProfile {
+    /// `netpol agent` (or Calico's iptables mode, kube-router) with
+    /// kube-proxy: the filter runs in the receiving node's forward hook,
+    /// before kube-proxy's masquerade in postrouting. A backend on the
+    /// receiving node sees the client; a backend on another node sees the
+    /// receiving node's address.
+    #[default]
+    Netpol,
+    /// The source is rewritten to the receiving node's address before any
+    /// policy runs (Antrea's documented NodePort behaviour): every backend
+    /// sees that node, which is its own node when it runs there.
+    SnatBeforePolicy,
+    /// The client address reaches every backend (Calico eBPF, Cilium DSR):
+    /// policies see the client.
+    ClientPreserved,
+}
+
 /// The implementation-defined choices, in one place.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Config {
@@ -90,6 +113,8 @@ pub struct Config {
     pub self_traffic: SelfTraffic,
     /// See [`AddressFamily`].
     pub address_family: AddressFamily,
+    /// See [`ServiceProfile`].
+    pub service_profile: ServiceProfile,
 }
 
 macro_rules! keyword_enum {
@@ -128,6 +153,11 @@ keyword_enum!(IpBlockMode { Match => "match", Ignore => "ignore" });
 keyword_enum!(HostNetworkMode { Node => "node", Pod => "pod" });
 keyword_enum!(SelfTraffic { Allow => "allow", Evaluate => "evaluate" });
 keyword_enum!(AddressFamily { Any => "any", Ipv4 => "ipv4", Ipv6 => "ipv6" });
+keyword_enum!(ServiceProfile {
+    Netpol => "netpol",
+    SnatBeforePolicy => "snat-before-policy",
+    ClientPreserved => "client-preserved",
+});
 
 #[cfg(test)]
 mod tests {

@@ -65,6 +65,7 @@ pub mod decode;
 pub mod diagnostic;
 pub mod diff;
 pub mod explain;
+pub mod exposure;
 pub mod graph;
 pub mod ipset;
 pub mod lint;
@@ -79,7 +80,9 @@ pub mod validate;
 pub mod yaml;
 
 pub use cluster::{Cluster, Endpoint, EndpointId, EndpointKind, Namespace};
-pub use config::{AddressFamily, Config, HostNetworkMode, IpBlockMode, SelfTraffic};
+pub use config::{
+    AddressFamily, Config, HostNetworkMode, IpBlockMode, SelfTraffic, ServiceProfile,
+};
 pub use diagnostic::{Diagnostic, DiagnosticKind, Severity};
 pub use load::{Loaded, Loader};
 pub use model::{Model, PortQuery, QueryEndpoint, SideVerdict, Verdict};

@@ -187,7 +187,16 @@ impl<'m> Compiler<'m> {
             pod_addresses: IpSet::union_all(self.views.iter().map(|v| &v.endpoint_addresses)),
             chains: Vec::new(),
         };
-        let mut local_node_addresses = Vec::new();
+        // The node's own addresses: traffic between a pod and its node is
+        // always allowed (docs/SEMANTICS.md §17.6).
+        let mut local_node_addresses: Vec<IpAddr> = self.views[0]
+            .model
+            .cluster()
+            .nodes
+            .iter()
+            .filter(|n| n.name == node)
+            .flat_map(|n| n.addresses.iter().map(|a| a.address))
+            .collect();
         for view in &self.views {
             let model = &view.model;
             let cluster = model.cluster();

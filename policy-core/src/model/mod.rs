@@ -20,6 +20,7 @@ mod external;
 mod matrix;
 mod permits;
 mod query;
+mod services;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -30,6 +31,10 @@ pub use external::partition;
 pub use matrix::{ConnectionMatrix, PortMatrix};
 pub use permits::{Counterpart, SidePermit};
 pub use query::{PortQuery, QueryEndpoint, QueryError, RuleRef, SideVerdict, Verdict};
+pub use services::{
+    Backend, BackendTarget, BackendVerdict, Backends, DnsVerdict, Exclusion, ServiceId,
+    ServiceOutcome, ServiceQueryError, ServiceVerdict,
+};
 
 use crate::bitset::BitSet;
 use crate::cluster::{Cluster, EndpointId};
@@ -181,6 +186,8 @@ pub struct Model {
     /// affect that direction.
     class_policies: [Vec<Vec<PolicyId>>; 2],
     distinct_ports: Vec<RulePorts>,
+    /// Node addresses (Node objects, host-network pods) to node names.
+    node_addresses: HashMap<IpAddr, String>,
 }
 
 fn direction_index(direction: Direction) -> usize {
@@ -318,7 +325,9 @@ impl Model {
             policy_rules.push(ranges);
         }
 
+        let node_addresses = node_addresses(&cluster);
         Model {
+            node_addresses,
             cluster,
             config,
             classes,
@@ -444,6 +453,25 @@ impl Model {
             && s.node.is_some()
             && s.node == d.node
     }
+}
+
+/// Every node address the input tells: Node objects' `status.addresses`,
+/// and the addresses of host-network pods with a node name.
+fn node_addresses(cluster: &Cluster) -> HashMap<IpAddr, String> {
+    let mut addresses = HashMap::new();
+    for node in &cluster.nodes {
+        for address in &node.addresses {
+            addresses.insert(address.address, node.name.clone());
+        }
+    }
+    for endpoint in &cluster.endpoints {
+        if let (true, Some(node)) = (endpoint.host_network, &endpoint.node) {
+            for ip in &endpoint.ips {
+                addresses.entry(*ip).or_insert_with(|| node.clone());
+            }
+        }
+    }
+    addresses
 }
 
 /// For each endpoint, the ids of the ipBlocks that contain one of its IPs.

@@ -71,6 +71,8 @@ pub enum SideVerdict {
     NotIsolated,
     /// The endpoint is outside the cluster: no policy applies to it.
     OutsideCluster,
+    /// The endpoint is a node's address: no NetworkPolicy applies to nodes.
+    NodeTraffic,
     /// A host-network pod treated as node traffic: no policy applies to it.
     HostNetwork,
     /// Ingress from the destination's own node is always allowed.
@@ -185,7 +187,7 @@ impl Model {
         })
     }
 
-    fn egress_verdict(
+    pub(super) fn egress_verdict(
         &self,
         from: QueryEndpoint,
         to: QueryEndpoint,
@@ -193,12 +195,18 @@ impl Model {
         port: u16,
     ) -> SideVerdict {
         let QueryEndpoint::Endpoint(source) = from else {
-            return SideVerdict::OutsideCluster;
+            return match from {
+                QueryEndpoint::Address(address) if self.node_of_address(address).is_some() => {
+                    SideVerdict::NodeTraffic
+                }
+                _ => SideVerdict::OutsideCluster,
+            };
         };
-        if let QueryEndpoint::Endpoint(destination) = to
-            && self.local_node_traffic(source, destination)
-            && self.classes[self.endpoint_class[source]].selectable
-        {
+        let to_own_node = match to {
+            QueryEndpoint::Endpoint(destination) => self.local_node_traffic(source, destination),
+            QueryEndpoint::Address(address) => self.is_own_node_address(source, address),
+        };
+        if to_own_node && self.classes[self.endpoint_class[source]].selectable {
             return SideVerdict::ToLocalNode;
         }
         let source_class = self.endpoint_class[source];
@@ -216,7 +224,7 @@ impl Model {
         )
     }
 
-    fn ingress_verdict(
+    pub(super) fn ingress_verdict(
         &self,
         from: QueryEndpoint,
         to: QueryEndpoint,
@@ -224,12 +232,18 @@ impl Model {
         port: u16,
     ) -> SideVerdict {
         let QueryEndpoint::Endpoint(destination) = to else {
-            return SideVerdict::OutsideCluster;
+            return match to {
+                QueryEndpoint::Address(address) if self.node_of_address(address).is_some() => {
+                    SideVerdict::NodeTraffic
+                }
+                _ => SideVerdict::OutsideCluster,
+            };
         };
-        if let QueryEndpoint::Endpoint(source) = from
-            && self.local_node_traffic(source, destination)
-            && self.classes[self.endpoint_class[destination]].selectable
-        {
+        let from_own_node = match from {
+            QueryEndpoint::Endpoint(source) => self.local_node_traffic(source, destination),
+            QueryEndpoint::Address(address) => self.is_own_node_address(destination, address),
+        };
+        if from_own_node && self.classes[self.endpoint_class[destination]].selectable {
             return SideVerdict::FromLocalNode;
         }
         let destination_class = self.endpoint_class[destination];
@@ -304,11 +318,28 @@ impl Model {
             .map(QueryEndpoint::Endpoint)
     }
 
-    /// The display name of a query endpoint.
+    /// The display name of a query endpoint: `namespace/name`, an address,
+    /// or `address (node NAME)` for a node's address.
     pub fn endpoint_label(&self, endpoint: QueryEndpoint) -> String {
         match endpoint {
             QueryEndpoint::Endpoint(id) => self.cluster.endpoint_name(id).to_string(),
-            QueryEndpoint::Address(address) => address.to_string(),
+            QueryEndpoint::Address(address) => match self.node_of_address(address) {
+                Some(node) => format!("{address} (node {node})"),
+                None => address.to_string(),
+            },
         }
+    }
+
+    /// The node that holds `address`: from the Node objects' addresses,
+    /// and from host-network pods (which share their node's addresses).
+    pub fn node_of_address(&self, address: IpAddr) -> Option<&str> {
+        self.node_addresses.get(&address).map(String::as_str)
+    }
+
+    /// True if `address` belongs to the node `endpoint` runs on.
+    pub(crate) fn is_own_node_address(&self, endpoint: EndpointId, address: IpAddr) -> bool {
+        self.config.host_network == crate::config::HostNetworkMode::Node
+            && self.cluster.endpoints[endpoint].node.as_deref().is_some()
+            && self.cluster.endpoints[endpoint].node.as_deref() == self.node_of_address(address)
     }
 }

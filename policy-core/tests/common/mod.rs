@@ -533,6 +533,7 @@ pub fn endpoint(index: usize) -> impl Strategy<Value = NaiveEndpoint> {
 pub fn config() -> impl Strategy<Value = Config> {
     (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(ignore, pod, evaluate)| Config {
         address_family: policy_core::AddressFamily::Any,
+        service_profile: Default::default(),
         ip_block: if ignore {
             IpBlockMode::Ignore
         } else {

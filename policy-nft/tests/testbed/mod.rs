@@ -275,7 +275,10 @@ impl fmt::Display for Proto {
 
 /// One connection attempt from the endpoint `from` to the endpoint `to`
 /// (pod or external names), at `to`'s IPv4 address or, with `ipv6`, its IPv6
-/// address (both ends must have one).
+/// address (both ends must have one). `to` may also be an IP address (a
+/// Service's virtual IP, a node's address): the probe then goes to that
+/// address and port as given, whatever the testbed serves there, so that
+/// NAT rules under test can carry it to a server.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Probe {
     pub from: String,
@@ -815,6 +818,23 @@ impl Testbed {
                 )
             })
         };
+        if let Ok(address) = p.to.parse::<IpAddr>() {
+            let from = find(&p.from);
+            let ep = &self.endpoints[from];
+            let src = match address {
+                IpAddr::V4(_) => IpAddr::V4(ep.ipv4),
+                IpAddr::V6(_) => IpAddr::V6(
+                    ep.ipv6
+                        .unwrap_or_else(|| panic!("probe {p}: {} has no IPv6 address", ep.name)),
+                ),
+            };
+            return Resolved {
+                from,
+                src,
+                dst: SocketAddr::new(address, p.port),
+                proto: p.proto,
+            };
+        }
         let (from, to) = (find(&p.from), find(&p.to));
         let addr = |k: usize| -> IpAddr {
             let ep = &self.endpoints[k];
@@ -1297,6 +1317,14 @@ impl Server {
             let mut addrs = vec![IpAddr::V4(ep.ipv4)];
             addrs.extend(ep.ipv6.map(IpAddr::V6));
             targets.push((ep.ns.clone(), fd, addrs));
+        }
+        // Nodes serve the same ports on their own addresses, so that
+        // traffic from pods to nodes can be probed.
+        for (i, fd) in tb.node_fds.iter().enumerate() {
+            let fd = fd.try_clone().map_err(|e| format!("dup netns fd: {e}"))?;
+            let node = &tb.nodes[i];
+            let addrs = vec![IpAddr::V4(node.ipv4), IpAddr::V6(node.ipv6)];
+            targets.push((node.ns.clone(), fd, addrs));
         }
         let (tx, rx) = mpsc::channel();
         let (tcp, udp) = (tcp_ports.clone(), udp_ports.clone());

@@ -23,13 +23,16 @@ use k8s_openapi::api::core::v1::{
     Namespace as K8sNamespace, Pod, PodSpec, PodTemplateSpec, ReplicationController,
     Service as K8sService,
 };
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::core::v1::Node as K8sNode;
+use k8s_openapi::api::discovery::v1::EndpointSlice as K8sEndpointSlice;
+use k8s_openapi::api::networking::v1::{
+    Ingress as K8sIngress, IngressClass as K8sIngressClass, NetworkPolicy,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::cluster::{
     Cluster, ContainerPort, Endpoint, EndpointKind, NAMESPACE_NAME_LABEL, Namespace, Owner,
-    Service, ServicePort, TargetPort, WorkloadKind,
+    Service, WorkloadKind,
 };
 use crate::decode::{DecodeError, UnknownField, decode};
 use crate::diagnostic::{Diagnostic, DiagnosticKind, ObjectRef, Severity, SourceLocation};
@@ -39,6 +42,8 @@ use crate::ports::Protocol;
 use crate::selector::Labels;
 use crate::validate;
 use crate::yaml::{Node, Value, for_each_document};
+
+mod network;
 
 /// A typed Kubernetes object the loader understands.
 #[derive(Clone, Debug)]
@@ -55,6 +60,10 @@ pub enum Object {
     CronJob(CronJob),
     Service(K8sService),
     NetworkPolicy(NetworkPolicy),
+    Node(K8sNode),
+    EndpointSlice(K8sEndpointSlice),
+    Ingress(K8sIngress),
+    IngressClass(K8sIngressClass),
 }
 
 macro_rules! object_from {
@@ -79,6 +88,10 @@ object_from! {
     CronJob => CronJob,
     Service => K8sService,
     NetworkPolicy => NetworkPolicy,
+    Node => K8sNode,
+    EndpointSlice => K8sEndpointSlice,
+    Ingress => K8sIngress,
+    IngressClass => K8sIngressClass,
 }
 
 /// The result of loading: the cluster and everything worth telling the user.
@@ -119,6 +132,10 @@ pub struct Loader {
     workloads: Vec<Endpoint>,
     services: Vec<Service>,
     policies: Vec<Policy>,
+    nodes: Vec<crate::cluster::Node>,
+    endpoint_slices: Vec<crate::cluster::EndpointSlice>,
+    ingresses: Vec<crate::cluster::Ingress>,
+    ingress_classes: Vec<crate::cluster::IngressClass>,
     seen: HashMap<(String, String, String), Option<SourceLocation>>,
     allowances: BTreeMap<ObjectRef, Vec<String>>,
     /// Objects read from a running cluster, merged under the manifests at
@@ -133,7 +150,7 @@ pub struct Loader {
 }
 
 /// Where an object was read from, to locate its fields.
-struct Origin<'a> {
+pub(super) struct Origin<'a> {
     file: &'a Arc<str>,
     node: &'a Node,
 }
@@ -178,6 +195,10 @@ const KINDS: &[(&str, &[&str])] = &[
         "NetworkPolicy",
         &["networking.k8s.io/v1", "extensions/v1beta1"],
     ),
+    ("Node", &["v1"]),
+    ("EndpointSlice", &["discovery.k8s.io/v1"]),
+    ("Ingress", &["networking.k8s.io/v1"]),
+    ("IngressClass", &["networking.k8s.io/v1"]),
 ];
 
 impl Loader {
@@ -373,6 +394,18 @@ impl Loader {
             "NetworkPolicy" => self
                 .decode_as::<NetworkPolicy>(&origin, &object_ref, strict)
                 .map(Object::NetworkPolicy),
+            "Node" => self
+                .decode_as::<K8sNode>(&origin, &object_ref, strict)
+                .map(Object::Node),
+            "EndpointSlice" => self
+                .decode_as::<K8sEndpointSlice>(&origin, &object_ref, strict)
+                .map(Object::EndpointSlice),
+            "Ingress" => self
+                .decode_as::<K8sIngress>(&origin, &object_ref, strict)
+                .map(Object::Ingress),
+            "IngressClass" => self
+                .decode_as::<K8sIngressClass>(&origin, &object_ref, strict)
+                .map(Object::IngressClass),
             _ => None,
         };
         if let Some(object) = object {
@@ -496,6 +529,10 @@ impl Loader {
             Object::Pod(pod) => self.add_pod(pod, origin, object_ref),
             Object::Service(service) => self.add_service(service, origin, object_ref),
             Object::NetworkPolicy(policy) => self.add_policy(policy, origin, object_ref),
+            Object::Node(node) => self.add_node(node, origin, object_ref),
+            Object::EndpointSlice(slice) => self.add_endpoint_slice(slice, origin, object_ref),
+            Object::Ingress(ingress) => self.add_ingress(ingress, origin, object_ref),
+            Object::IngressClass(class) => self.add_ingress_class(class, origin, object_ref),
             _ => {}
         }
     }
@@ -723,6 +760,13 @@ impl Loader {
             None => (None, false, Vec::new()),
         };
         let owner = self.checked_owner(&pod.metadata, origin, &object_ref);
+        // Only an explicit Ready=False condition takes a pod out of its
+        // Services: manifests rarely carry status.
+        let ready = !pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "False"));
         self.pods.push(Endpoint {
             namespace,
             name,
@@ -733,6 +777,7 @@ impl Loader {
             ips,
             ports,
             owner,
+            ready,
             source: origin.map(|origin| origin.locate(&FieldPath::parse("metadata.name"))),
         });
     }
@@ -817,10 +862,26 @@ impl Loader {
                     },
                     None => None,
                 };
+                let host_port = match port.host_port {
+                    None | Some(0) => None,
+                    Some(host_port) => match u16::try_from(host_port) {
+                        Ok(host_port) => Some(host_port),
+                        Err(_) => {
+                            self.push(
+                                Severity::Error,
+                                DiagnosticKind::InvalidValue,
+                                format!("hostPort {host_port} is not a valid port number (1-65535); it is ignored"),
+                                at("hostPort"),
+                            );
+                            None
+                        }
+                    },
+                };
                 ports.push(ContainerPort {
                     name,
                     port: number,
                     protocol,
+                    host_port,
                 });
             }
         }
@@ -891,74 +952,7 @@ impl Loader {
             ips: Vec::new(),
             ports,
             owner,
-            source: origin.map(|origin| origin.locate(&FieldPath::parse("metadata.name"))),
-        });
-    }
-
-    fn add_service(
-        &mut self,
-        object: K8sService,
-        origin: Option<&Origin<'_>>,
-        object_ref: Option<ObjectRef>,
-    ) {
-        let namespace = namespace_of(&object.metadata);
-        let name = object.metadata.name.clone().unwrap_or_default();
-        let object_ref = object_ref.unwrap_or_else(|| ObjectRef {
-            kind: "Service".into(),
-            namespace: namespace.clone(),
-            name: name.clone(),
-        });
-        self.record_allowances(&object_ref, &object.metadata);
-        if name.is_empty()
-            || !self.first_of_its_name("Service", &namespace, &name, origin, Some(&object_ref))
-        {
-            return;
-        }
-        let spec = object.spec.clone().unwrap_or_default();
-        let mut ports = Vec::new();
-        for (index, port) in spec.ports.iter().flatten().enumerate() {
-            let path = FieldPath::parse("spec.ports").index(index);
-            let Some(number) = u16::try_from(port.port).ok().filter(|p| *p >= 1) else {
-                let message = format!(
-                    "port {} is not a valid port number (1-65535); the port is ignored",
-                    port.port
-                );
-                self.push(
-                    Severity::Error,
-                    DiagnosticKind::InvalidValue,
-                    message,
-                    Some(Located::new(origin, Some(&object_ref), path.key("port"))),
-                );
-                continue;
-            };
-            let target_port = match &port.target_port {
-                None => TargetPort::Number(number),
-                Some(IntOrString::Int(target)) => {
-                    TargetPort::Number(u16::try_from(*target).unwrap_or(number))
-                }
-                Some(IntOrString::String(name)) => TargetPort::Name(name.clone()),
-            };
-            ports.push(ServicePort {
-                name: port.name.clone(),
-                port: number,
-                target_port,
-                protocol: port
-                    .protocol
-                    .as_deref()
-                    .and_then(Protocol::from_kubernetes)
-                    .unwrap_or(Protocol::Tcp),
-                node_port: port.node_port.and_then(|p| u16::try_from(p).ok()),
-            });
-        }
-        self.services.push(Service {
-            namespace,
-            name,
-            service_type: spec
-                .type_
-                .clone()
-                .unwrap_or_else(|| "ClusterIP".to_string()),
-            selector: spec.selector.clone().filter(|s| !s.is_empty()),
-            ports,
+            ready: true,
             source: origin.map(|origin| origin.locate(&FieldPath::parse("metadata.name"))),
         });
     }
@@ -1026,6 +1020,7 @@ impl Loader {
             .map(|e| e.namespace.clone())
             .chain(self.policies.iter().map(|p| p.namespace.clone()))
             .chain(self.services.iter().map(|s| s.namespace.clone()))
+            .chain(self.ingresses.iter().map(|i| i.namespace.clone()))
             .collect();
         let mut created = HashSet::new();
         for name in referenced {
@@ -1045,12 +1040,24 @@ impl Loader {
         policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         let mut services = std::mem::take(&mut self.services);
         services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        let mut nodes = std::mem::take(&mut self.nodes);
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut endpoint_slices = std::mem::take(&mut self.endpoint_slices);
+        endpoint_slices.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        let mut ingresses = std::mem::take(&mut self.ingresses);
+        ingresses.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        let mut ingress_classes = std::mem::take(&mut self.ingress_classes);
+        ingress_classes.sort_by(|a, b| a.name.cmp(&b.name));
         Loaded {
             cluster: Cluster {
                 namespaces,
                 endpoints,
                 services,
                 policies,
+                nodes,
+                endpoint_slices,
+                ingresses,
+                ingress_classes,
             },
             diagnostics: self.diagnostics,
             skipped: self.skipped,
@@ -1264,7 +1271,14 @@ fn workload_template(
             o.spec.job_template.spec.as_ref().map(|s| &s.template),
             "spec.jobTemplate.spec.template",
         ),
-        Object::Namespace(_) | Object::Pod(_) | Object::Service(_) | Object::NetworkPolicy(_) => {
+        Object::Namespace(_)
+        | Object::Pod(_)
+        | Object::Service(_)
+        | Object::NetworkPolicy(_)
+        | Object::Node(_)
+        | Object::EndpointSlice(_)
+        | Object::Ingress(_)
+        | Object::IngressClass(_) => {
             return None;
         }
     })
@@ -1291,6 +1305,14 @@ fn identity_of(object: &Object) -> Option<(String, String, String)> {
         Object::Namespace(o) => {
             return Some(("Namespace".into(), String::new(), o.metadata.name.clone()?));
         }
+        Object::Node(o) => {
+            return Some(("Node".into(), String::new(), o.metadata.name.clone()?));
+        }
+        Object::IngressClass(o) => {
+            return Some(("IngressClass".into(), String::new(), o.metadata.name.clone()?));
+        }
+        Object::EndpointSlice(o) => ("EndpointSlice", &o.metadata),
+        Object::Ingress(o) => ("Ingress", &o.metadata),
         Object::Pod(o) => ("Pod", &o.metadata),
         Object::Service(o) => ("Service", &o.metadata),
         Object::NetworkPolicy(o) => ("NetworkPolicy", &o.metadata),
@@ -1311,7 +1333,7 @@ fn owner_kind(kind: &str) -> Option<&'static str> {
 }
 
 /// A field of an object, for a diagnostic.
-struct Located<'a> {
+pub(super) struct Located<'a> {
     origin: Option<&'a Origin<'a>>,
     object: Option<&'a ObjectRef>,
     path: FieldPath,
@@ -1357,7 +1379,7 @@ fn object_ref_of(node: &Node, kind: &str) -> ObjectRef {
             .unwrap_or_default()
             .to_string()
     };
-    let namespace = if kind == "Namespace" {
+    let namespace = if CLUSTER_SCOPED.contains(&kind) {
         String::new()
     } else {
         Some(field("namespace"))
@@ -1370,6 +1392,9 @@ fn object_ref_of(node: &Node, kind: &str) -> ObjectRef {
         name: field("name"),
     }
 }
+
+/// Kinds without a namespace.
+const CLUSTER_SCOPED: &[&str] = &["Namespace", "Node", "IngressClass"];
 
 fn with_api_version(node: &Node, api_version: &str) -> Node {
     let mut copy = node.clone();
