@@ -7,6 +7,7 @@ mod agent;
 mod compile;
 mod diff;
 mod explain;
+mod exposure;
 mod input;
 mod lint;
 mod manual;
@@ -66,6 +67,9 @@ struct Cli {
 enum Command {
     /// Can a pod (or an address) reach another on a port? Explains both sides.
     Query(query::QueryArgs),
+    /// Every way into the cluster from outside (NodePorts, load balancers,
+    /// external IPs, Ingress, hostPorts), and who gets through.
+    Exposure(exposure::ExposureArgs),
     /// The connectivity of every pair: one port's truth table, or every
     /// pair's allowed ports.
     Matrix(matrix::MatrixArgs),
@@ -200,6 +204,7 @@ fn main() -> std::process::ExitCode {
     let code = match cli.command {
         Command::Query(args) => query::run(args),
         Command::Matrix(args) => matrix::run(args),
+        Command::Exposure(args) => exposure::run(args),
         Command::Lint(args) => lint::run(args),
         Command::Rules(args) => lint::rules(args),
         Command::Explain(args) => explain::run(args),

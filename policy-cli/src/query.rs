@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use clap::{Args, ValueEnum};
 use std::net::IpAddr;
 
+use policy_core::cluster::ServiceType;
 use policy_core::model::{
     BackendTarget, DnsVerdict, Exclusion, QueryError, RuleRef, ServiceId, ServiceOutcome,
     ServiceQueryError, ServiceVerdict,
@@ -139,7 +140,9 @@ fn resolve_sources(model: &Model, text: &str) -> Result<Vec<QueryEndpoint>, Stri
             .map(QueryEndpoint::Endpoint)
             .collect();
         if sources.is_empty() {
-            return Err(format!("Service {text} selects no pod, so it has no backends to send from"));
+            return Err(format!(
+                "Service {text} selects no pod, so it has no backends to send from"
+            ));
         }
         return Ok(sources);
     }
@@ -181,6 +184,34 @@ pub fn run(args: QueryArgs) -> ExitCode {
                 }
             };
             (allowed, text)
+        }
+        Target::Service { id, .. }
+            if model.cluster().services[id].service_type == ServiceType::ExternalName =>
+        {
+            let service = &model.cluster().services[id];
+            let target = service.external_name.clone().unwrap_or_default();
+            let text = match args.output {
+                QueryOutput::Text => format!(
+                    "{} -> service {}: UNKNOWN: ExternalName Service: a DNS alias for {target:?}; nothing is proxied, and where the name leads is outside the model (egress to it is decided by ipBlocks on the addresses it resolves to)\n",
+                    args.from,
+                    service.reference()
+                ),
+                QueryOutput::Json => format!(
+                    "{:#}\n",
+                    json!({
+                        "allowed": false,
+                        "outcome": "external-name",
+                        "from": args.from,
+                        "to": args.to,
+                        "service": service.reference(),
+                        "type": "ExternalName",
+                        "external_name": target,
+                        "backends": [],
+                        "dns": null,
+                    })
+                ),
+            };
+            (false, text)
         }
         Target::Service { id, by_name } => {
             let port = match model.service_port(id, &args.port, args.protocol) {
@@ -305,7 +336,9 @@ fn render_service_text(
     let headline = match &verdict.outcome {
         ServiceOutcome::Allowed => format!("ALLOWED: {allowed} of {total} backends allow"),
         ServiceOutcome::Intermittent => {
-            format!("INTERMITTENT: {allowed} of {total} backends: intermittent (it depends on the backend kube-proxy picks)")
+            format!(
+                "INTERMITTENT: {allowed} of {total} backends: intermittent (it depends on the backend kube-proxy picks)"
+            )
         }
         ServiceOutcome::Denied => format!("DENIED: 0 of {total} backends allow"),
         ServiceOutcome::NoBackends => {
@@ -329,7 +362,11 @@ fn render_service_text(
         let _ = writeln!(
             out,
             "  backend {to} on {ports}: {}",
-            if backend.verdict.allowed() { "allowed" } else { "DENIED" }
+            if backend.verdict.allowed() {
+                "allowed"
+            } else {
+                "DENIED"
+            }
         );
         let _ = writeln!(
             out,
@@ -366,11 +403,7 @@ fn render_service_text(
 fn dns_text(model: &Model, dns: &DnsVerdict, dns_service: &str) -> String {
     let side = |v: &Option<ServiceVerdict>| match v {
         None => "no such port".to_string(),
-        Some(v) => format!(
-            "{} of {} backends",
-            v.allowed_count(),
-            v.backends.len()
-        ),
+        Some(v) => format!("{} of {} backends", v.allowed_count(), v.backends.len()),
     };
     match dns.allowed() {
         None => format!(
@@ -379,7 +412,11 @@ fn dns_text(model: &Model, dns: &DnsVerdict, dns_service: &str) -> String {
         Some(allowed) => format!(
             "DNS ({}): {}: UDP 53 {}, TCP 53 {}",
             model.cluster().services[dns.service.expect("known")].reference(),
-            if allowed { "allowed" } else { "DENIED (the name may not resolve)" },
+            if allowed {
+                "allowed"
+            } else {
+                "DENIED (the name may not resolve)"
+            },
             side(&dns.udp),
             side(&dns.tcp)
         ),
@@ -461,11 +498,8 @@ fn render_service_json(
         [None, ..] | [] => Value::Null,
         [Some(single)] => dns_json(single),
         several => {
-            let all: Vec<Option<bool>> = several
-                .iter()
-                .flatten()
-                .map(DnsVerdict::allowed)
-                .collect();
+            let all: Vec<Option<bool>> =
+                several.iter().flatten().map(DnsVerdict::allowed).collect();
             let mut value = dns_json(several[0].as_ref().expect("by name"));
             value["allowed"] = json!(if all.contains(&None) {
                 None

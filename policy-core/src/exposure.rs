@@ -10,9 +10,7 @@
 
 use std::net::IpAddr;
 
-use crate::cluster::{
-    BackendPort, EndpointId, IngressRoute, Service, ServiceType, TrafficPolicy,
-};
+use crate::cluster::{BackendPort, EndpointId, IngressRoute, Service, ServiceType, TrafficPolicy};
 use crate::config::ServiceProfile;
 use crate::ipset::IpSet;
 use crate::model::{BackendTarget, Model, PortQuery, QueryEndpoint, ServiceId};
@@ -79,8 +77,9 @@ pub struct Entry {
     pub hostname: Option<String>,
     /// The node that receives the traffic, when it is known.
     pub node: Option<String>,
-    /// The port clients connect to.
-    pub port: u16,
+    /// The port clients connect to; `None` for a node port the API server
+    /// allocates (the manifest does not say which).
+    pub port: Option<u16>,
     /// The protocol.
     pub protocol: Protocol,
     /// The Service behind it.
@@ -174,15 +173,25 @@ fn through_node(
         if same {
             return IpSet::everything();
         }
-        let node_address_allowed = match entry_node.and_then(|n| model_node(model, n)) {
-            Some(addresses) => addresses.iter().any(|a| direct.contains(*a)),
-            None => direct == IpSet::everything(),
-        };
-        if node_address_allowed {
-            IpSet::everything()
-        } else {
-            IpSet::empty()
+        // kube-proxy's masquerade gives the packet the receiving node's
+        // address of the client's family; each family is decided apart.
+        let node = entry_node.and_then(|n| model.cluster().nodes.iter().find(|x| x.name == n));
+        let mut seen = IpSet::empty();
+        for (family, example) in [
+            (v4_space(), IpAddr::from([0, 0, 0, 0])),
+            (v6_space(), IpAddr::from([0u16; 8])),
+        ] {
+            let allowed = match node.map(|n| n.masquerade_address(example)) {
+                Some(Some(address)) => direct.contains(address),
+                Some(None) => false,
+                // Unknown node address: only a rule admitting everything is sure to admit it.
+                None => direct.intersection(&family) == family,
+            };
+            if allowed {
+                seen.union_with(&family);
+            }
         }
+        seen
     };
     match model.config().service_profile {
         ServiceProfile::ClientPreserved => (direct, false),
@@ -204,6 +213,17 @@ fn through_node(
             }
         },
     }
+}
+
+fn v4_space() -> IpSet {
+    IpSet::from_range(
+        IpAddr::from([0, 0, 0, 0]),
+        IpAddr::from([255, 255, 255, 255]),
+    )
+}
+
+fn v6_space() -> IpSet {
+    IpSet::from_range(IpAddr::from([0u16; 8]), IpAddr::from([0xffffu16; 8]))
 }
 
 fn model_node(model: &Model, name: &str) -> Option<Vec<IpAddr>> {
@@ -232,7 +252,7 @@ fn service_entries(model: &Model, service_id: ServiceId, entries: &mut Vec<Entry
             })
             .collect();
         let etp = service.external_traffic_policy;
-        let entry = |via, address, node: Option<String>, entry_port| Entry {
+        let entry = |via, address, node: Option<String>, entry_port: Option<u16>| Entry {
             via,
             address,
             hostname: None,
@@ -245,7 +265,8 @@ fn service_entries(model: &Model, service_id: ServiceId, entries: &mut Vec<Entry
             notes: Vec::new(),
         };
         // A node port, on each node's addresses.
-        if let (true, Some(node_port)) = (service.service_type.has_node_ports(), port.node_port) {
+        if service.service_type.has_node_ports() {
+            let node_port = port.node_port;
             let receivers: Vec<(Option<IpAddr>, Option<String>)> = if nodes.is_empty() {
                 vec![(None, None)]
             } else {
@@ -277,6 +298,12 @@ fn service_entries(model: &Model, service_id: ServiceId, entries: &mut Vec<Entry
                 }
                 if node.is_none() {
                     e.notes.push("the input has no Node objects: the node port opens on every node's addresses".to_string());
+                }
+                if node_port.is_none() {
+                    e.notes.push(
+                        "the API server allocates the node port (30000-32767 by default)"
+                            .to_string(),
+                    );
                 }
                 if etp == TrafficPolicy::Local && e.targets.is_empty() {
                     e.notes.push("externalTrafficPolicy: Local and no backend on this node: connections are dropped".to_string());
@@ -310,7 +337,7 @@ fn service_entries(model: &Model, service_id: ServiceId, entries: &mut Vec<Entry
                 .map(|ip| (EntryKind::ExternalIp, Some(*ip), None)),
         );
         for (via, address, hostname) in virtuals {
-            let mut e = entry(via, address, None, port.port);
+            let mut e = entry(via, address, None, Some(port.port));
             e.hostname = hostname;
             let ranges = match via {
                 EntryKind::LoadBalancer => service.load_balancer_source_ranges.clone(),
@@ -384,7 +411,7 @@ fn host_entries(model: &Model, entries: &mut Vec<Entry>) {
                     address: *address,
                     hostname: None,
                     node: endpoint.node.clone(),
-                    port: entry_port,
+                    port: Some(entry_port),
                     protocol: port.protocol,
                     service: None,
                     ingress: None,
@@ -414,7 +441,11 @@ fn controller_pods(
 ) -> (Vec<EndpointId>, String) {
     let cluster = model.cluster();
     let (namespace, labels, description) = match &controllers.selector {
-        Some((namespace, labels)) => (namespace.clone(), labels.clone(), "the --ingress-controller selector".to_string()),
+        Some((namespace, labels)) => (
+            namespace.clone(),
+            labels.clone(),
+            "the --ingress-controller selector".to_string(),
+        ),
         None => {
             let ingress_class = match class {
                 Some(name) => cluster.ingress_classes.iter().find(|c| c.name == name),
@@ -430,7 +461,11 @@ fn controller_pods(
                         ),
                     );
                 }
-                _ => (None, ingress_nginx_labels(), "ingress-nginx's conventional pod labels".to_string()),
+                _ => (
+                    None,
+                    ingress_nginx_labels(),
+                    "ingress-nginx's conventional pod labels".to_string(),
+                ),
             }
         }
     };
@@ -456,7 +491,7 @@ fn ingress_entry(
         address: None,
         hostname: None,
         node: None,
-        port: 0,
+        port: None,
         protocol: Protocol::Tcp,
         service: None,
         ingress: Some((
@@ -486,7 +521,7 @@ fn ingress_entry(
         ));
         return entry;
     };
-    entry.port = model.cluster().services[service_id].ports[port_index].port;
+    entry.port = Some(model.cluster().services[service_id].ports[port_index].port);
     let (controller_pods, description) =
         controller_pods(model, controllers, ingress.class.as_deref());
     if controller_pods.is_empty() {

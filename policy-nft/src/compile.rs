@@ -188,7 +188,7 @@ impl<'m> Compiler<'m> {
             chains: Vec::new(),
         };
         // The node's own addresses: traffic between a pod and its node is
-        // always allowed (docs/SEMANTICS.md §17.6).
+        // always allowed (docs/SEMANTICS.md §17.7).
         let mut local_node_addresses: Vec<IpAddr> = self.views[0]
             .model
             .cluster()

@@ -19,11 +19,11 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::Node as K8sNode;
 use k8s_openapi::api::core::v1::{
     Namespace as K8sNamespace, Pod, PodSpec, PodTemplateSpec, ReplicationController,
     Service as K8sService,
 };
-use k8s_openapi::api::core::v1::Node as K8sNode;
 use k8s_openapi::api::discovery::v1::EndpointSlice as K8sEndpointSlice;
 use k8s_openapi::api::networking::v1::{
     Ingress as K8sIngress, IngressClass as K8sIngressClass, NetworkPolicy,
@@ -1309,7 +1309,11 @@ fn identity_of(object: &Object) -> Option<(String, String, String)> {
             return Some(("Node".into(), String::new(), o.metadata.name.clone()?));
         }
         Object::IngressClass(o) => {
-            return Some(("IngressClass".into(), String::new(), o.metadata.name.clone()?));
+            return Some((
+                "IngressClass".into(),
+                String::new(),
+                o.metadata.name.clone()?,
+            ));
         }
         Object::EndpointSlice(o) => ("EndpointSlice", &o.metadata),
         Object::Ingress(o) => ("Ingress", &o.metadata),

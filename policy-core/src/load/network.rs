@@ -15,7 +15,7 @@ use k8s_openapi::api::networking::v1::{
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{Located, Loader, Origin, namespace_of};
+use super::{Loader, Located, Origin, namespace_of};
 use crate::cluster::{
     BackendPort, EndpointSlice, Ingress, IngressClass, IngressRoute, Node, NodeAddress,
     SERVICE_NAME_LABEL, Service, ServicePort, ServiceType, SliceEndpoint, SlicePort, TargetPort,
@@ -286,12 +286,11 @@ impl Loader {
             .and_then(|lb| lb.ingress.as_ref());
         for (index, ingress) in lb_status.into_iter().flatten().enumerate() {
             let path = at("status.loadBalancer.ingress").index(index);
-            if let Some(ip) = ingress.ip.as_deref().filter(|t| !t.is_empty()) {
-                if let Some(ip) = report.ip(path.key("ip"), ip)
-                    && !load_balancer_ips.contains(&ip)
-                {
-                    load_balancer_ips.push(ip);
-                }
+            if let Some(ip) = ingress.ip.as_deref().filter(|t| !t.is_empty())
+                && let Some(ip) = report.ip(path.key("ip"), ip)
+                && !load_balancer_ips.contains(&ip)
+            {
+                load_balancer_ips.push(ip);
             }
             if let Some(hostname) = ingress.hostname.as_deref().filter(|t| !t.is_empty()) {
                 load_balancer_hostnames.push(hostname.to_string());
@@ -322,29 +321,28 @@ impl Loader {
             _ => None,
         };
         let externally_reachable = service_type.has_node_ports() || !external_ips.is_empty();
-        let external_traffic_policy =
-            match parse_traffic_policy(spec.external_traffic_policy.as_deref()) {
-                Ok(policy) => {
-                    if policy == TrafficPolicy::Local && !externally_reachable {
-                        report.error(
+        let external_traffic_policy = match parse_traffic_policy(
+            spec.external_traffic_policy.as_deref(),
+        ) {
+            Ok(policy) => {
+                if policy == TrafficPolicy::Local && !externally_reachable {
+                    report.error(
                             at("spec.externalTrafficPolicy"),
                             "externalTrafficPolicy may only be set on Services reachable from outside (NodePort, LoadBalancer, or with externalIPs)".to_string(),
                         );
-                    }
-                    policy
                 }
-                Err(message) => {
-                    report.error(at("spec.externalTrafficPolicy"), message);
-                    TrafficPolicy::Cluster
-                }
-            };
-        let internal_traffic_policy =
-            parse_traffic_policy(spec.internal_traffic_policy.as_deref()).unwrap_or_else(
-                |message| {
-                    report.error(at("spec.internalTrafficPolicy"), message);
-                    TrafficPolicy::Cluster
-                },
-            );
+                policy
+            }
+            Err(message) => {
+                report.error(at("spec.externalTrafficPolicy"), message);
+                TrafficPolicy::Cluster
+            }
+        };
+        let internal_traffic_policy = parse_traffic_policy(spec.internal_traffic_policy.as_deref())
+            .unwrap_or_else(|message| {
+                report.error(at("spec.internalTrafficPolicy"), message);
+                TrafficPolicy::Cluster
+            });
         let external_name = spec.external_name.clone().filter(|n| !n.is_empty());
         if service_type == ServiceType::ExternalName {
             match &external_name {
@@ -353,8 +351,7 @@ impl Loader {
                     "an ExternalName Service needs spec.externalName".to_string(),
                 ),
                 Some(name) => {
-                    if let Err(message) = validate::dns1123_subdomain(name.trim_end_matches('.'))
-                    {
+                    if let Err(message) = validate::dns1123_subdomain(name.trim_end_matches('.')) {
                         report.error(at("spec.externalName"), message);
                     }
                 }
@@ -440,7 +437,9 @@ impl Loader {
             if address.type_.ends_with("DNS") || address.type_ == "Hostname" {
                 continue;
             }
-            let path = FieldPath::parse("status.addresses").index(index).key("address");
+            let path = FieldPath::parse("status.addresses")
+                .index(index)
+                .key("address");
             if let Some(ip) = report.ip(path, &address.address)
                 && !addresses.iter().any(|a: &NodeAddress| a.address == ip)
             {
@@ -624,7 +623,11 @@ impl Loader {
                         port.and_then(|p| p.name.clone()),
                     ) {
                         (Some(number), None) => report
-                            .port_number(path.key("service").key("port").key("number"), number, "port")
+                            .port_number(
+                                path.key("service").key("port").key("number"),
+                                number,
+                                "port",
+                            )
                             .map(BackendPort::Number),
                         (None, Some(name)) => Some(BackendPort::Name(name)),
                         _ => {

@@ -10,9 +10,7 @@
 use std::net::IpAddr;
 
 use super::{Model, PortQuery, QueryEndpoint, QueryError, Verdict};
-use crate::cluster::{
-    EndpointId, Service, ServicePort, ServiceType, TargetPort, TrafficPolicy,
-};
+use crate::cluster::{EndpointId, Service, ServicePort, ServiceType, TargetPort, TrafficPolicy};
 use crate::config::SelfTraffic;
 use crate::ports::Protocol;
 
@@ -128,10 +126,7 @@ impl ServiceVerdict {
 
     /// How many backends allow it.
     pub fn allowed_count(&self) -> usize {
-        self.backends
-            .iter()
-            .filter(|b| b.verdict.allowed())
-            .count()
+        self.backends.iter().filter(|b| b.verdict.allowed()).count()
     }
 }
 
@@ -188,7 +183,11 @@ impl Model {
     /// load-balancer IP.
     pub fn services_with_address(&self, address: IpAddr) -> Vec<ServiceId> {
         (0..self.cluster.services.len())
-            .filter(|&id| self.cluster.services[id].virtual_ips().any(|ip| ip == address))
+            .filter(|&id| {
+                self.cluster.services[id]
+                    .virtual_ips()
+                    .any(|ip| ip == address)
+            })
             .collect()
     }
 
@@ -298,9 +297,11 @@ impl Model {
                 continue;
             }
             // The slice port that carries this Service port has its name.
-            let Some(slice_port) = slice.ports.iter().find(|p| {
-                p.name == port.name && p.protocol == port.protocol && p.port.is_some()
-            }) else {
+            let Some(slice_port) = slice
+                .ports
+                .iter()
+                .find(|p| p.name == port.name && p.protocol == port.protocol && p.port.is_some())
+            else {
                 continue;
             };
             let number = slice_port.port.expect("filtered above");
@@ -344,10 +345,7 @@ impl Model {
         port_index: usize,
     ) -> Result<ServiceVerdict, ServiceQueryError> {
         let service: &Service = &self.cluster.services[service_id];
-        let Backends {
-            backends,
-            excluded,
-        } = self.service_backends(service_id, port_index);
+        let Backends { backends, excluded } = self.service_backends(service_id, port_index);
         let client_node = match from {
             QueryEndpoint::Endpoint(id) => self.cluster.endpoints[id].node.clone(),
             QueryEndpoint::Address(address) => self.node_of_address(address).map(str::to_string),
@@ -397,7 +395,12 @@ impl Model {
 
     /// A pod reaching itself through a Service: both of its sides decide,
     /// whatever [`SelfTraffic`] says about direct traffic.
-    fn query_through_node(&self, endpoint: QueryEndpoint, protocol: Protocol, port: u16) -> Verdict {
+    fn query_through_node(
+        &self,
+        endpoint: QueryEndpoint,
+        protocol: Protocol,
+        port: u16,
+    ) -> Verdict {
         if self.config.self_traffic == SelfTraffic::Evaluate {
             return self
                 .query(endpoint, endpoint, &PortQuery::Number(port), protocol)

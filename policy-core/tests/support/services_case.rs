@@ -78,8 +78,8 @@ pub fn cases() -> Vec<(String, Case)> {
         .into_iter()
         .map(|path| {
             let text = std::fs::read_to_string(&path).expect("readable");
-            let case: Case = serde_saphyr::from_str(&text)
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let case: Case =
+                serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             (
                 path.file_stem().unwrap().to_string_lossy().into_owned(),
                 case,
@@ -215,7 +215,12 @@ pub fn check(model: &Model, e: &Expectation) -> Vec<String> {
                 .resolve_endpoint(e.from.as_deref().expect("from"))
                 .expect("from");
             let verdict = model
-                .query(from, destination, &port(e), protocol(e).unwrap_or(Protocol::Tcp))
+                .query(
+                    from,
+                    destination,
+                    &port(e),
+                    protocol(e).unwrap_or(Protocol::Tcp),
+                )
                 .expect("query");
             if Some(verdict.allowed()) != e.allowed {
                 problems.push(format!(
@@ -304,14 +309,19 @@ pub fn check(model: &Model, e: &Expectation) -> Vec<String> {
 
 fn check_exposure(model: &Model, e: &Expectation, kind: &str, problems: &mut Vec<String>) {
     let entries = exposure(model, &IngressControllers::default());
-    let source: IpAddr = e.source.as_deref().expect("source").parse().expect("source");
+    let source: IpAddr = e
+        .source
+        .as_deref()
+        .expect("source")
+        .parse()
+        .expect("source");
     let address: Option<IpAddr> = e.address.as_deref().map(|a| a.parse().expect("address"));
     let port: Option<u16> = e.port.as_deref().map(|p| p.parse().expect("port"));
     let matching: Vec<_> = entries
         .iter()
         .filter(|entry| entry.via.as_str() == kind)
         .filter(|entry| address.is_none() || entry.address == address)
-        .filter(|entry| port.is_none() || Some(entry.port) == port)
+        .filter(|entry| port.is_none() || entry.port == port)
         .filter(|entry| {
             e.ingress.is_none()
                 || entry.ingress.as_ref().is_some_and(|(name, _, path)| {
@@ -331,15 +341,23 @@ fn check_exposure(model: &Model, e: &Expectation, kind: &str, problems: &mut Vec
     for pod in &e.reaches {
         match entry.targets.iter().find(|t| &name(t.pod) == pod) {
             Some(t) if t.sources.contains(source) => {}
-            Some(_) => problems.push(format!("{pod}: expected {source} to reach it, model blocks it")),
-            None => problems.push(format!("{pod}: expected a target, the entry does not lead there")),
+            Some(_) => problems.push(format!(
+                "{pod}: expected {source} to reach it, model blocks it"
+            )),
+            None => problems.push(format!(
+                "{pod}: expected a target, the entry does not lead there"
+            )),
         }
     }
     for pod in &e.blocked {
         match entry.targets.iter().find(|t| &name(t.pod) == pod) {
             Some(t) if !t.sources.contains(source) => {}
-            Some(_) => problems.push(format!("{pod}: expected {source} blocked, model lets it through")),
-            None => problems.push(format!("{pod}: expected a target, the entry does not lead there")),
+            Some(_) => problems.push(format!(
+                "{pod}: expected {source} blocked, model lets it through"
+            )),
+            None => problems.push(format!(
+                "{pod}: expected a target, the entry does not lead there"
+            )),
         }
     }
     for pod in &e.absent {
