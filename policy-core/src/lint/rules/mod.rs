@@ -13,6 +13,9 @@ mod np010_internet_exposure;
 mod np011_portability;
 mod np012_deny_all;
 mod np013_ignored_rules;
+mod np014_service_selects_nothing;
+mod np015_missing_target_port;
+mod np016_ip_block_on_service_address;
 
 pub use np001_invalid_manifest::InvalidManifest;
 pub use np002_unknown_field::UnknownField;
@@ -27,6 +30,9 @@ pub use np010_internet_exposure::InternetExposure;
 pub use np011_portability::Portability;
 pub use np012_deny_all::DenyAll;
 pub use np013_ignored_rules::IgnoredRules;
+pub use np014_service_selects_nothing::ServiceSelectsNothing;
+pub use np015_missing_target_port::MissingTargetPort;
+pub use np016_ip_block_on_service_address::IpBlockOnServiceAddress;
 
 use super::Rule;
 
@@ -45,6 +51,9 @@ pub static RULES: &[&dyn Rule] = &[
     &Portability,
     &DenyAll,
     &IgnoredRules,
+    &ServiceSelectsNothing,
+    &MissingTargetPort,
+    &IpBlockOnServiceAddress,
 ];
 
 use crate::diagnostic::{ObjectRef, SourceLocation};
