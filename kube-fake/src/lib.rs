@@ -52,10 +52,14 @@ pub enum Res {
     CronJobs,
     Services,
     NetworkPolicies,
+    Nodes,
+    EndpointSlices,
+    Ingresses,
+    IngressClasses,
 }
 
 impl Res {
-    pub const ALL: [Res; 11] = [
+    pub const ALL: [Res; 15] = [
         Res::Namespaces,
         Res::Pods,
         Res::Deployments,
@@ -67,15 +71,30 @@ impl Res {
         Res::CronJobs,
         Res::Services,
         Res::NetworkPolicies,
+        Res::Nodes,
+        Res::EndpointSlices,
+        Res::Ingresses,
+        Res::IngressClasses,
     ];
 
     /// The collections the agent's source watches.
-    pub const WATCHED: [Res; 3] = [Res::Namespaces, Res::Pods, Res::NetworkPolicies];
+    pub const WATCHED: [Res; 4] = [Res::Namespaces, Res::Pods, Res::NetworkPolicies, Res::Nodes];
+
+    /// Whether objects of this collection live in a namespace.
+    pub fn namespaced(self) -> bool {
+        !matches!(self, Res::Namespaces | Res::Nodes | Res::IngressClasses)
+    }
 
     /// The API group and version prefix: `/api/v1`, `/apis/apps/v1`, ...
     fn prefix(self) -> &'static str {
         match self {
-            Res::Namespaces | Res::Pods | Res::ReplicationControllers | Res::Services => "/api/v1",
+            Res::Namespaces
+            | Res::Pods
+            | Res::ReplicationControllers
+            | Res::Services
+            | Res::Nodes => "/api/v1",
+            Res::EndpointSlices => "/apis/discovery.k8s.io/v1",
+            Res::Ingresses | Res::IngressClasses => "/apis/networking.k8s.io/v1",
             Res::Deployments | Res::StatefulSets | Res::DaemonSets | Res::ReplicaSets => {
                 "/apis/apps/v1"
             }
@@ -107,6 +126,10 @@ impl Res {
             Res::CronJobs => "CronJob",
             Res::Services => "Service",
             Res::NetworkPolicies => "NetworkPolicy",
+            Res::Nodes => "Node",
+            Res::EndpointSlices => "EndpointSlice",
+            Res::Ingresses => "Ingress",
+            Res::IngressClasses => "IngressClass",
         }
     }
 
@@ -137,6 +160,10 @@ impl Res {
             Res::CronJobs => "cronjobs",
             Res::Services => "services",
             Res::NetworkPolicies => "networkpolicies",
+            Res::Nodes => "nodes",
+            Res::EndpointSlices => "endpointslices",
+            Res::Ingresses => "ingresses",
+            Res::IngressClasses => "ingressclasses",
         }
     }
 
@@ -151,7 +178,7 @@ impl Res {
                 .strip_prefix(res.prefix())?
                 .strip_prefix("/namespaces/")?;
             let (namespace, plural) = rest.split_once('/')?;
-            (res != Res::Namespaces && plural == res.plural() && !namespace.is_empty())
+            (res.namespaced() && plural == res.plural() && !namespace.is_empty())
                 .then(|| (res, Some(namespace.to_string())))
         })
     }

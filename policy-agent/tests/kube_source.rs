@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube_fake::{FakeApiServer, Res};
 use policy_agent::source::kube::{KubeSourceError, KubeSourceOptions, run};
@@ -31,6 +31,7 @@ struct View {
     namespaces: BTreeMap<String, Namespace>,
     pods: BTreeMap<String, Pod>,
     policies: BTreeMap<String, NetworkPolicy>,
+    nodes: BTreeMap<String, Node>,
 }
 
 impl View {
@@ -42,6 +43,7 @@ impl View {
             namespaces: BTreeMap::new(),
             pods: BTreeMap::new(),
             policies: BTreeMap::new(),
+            nodes: BTreeMap::new(),
         };
         for object in objects {
             match object {
@@ -59,6 +61,11 @@ impl View {
                     let key = key_of(&np.metadata);
                     order.push((2, key.clone()));
                     assert!(view.policies.insert(key, np).is_none(), "duplicate");
+                }
+                Object::Node(node) => {
+                    let key = node.metadata.name.clone().unwrap();
+                    order.push((3, key.clone()));
+                    assert!(view.nodes.insert(key, node).is_none(), "duplicate");
                 }
                 other => panic!("unexpected object in a snapshot: {other:?}"),
             }
@@ -79,6 +86,9 @@ impl View {
                 .collect(),
             policies: typed::<NetworkPolicy>(server, Res::NetworkPolicies)
                 .map(|np| (key_of(&np.metadata), np))
+                .collect(),
+            nodes: typed::<Node>(server, Res::Nodes)
+                .map(|node| (node.metadata.name.clone().unwrap(), node))
                 .collect(),
         }
     }
@@ -438,6 +448,28 @@ async fn added_modified_and_deleted_objects_each_lead_to_a_snapshot() {
     assert_eq!(view, View::expected(&server));
     assert!(!view.policies.contains_key("shop/db-from-web"));
     assert_eq!(view.policies.len(), 3);
+
+    // A node appears: its addresses are node traffic for its pods.
+    let started = Instant::now();
+    server.apply(
+        Res::Nodes,
+        json!({"metadata": {"name": "worker-3"},
+               "status": {"addresses": [{"type": "InternalIP", "address": "192.168.0.13"}]}}),
+    );
+    let view = source.next_snapshot(bound).await;
+    assert!(started.elapsed() < bound);
+    assert_eq!(view, View::expected(&server));
+    assert_eq!(
+        view.nodes["worker-3"]
+            .status
+            .as_ref()
+            .unwrap()
+            .addresses
+            .as_ref()
+            .unwrap()[0]
+            .address,
+        "192.168.0.13"
+    );
 
     // A pod that finishes is kept, with its new phase.
     let started = Instant::now();

@@ -141,7 +141,18 @@ fn text(bytes: &[u8]) -> String {
 /// Asserts that a command gives the same stdout and exit status from the
 /// cluster as from the dump of its objects.
 fn assert_same_from_cluster_and_files(cluster: &Cluster, command: &[&str], extra: &[&str]) {
-    let dump = cluster.dump();
+    assert_same_from_cluster_and_file(cluster, &cluster.dump(), command, extra);
+}
+
+/// Asserts that a command gives the same stdout and exit status from the
+/// cluster as from the manifest `dump`, up to the source locations only a
+/// file has.
+fn assert_same_from_cluster_and_file(
+    cluster: &Cluster,
+    dump: &Path,
+    command: &[&str],
+    extra: &[&str],
+) {
     let kubeconfig = cluster.kubeconfig();
     let mut from_files: Vec<&str> = command.to_vec();
     from_files.push(dump.to_str().unwrap());
@@ -585,5 +596,117 @@ fn diff_against_the_cluster_shows_what_applying_the_change_would_do() {
         text(&two.stderr).contains("give only NEW"),
         "{}",
         text(&two.stderr)
+    );
+}
+
+/// Services, EndpointSlices, Nodes, Ingresses and IngressClasses are read
+/// from the API too: Service queries and `exposure` answer from the cluster
+/// as from the manifests (testdata/services/cluster.yaml), pages included.
+#[test]
+fn services_nodes_and_ingresses_are_read_from_the_cluster() {
+    let cluster = Cluster::start("services");
+    let manifests = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/services/cluster.yaml"),
+    )
+    .expect("testdata/services/cluster.yaml");
+    for document in manifests.split("\n---\n") {
+        let object: Value = serde_saphyr::from_str(document).expect("a YAML document");
+        let res = Res::ALL
+            .into_iter()
+            .find(|r| object["kind"] == r.kind())
+            .unwrap_or_else(|| panic!("no collection for {}", object["kind"]));
+        cluster.server.apply(res, object);
+    }
+    // Pages of one: the two Nodes need a continue.
+    for res in Res::ALL {
+        cluster.server.set_page_cap(res, Some(1));
+    }
+    // The oracle: every object the server holds, as one manifest.
+    let items: Vec<Value> = Res::ALL
+        .into_iter()
+        .flat_map(|res| cluster.server.objects(res))
+        .collect();
+    let dump = cluster.write(
+        "all.json",
+        &json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string(),
+    );
+    for command in [
+        &["exposure", "--output", "json"][..],
+        &[
+            "query",
+            "--from",
+            "shop/client",
+            "--to",
+            "web.shop",
+            "--port",
+            "http",
+            "--output",
+            "json",
+        ][..],
+        &[
+            "query",
+            "--from",
+            "shop/client",
+            "--to",
+            "service/db/external-db",
+            "--port",
+            "sql",
+        ][..],
+    ] {
+        assert_same_from_cluster_and_file(&cluster, &dump, command, &[]);
+    }
+    let kubeconfig = cluster.kubeconfig();
+    // The answers depend on what only those kinds say.
+    let exposure =
+        text(&netpol_in(&cluster.dir, &["exposure", "--kubeconfig", &kubeconfig]).stdout);
+    assert!(
+        exposure.contains("NodePort 192.168.77.2 (node node-2) TCP 30081"),
+        "{exposure}"
+    );
+    assert!(
+        exposure.contains("Ingress shop/shop shop.example.com/api"),
+        "{exposure}"
+    );
+    let requests = cluster.server.requests();
+    for res in [
+        Res::Nodes,
+        Res::EndpointSlices,
+        Res::Ingresses,
+        Res::IngressClasses,
+    ] {
+        assert!(
+            requests.iter().any(|r| r.res == res && r.is_list_start()),
+            "{res:?} was not listed"
+        );
+    }
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.res == Res::Nodes && r.is_list_continue()),
+        "the Nodes were not read in pages"
+    );
+}
+
+/// Nodes and IngressClasses are context: a user who may not list them
+/// still gets answers, with a note saying what is missing.
+#[test]
+fn forbidden_nodes_are_a_note_not_a_failure() {
+    let cluster = Cluster::start("nodes-forbidden");
+    cluster.server.forbid(Res::Nodes, None);
+    let output = netpol_in(
+        &cluster.dir,
+        &[
+            "matrix",
+            "--kubeconfig",
+            &cluster.kubeconfig(),
+            "--port",
+            "80",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let message = text(&output.stderr);
+    assert!(
+        message.contains("cannot list nodes (forbidden)"),
+        "{message}"
     );
 }

@@ -33,11 +33,19 @@ pub enum ResourceKind {
     Service,
     /// `networking.k8s.io/v1` NetworkPolicy.
     NetworkPolicy,
+    /// `v1` Node (cluster-scoped): node addresses are node traffic.
+    Node,
+    /// `discovery.k8s.io/v1` EndpointSlice: backends of Services without selector.
+    EndpointSlice,
+    /// `networking.k8s.io/v1` Ingress.
+    Ingress,
+    /// `networking.k8s.io/v1` IngressClass (cluster-scoped).
+    IngressClass,
 }
 
 impl ResourceKind {
     /// Every kind the one-shot list reads, namespaces first.
-    pub const ALL: [ResourceKind; 11] = [
+    pub const ALL: [ResourceKind; 15] = [
         ResourceKind::Namespace,
         ResourceKind::Pod,
         ResourceKind::Deployment,
@@ -49,14 +57,30 @@ impl ResourceKind {
         ResourceKind::CronJob,
         ResourceKind::Service,
         ResourceKind::NetworkPolicy,
+        ResourceKind::Node,
+        ResourceKind::EndpointSlice,
+        ResourceKind::Ingress,
+        ResourceKind::IngressClass,
     ];
 
-    /// The kinds the agent watches: what a node's ruleset depends on.
-    pub const WATCHED: [ResourceKind; 3] = [
+    /// The kinds the agent watches: what a node's ruleset depends on. Nodes
+    /// are in because traffic between a pod and its own node's addresses is
+    /// always allowed; Services, EndpointSlices and Ingresses change no
+    /// verdict the kernel enforces (policy applies after DNAT), so they are
+    /// not watched.
+    pub const WATCHED: [ResourceKind; 4] = [
         ResourceKind::Namespace,
         ResourceKind::Pod,
         ResourceKind::NetworkPolicy,
+        ResourceKind::Node,
     ];
+
+    /// Kinds read for context only: when listing them is forbidden (a user
+    /// with namespace-scoped rights), `--cluster` goes on without them and
+    /// says so, instead of failing.
+    pub fn optional(self) -> bool {
+        matches!(self, ResourceKind::Node | ResourceKind::IngressClass)
+    }
 
     /// The `kind` field.
     pub fn kind(self) -> &'static str {
@@ -72,6 +96,10 @@ impl ResourceKind {
             ResourceKind::CronJob => "CronJob",
             ResourceKind::Service => "Service",
             ResourceKind::NetworkPolicy => "NetworkPolicy",
+            ResourceKind::Node => "Node",
+            ResourceKind::EndpointSlice => "EndpointSlice",
+            ResourceKind::Ingress => "Ingress",
+            ResourceKind::IngressClass => "IngressClass",
         }
     }
 
@@ -81,7 +109,10 @@ impl ResourceKind {
             ResourceKind::Namespace
             | ResourceKind::Pod
             | ResourceKind::ReplicationController
-            | ResourceKind::Service => "",
+            | ResourceKind::Service
+            | ResourceKind::Node => "",
+            ResourceKind::EndpointSlice => "discovery.k8s.io",
+            ResourceKind::Ingress | ResourceKind::IngressClass => "networking.k8s.io",
             ResourceKind::Deployment
             | ResourceKind::StatefulSet
             | ResourceKind::DaemonSet
@@ -110,12 +141,19 @@ impl ResourceKind {
             ResourceKind::CronJob => "cronjobs",
             ResourceKind::Service => "services",
             ResourceKind::NetworkPolicy => "networkpolicies",
+            ResourceKind::Node => "nodes",
+            ResourceKind::EndpointSlice => "endpointslices",
+            ResourceKind::Ingress => "ingresses",
+            ResourceKind::IngressClass => "ingressclasses",
         }
     }
 
     /// Whether objects of this kind live in a namespace.
     pub fn namespaced(self) -> bool {
-        self != ResourceKind::Namespace
+        !matches!(
+            self,
+            ResourceKind::Namespace | ResourceKind::Node | ResourceKind::IngressClass
+        )
     }
 
     /// `apiVersion`: `v1`, `apps/v1`, ...

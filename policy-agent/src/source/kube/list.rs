@@ -14,6 +14,11 @@
 //! namespace is read as having only its `kubernetes.io/metadata.name`
 //! label, with a note saying so.
 //!
+//! Nodes and IngressClasses are cluster-scoped and always listed
+//! cluster-wide; they are context (node addresses, ingress controllers), so
+//! when listing them is forbidden the read goes on without them, with a
+//! note.
+//!
 //! A continue token that expired (`410 Gone`: the list took longer than the
 //! server keeps its snapshot) restarts that kind's list, at most
 //! [`MAX_LIST_ATTEMPTS`] times. Every other failure is reported with the
@@ -28,8 +33,9 @@ use futures::future::join_all;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Namespace, Pod, ReplicationController, Service};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ReplicationController, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use kube::api::ListParams;
 use kube::{Api, Resource};
 use policy_core::load::Object;
@@ -121,8 +127,17 @@ pub async fn list_cluster(
             calls.push(list_kind(connection, kind, *namespace, on_page));
         }
     }
-    let (namespace_objects, results) =
-        futures::join!(list_namespaces(connection, scope, on_page), join_all(calls));
+    let cluster_scoped = join_all(
+        ResourceKind::ALL
+            .into_iter()
+            .filter(|k| !k.namespaced() && *k != ResourceKind::Namespace)
+            .map(|kind| list_cluster_scoped(connection, kind, on_page)),
+    );
+    let (namespace_objects, results, cluster_scoped) = futures::join!(
+        list_namespaces(connection, scope, on_page),
+        join_all(calls),
+        cluster_scoped
+    );
 
     let mut snapshot = ClusterSnapshot::default();
     let mut failures = Vec::new();
@@ -135,6 +150,27 @@ pub async fn list_cluster(
             snapshot.notes.extend(notes);
         }
         Err(error) => failures.push(error),
+    }
+    for result in cluster_scoped {
+        match result {
+            Ok((kind, objects)) => {
+                *snapshot.counts.entry(kind).or_default() += objects.len();
+                snapshot.objects.extend(objects);
+            }
+            Err(error)
+                if error.kind.optional() && matches!(error.cause, FailureCause::Forbidden(_)) =>
+            {
+                snapshot.notes.push(format!(
+                    "cannot list {} (forbidden): read without them{}",
+                    error.kind.plural(),
+                    match error.kind {
+                        ResourceKind::Node => ", so node addresses count as outside the cluster",
+                        _ => ", so Ingress controllers are found by their conventional labels",
+                    }
+                ));
+            }
+            Err(error) => failures.push(error),
+        }
     }
     for result in results {
         match result {
@@ -250,6 +286,41 @@ async fn list_kind(
         ResourceKind::NetworkPolicy => {
             list_namespaced::<NetworkPolicy>(connection, kind, namespace, on_page).await
         }
+        ResourceKind::EndpointSlice => {
+            list_namespaced::<EndpointSlice>(connection, kind, namespace, on_page).await
+        }
+        ResourceKind::Ingress => {
+            list_namespaced::<Ingress>(connection, kind, namespace, on_page).await
+        }
+        ResourceKind::Node | ResourceKind::IngressClass => {
+            unreachable!("cluster-scoped kinds are listed by list_cluster_scoped")
+        }
+    }?;
+    Ok((kind, objects))
+}
+
+/// Lists one cluster-scoped kind other than Namespace.
+async fn list_cluster_scoped(
+    connection: &Connection,
+    kind: ResourceKind,
+    on_page: &(dyn Fn(ResourceKind, usize) + Sync),
+) -> Result<(ResourceKind, Vec<Object>), ApiCallError> {
+    let client = connection.client.clone();
+    let objects = match kind {
+        ResourceKind::Node => {
+            list_pages(Api::<Node>::all(client), connection, kind, None, on_page).await
+        }
+        ResourceKind::IngressClass => {
+            list_pages(
+                Api::<IngressClass>::all(client),
+                connection,
+                kind,
+                None,
+                on_page,
+            )
+            .await
+        }
+        other => unreachable!("{other} is not listed by list_cluster_scoped"),
     }?;
     Ok((kind, objects))
 }

@@ -1,5 +1,5 @@
-//! The agent's Kubernetes source: list+watch of Pods, Namespaces and
-//! NetworkPolicies ([`ResourceKind::WATCHED`]).
+//! The agent's Kubernetes source: list+watch of Pods, Namespaces,
+//! NetworkPolicies and Nodes ([`ResourceKind::WATCHED`]).
 //!
 //! # What
 //!
@@ -26,8 +26,9 @@
 //!
 //! - `GET /api/v1/namespaces?limit=500[&continue=…]`, then
 //!   `GET /api/v1/namespaces?watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion=N`;
-//! - the same for `/api/v1/pods` and
-//!   `/apis/networking.k8s.io/v1/networkpolicies`.
+//! - the same for `/api/v1/pods`, `/apis/networking.k8s.io/v1/networkpolicies`
+//!   and `/api/v1/nodes` (a node's own addresses are always allowed to and
+//!   from its pods, so the ruleset depends on them).
 //!
 //! When a watch ends (server timeout, dropped connection), the watcher
 //! re-watches from the last resourceVersion it saw (an object's or a
@@ -56,8 +57,8 @@
 //!
 //! # RBAC
 //!
-//! The agent's service account needs `get`, `list` and `watch` on `pods` and
-//! `namespaces` (core group) and on `networkpolicies`
+//! The agent's service account needs `get`, `list` and `watch` on `pods`,
+//! `namespaces` and `nodes` (core group) and on `networkpolicies`
 //! (`networking.k8s.io`), cluster-wide. (The source itself only lists and
 //! watches; `get` is the conventional companion.) Until it has them, the
 //! 403 answers are sent as errors and retried, and no snapshot is sent.
@@ -70,7 +71,7 @@ use std::time::Duration;
 
 use futures::stream::{BoxStream, SelectAll};
 use futures::{StreamExt, future};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::runtime::reflector::{self, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -140,10 +141,12 @@ pub async fn run(
     let (namespaces, namespace_writer) = reflector::store::<Namespace>();
     let (pods, pod_writer) = reflector::store::<Pod>();
     let (policies, policy_writer) = reflector::store::<NetworkPolicy>();
+    let (nodes, node_writer) = reflector::store::<Node>();
     let stores = Stores {
         namespaces,
         pods,
         policies,
+        nodes,
     };
 
     let mut signals: SelectAll<BoxStream<'static, (ResourceKind, Signal)>> = SelectAll::new();
@@ -159,8 +162,13 @@ pub async fn run(
     ));
     signals.push(watch(
         ResourceKind::NetworkPolicy,
-        Api::<NetworkPolicy>::all(client),
+        Api::<NetworkPolicy>::all(client.clone()),
         policy_writer,
+    ));
+    signals.push(watch(
+        ResourceKind::Node,
+        Api::<Node>::all(client),
+        node_writer,
     ));
 
     let max_delay = MAX_DELAY.max(options.debounce);
@@ -212,6 +220,7 @@ pub async fn run(
                             namespaces = stores.namespaces.state().len(),
                             pods = stores.pods.state().len(),
                             networkpolicies = stores.policies.state().len(),
+                            nodes = stores.nodes.state().len(),
                             "initial sync complete"
                         );
                         if !send_snapshot(&events, &stores).await {
@@ -320,11 +329,12 @@ fn describe_watch_error(kind: ResourceKind, error: &watcher::Error) -> String {
     format!("{call} ({})", call.help())
 }
 
-/// The read sides of the three stores.
+/// The read sides of the stores.
 struct Stores {
     namespaces: Store<Namespace>,
     pods: Store<Pod>,
     policies: Store<NetworkPolicy>,
+    nodes: Store<Node>,
 }
 
 impl Stores {
@@ -335,6 +345,7 @@ impl Stores {
         objects.extend(sorted(&self.namespaces).map(Object::Namespace));
         objects.extend(sorted(&self.pods).map(Object::Pod));
         objects.extend(sorted(&self.policies).map(Object::NetworkPolicy));
+        objects.extend(sorted(&self.nodes).map(Object::Node));
         objects
     }
 }
