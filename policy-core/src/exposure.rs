@@ -237,7 +237,14 @@ fn model_node(model: &Model, name: &str) -> Option<Vec<IpAddr>> {
 
 fn service_entries(model: &Model, service_id: ServiceId, entries: &mut Vec<Entry>) {
     let service: &Service = &model.cluster().services[service_id];
-    if service.service_type == ServiceType::ExternalName {
+    // Only these open anything to the outside; skip the rest before the
+    // (comparatively costly) backend lookup.
+    let reachable_from_outside = service.service_type.has_node_ports()
+        || !service.external_ips.is_empty()
+        || (service.service_type == ServiceType::LoadBalancer
+            && !(service.load_balancer_ips.is_empty()
+                && service.load_balancer_hostnames.is_empty()));
+    if service.service_type == ServiceType::ExternalName || !reachable_from_outside {
         return;
     }
     let nodes = node_entry_addresses(model);

@@ -16,6 +16,9 @@ mod np013_ignored_rules;
 mod np014_service_selects_nothing;
 mod np015_missing_target_port;
 mod np016_ip_block_on_service_address;
+mod np017_intermittent_service;
+mod np018_ingress_refused;
+mod np019_hidden_client_ip_block;
 
 pub use np001_invalid_manifest::InvalidManifest;
 pub use np002_unknown_field::UnknownField;
@@ -33,6 +36,9 @@ pub use np013_ignored_rules::IgnoredRules;
 pub use np014_service_selects_nothing::ServiceSelectsNothing;
 pub use np015_missing_target_port::MissingTargetPort;
 pub use np016_ip_block_on_service_address::IpBlockOnServiceAddress;
+pub use np017_intermittent_service::IntermittentService;
+pub use np018_ingress_refused::IngressRefused;
+pub use np019_hidden_client_ip_block::HiddenClientIpBlock;
 
 use super::Rule;
 
@@ -54,6 +60,9 @@ pub static RULES: &[&dyn Rule] = &[
     &ServiceSelectsNothing,
     &MissingTargetPort,
     &IpBlockOnServiceAddress,
+    &IntermittentService,
+    &IngressRefused,
+    &HiddenClientIpBlock,
 ];
 
 use crate::diagnostic::{ObjectRef, SourceLocation};

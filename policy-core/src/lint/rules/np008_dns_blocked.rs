@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use super::{policy_object, short_list};
 use crate::cluster::NAMESPACE_NAME_LABEL;
 use crate::lint::{Finding, LintContext, Rule, RuleInfo, declare_rule};
-use crate::model::{ClassId, Model, PolicyId};
+use crate::model::{BackendTarget, ClassId, Model, PolicyId, PortQuery};
 use crate::path::FieldPath;
 use crate::policy::Direction;
 use crate::policy::{NamespaceScope, Peer, PortSpec};
@@ -13,8 +13,13 @@ use crate::selector::Labels;
 declare_rule! {
     /// ## What it does
     /// Reports egress isolation that blocks DNS: pods whose egress policies do
-    /// not allow both UDP 53 and TCP 53 to the cluster DNS pods
-    /// (`k8s-app: kube-dns`). When the input has no DNS pods, a rule counts if
+    /// not allow both UDP 53 and TCP 53 to the cluster DNS pods. When the
+    /// input has the `kube-system/kube-dns` Service, the DNS pods are its
+    /// backends on its UDP and TCP port 53, each on its target port, and a
+    /// pod must reach every one of them (kube-proxy may pick any: names then
+    /// resolve only sometimes). Without the Service they are the pods
+    /// labelled `k8s-app: kube-dns`, on their `dns`/`dns-tcp` ports. When the
+    /// input has neither, a rule counts if
     /// its peers could be them (no `to`, an `ipBlock`, or selectors that match
     /// `k8s-app: kube-dns` in `kube-system`). One finding per isolating policy.
     ///
@@ -47,6 +52,9 @@ declare_rule! {
     }
 }
 
+/// The kube-dns Service's backends of one protocol: (class, target port).
+type DnsBackends = (Protocol, Vec<(ClassId, u16)>);
+
 /// The label cluster DNS pods carry (CoreDNS and kube-dns alike).
 const DNS_LABEL: (&str, &str) = ("k8s-app", "kube-dns");
 
@@ -75,16 +83,58 @@ impl Rule for DnsBlocked {
                 .find_map(|name| model.classes()[class].named_port(name, protocol))
                 .unwrap_or(53)
         };
+        // With the kube-dns Service: its backends per protocol, after DNAT.
+        let service_backends: Option<Vec<DnsBackends>> = model
+            .find_service("kube-system", "kube-dns")
+            .map(|service| {
+                [Protocol::Udp, Protocol::Tcp]
+                    .into_iter()
+                    .map(|protocol| {
+                        let backends = model
+                            .service_port(service, &PortQuery::Number(53), Some(protocol))
+                            .map(|port| model.service_backends(service, port).backends)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter_map(|b| match b.target {
+                                BackendTarget::Endpoint(id) => Some((model.class_of(id), b.port)),
+                                BackendTarget::Address(_) => None,
+                            })
+                            .collect();
+                        (protocol, backends)
+                    })
+                    .collect()
+            });
         let mut blocked: BTreeMap<PolicyId, Vec<(ClassId, Vec<Protocol>)>> = BTreeMap::new();
         for class in 0..model.classes().len() {
             let policies =
                 model.policies_selecting(model.classes()[class].members[0], Direction::Egress);
-            if policies.is_empty() || dns_classes.contains(&class) {
+            if policies.is_empty()
+                || dns_classes.contains(&class)
+                || service_backends
+                    .iter()
+                    .flatten()
+                    .any(|(_, backends)| backends.iter().any(|(c, _)| *c == class))
+            {
                 continue;
             }
             let missing: Vec<Protocol> = [Protocol::Udp, Protocol::Tcp]
                 .into_iter()
                 .filter(|&protocol| {
+                    if let Some(per_protocol) = &service_backends {
+                        let backends = &per_protocol
+                            .iter()
+                            .find(|(p, _)| *p == protocol)
+                            .expect("both protocols")
+                            .1;
+                        // A Service without that port or without backends
+                        // fails whatever policies say: not this rule's finding.
+                        return backends.iter().any(|&(dns, port)| {
+                            dns != class
+                                && !model
+                                    .side_ports(Direction::Egress, class, class, dns)
+                                    .contains(protocol, port)
+                        });
+                    }
                     let reaches = if dns_classes.is_empty() {
                         rule_aims_at_dns(model, policies, protocol)
                     } else {
@@ -113,7 +163,11 @@ impl Rule for DnsBlocked {
             let only_tcp = classes
                 .iter()
                 .all(|(_, missing)| missing == &[Protocol::Tcp]);
-            let target = format!("to the cluster DNS pods ({}={})", DNS_LABEL.0, DNS_LABEL.1);
+            let target = if service_backends.is_some() {
+                "to every backend of the kube-system/kube-dns Service".to_string()
+            } else {
+                format!("to the cluster DNS pods ({}={})", DNS_LABEL.0, DNS_LABEL.1)
+            };
             let message = if only_tcp {
                 format!(
                     "egress isolation blocks DNS over TCP for {}: no egress rule allows TCP 53 {target}, so large DNS answers fail",

@@ -1,0 +1,149 @@
+use std::collections::{BTreeSet, HashMap};
+
+use super::short_list;
+use crate::cluster::ServiceType;
+use crate::diagnostic::ObjectRef;
+use crate::lint::{Finding, LintContext, Rule, RuleInfo, declare_rule};
+use crate::model::{BackendTarget, PortMatrix, ServiceOutcome};
+use crate::path::FieldPath;
+use crate::ports::Protocol;
+use crate::{PortQuery, QueryEndpoint};
+
+declare_rule! {
+    /// ## What it does
+    /// Reports a Service port whose backends answer the same client
+    /// differently: some let it in, some do not.
+    ///
+    /// ## Why it matters
+    /// kube-proxy picks a backend per connection, and NetworkPolicy sees
+    /// only the backend it picked. When backends differ, the client's
+    /// connections fail some of the time: the hardest kind of failure to
+    /// debug. It happens when backends carry different labels, or when a
+    /// named targetPort maps to different numbers and a policy allows only
+    /// one of them.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// # web-1 names port 80 "http", web-2 names 8080 "http";
+    /// # the Service targets "http", the policy allows port 80 only.
+    /// ingress:
+    /// - from: [{podSelector: {matchLabels: {app: client}}}]
+    ///   ports: [{port: 80}]
+    /// ```
+    ///
+    /// ## Use instead
+    /// Allow the named port (`port: http`) so it resolves per pod, and
+    /// select every backend with the same policies.
+    pub struct IntermittentService {
+        code: "NP017",
+        name: "intermittent-service",
+        severity: Warning,
+        summary: "backends of one Service answer the same client differently",
+    }
+}
+
+impl Rule for IntermittentService {
+    fn info(&self) -> &'static RuleInfo {
+        &Self::INFO
+    }
+
+    fn check(&self, context: &LintContext<'_>, findings: &mut Vec<Finding>) {
+        let model = context.model;
+        let cluster = model.cluster();
+        // One class-level truth table per (protocol, target port), shared by
+        // every Service port that needs it: candidates come from there, and
+        // each reported client is confirmed with an exact Service query.
+        let mut tables: HashMap<(Protocol, u16), PortMatrix<'_>> = HashMap::new();
+        for (id, service) in cluster.services.iter().enumerate() {
+            if service.service_type == ServiceType::ExternalName {
+                continue;
+            }
+            for (index, port) in service.ports.iter().enumerate() {
+                let backends = model.service_backends(id, index).backends;
+                // Backends of one class on one port answer alike (apart from
+                // node-local exceptions): only mixed ones can differ.
+                let kinds: BTreeSet<(usize, u16)> = backends
+                    .iter()
+                    .filter_map(|b| match b.target {
+                        BackendTarget::Endpoint(e) => Some((model.class_of(e), b.port)),
+                        BackendTarget::Address(_) => None,
+                    })
+                    .collect();
+                if kinds.len() < 2 {
+                    continue;
+                }
+                let mut candidates = Vec::new();
+                for client in 0..model.classes().len() {
+                    let source = model.classes()[client].members[0];
+                    let mut answers = kinds.iter().map(|&(class, target)| {
+                        let table = tables.entry((port.protocol, target)).or_insert_with(|| {
+                            model.port_matrix(port.protocol, &PortQuery::Number(target))
+                        });
+                        table.allowed(source, model.classes()[class].members[0])
+                    });
+                    let first = answers.next().expect("two kinds");
+                    if answers.any(|answer| answer != first) {
+                        candidates.push(source);
+                    }
+                }
+                let mut clients = Vec::new();
+                for &source in &candidates {
+                    let Ok(verdict) =
+                        model.query_service(QueryEndpoint::Endpoint(source), id, index)
+                    else {
+                        continue;
+                    };
+                    if verdict.outcome == ServiceOutcome::Intermittent {
+                        let allowed: Vec<String> = verdict
+                            .backends
+                            .iter()
+                            .filter(|b| b.verdict.allowed())
+                            .map(|b| model.endpoint_label(b.verdict.to))
+                            .collect();
+                        clients.push((
+                            cluster.endpoint_name(source).to_string(),
+                            verdict.allowed_count(),
+                            verdict.backends.len(),
+                            allowed,
+                        ));
+                        break;
+                    }
+                }
+                let affected = candidates.len();
+                let Some((first, allowed, total, allowing)) = clients.first().cloned() else {
+                    continue;
+                };
+                findings.push(
+                    Finding::new(
+                        self.info(),
+                        format!(
+                            "Service {} port {}: {allowed} of {total} backends admit {first} (only {}), so its connections fail intermittently{}",
+                            service.reference(),
+                            port.label(),
+                            short_list(allowing, 3),
+                            if affected > 1 {
+                                format!("; up to {} more client classes are affected", affected - 1)
+                            } else {
+                                String::new()
+                            }
+                        ),
+                    )
+                    .with_help(format!(
+                        "run `netpol query --from {first} --to service/{} --port {}` to see each backend's verdict",
+                        service.reference(),
+                        port.name.clone().unwrap_or_else(|| port.port.to_string())
+                    ))
+                    .at(
+                        service.source.clone(),
+                        Some(ObjectRef {
+                            kind: "Service".into(),
+                            namespace: service.namespace.clone(),
+                            name: service.name.clone(),
+                        }),
+                        FieldPath::parse("spec.ports").index(index),
+                    ),
+                );
+            }
+        }
+    }
+}
