@@ -102,9 +102,8 @@ fn name_of(model: &Model, endpoint: QueryEndpoint) -> Option<String> {
         QueryEndpoint::Address(address) if address == IpAddr::V4(DB_HOST_V4) => {
             Some(DB_HOST.into())
         }
-        // A node as the source cannot be probed: the testbed probes from
-        // pods and outside hosts.
-        QueryEndpoint::Address(_) => None,
+        // A node's address: the testbed probes from the node itself.
+        QueryEndpoint::Address(address) => model.node_of_address(address).map(str::to_string),
     }
 }
 

@@ -278,7 +278,8 @@ impl fmt::Display for Proto {
 /// address (both ends must have one). `to` may also be an IP address (a
 /// Service's virtual IP, a node's address): the probe then goes to that
 /// address and port as given, whatever the testbed serves there, so that
-/// NAT rules under test can carry it to a server.
+/// NAT rules under test can carry it to a server. `from` may name a node:
+/// the node's own stack then sends, from its address.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Probe {
     pub from: String,
@@ -818,6 +819,32 @@ impl Testbed {
                 )
             })
         };
+        if let Some(&node) = self.node_index.get(&p.from) {
+            // A node as the source: its own stack sends, from its address.
+            let dst = match p.to.parse::<IpAddr>() {
+                Ok(address) => address,
+                Err(_) => {
+                    let ep = &self.endpoints[find(&p.to)];
+                    if p.ipv6 {
+                        IpAddr::V6(ep.ipv6.unwrap_or_else(|| {
+                            panic!("probe {p}: {} has no IPv6 address", ep.name)
+                        }))
+                    } else {
+                        IpAddr::V4(ep.ipv4)
+                    }
+                }
+            };
+            let src = match dst {
+                IpAddr::V4(_) => IpAddr::V4(self.nodes[node].ipv4),
+                IpAddr::V6(_) => IpAddr::V6(self.nodes[node].ipv6),
+            };
+            return Resolved {
+                from: self.endpoints.len() + node,
+                src,
+                dst: SocketAddr::new(dst, p.port),
+                proto: p.proto,
+            };
+        }
         if let Ok(address) = p.to.parse::<IpAddr>() {
             let from = find(&p.from);
             let ep = &self.endpoints[from];
@@ -1519,7 +1546,8 @@ fn serve(stop: RawFd, sockets: &[ServerSocket]) {
 // Probing
 
 struct Resolved {
-    /// Index of the source endpoint.
+    /// Index of the source endpoint, or the endpoint count plus the index
+    /// of a source node.
     from: usize,
     src: IpAddr,
     dst: SocketAddr,
@@ -1681,8 +1709,16 @@ impl<'a> Prober<'a> {
     fn start(&mut self, probe: usize, attempt: usize, timeout: Duration) -> Result<InFlight, ()> {
         let p = &self.probes[probe];
         if self.current_ns != Some(p.from) {
-            let ep = &self.tb.endpoints[p.from];
-            enter_netns(self.tb.endpoint_fds[p.from].as_raw_fd(), &ep.ns);
+            match p.from.checked_sub(self.tb.endpoints.len()) {
+                // Sources past the endpoints are nodes.
+                Some(node) => {
+                    enter_netns(self.tb.node_fds[node].as_raw_fd(), &self.tb.nodes[node].ns)
+                }
+                None => {
+                    let ep = &self.tb.endpoints[p.from];
+                    enter_netns(self.tb.endpoint_fds[p.from].as_raw_fd(), &ep.ns);
+                }
+            }
             self.current_ns = Some(p.from);
         }
         let fd = new_socket(p.dst.is_ipv6(), p.proto)
