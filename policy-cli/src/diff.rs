@@ -3,8 +3,11 @@
 use std::fmt::Write as _;
 
 use clap::{Args, ValueEnum};
-use policy_core::diff::{ConnectivityDiff, GroupedChange, diff};
-use policy_core::explain::ports_words;
+use policy_core::diff::{
+    ConnectivityDiff, ExposureChange, ExposureChangeKind, GroupedChange, diff,
+};
+use policy_core::explain::{ports_words, sources_words};
+use policy_core::ipset::IpSet;
 use serde_json::{Value, json};
 
 use crate::ExitCode;
@@ -24,6 +27,12 @@ Examples:
 Connections are compared pair by pair, including addresses outside the cluster
 (ipBlocks). Reordered, reformatted or renamed policies that allow the same
 traffic are no change.
+
+Entry points from outside (as `netpol exposure` lists them) are compared by
+entry (kind, address, port, Service or Ingress route) and target (workload and
+port): newly exposed when someone gets through who did not before, no longer
+exposed when nobody does any more, and widened or narrowed when the outside
+addresses that get through changed.
 
 With --cluster, OLD is the live cluster and NEW is the live cluster with the
 given manifests applied on top, as `kubectl apply` would: objects of the same
@@ -199,7 +208,88 @@ fn render_text(changes: &ConnectivityDiff) -> String {
             );
         }
     }
+    render_exposure_text(changes, &mut out);
     out
+}
+
+fn hidden_mark(change: &ExposureChange) -> &'static str {
+    if change.client_hidden {
+        " [client hidden by SNAT or proxy]"
+    } else {
+        ""
+    }
+}
+
+/// What changed in the sources of a widened, narrowed or changed entry.
+fn source_change_words(change: &ExposureChange) -> String {
+    let (gained, lost) = (change.gained(), change.lost());
+    let mut parts = Vec::new();
+    if !gained.is_empty() {
+        parts.push(format!("gained {}", sources_words(&gained)));
+    }
+    if !lost.is_empty() {
+        parts.push(format!("lost {}", sources_words(&lost)));
+    }
+    format!(
+        "{}; now from {}",
+        parts.join(", "),
+        sources_words(&change.after)
+    )
+}
+
+fn render_exposure_text(changes: &ConnectivityDiff, out: &mut String) {
+    let sections: [(&str, char, Vec<&ExposureChange>); 3] = [
+        (
+            "Newly exposed entry points",
+            '+',
+            changes.exposure_of(ExposureChangeKind::NewlyExposed),
+        ),
+        (
+            "No longer exposed entry points",
+            '-',
+            changes.exposure_of(ExposureChangeKind::NoLongerExposed),
+        ),
+        (
+            "Entry points whose outside sources changed",
+            '~',
+            changes
+                .exposure
+                .iter()
+                .filter(|c| {
+                    !matches!(
+                        c.kind(),
+                        ExposureChangeKind::NewlyExposed | ExposureChangeKind::NoLongerExposed
+                    )
+                })
+                .collect(),
+        ),
+    ];
+    for (title, sign, list) in sections {
+        if list.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "{title} ({}):", list.len());
+        for change in list {
+            let what = match change.kind() {
+                ExposureChangeKind::NewlyExposed => {
+                    format!("from {}", sources_words(&change.after))
+                }
+                ExposureChangeKind::NoLongerExposed => {
+                    format!("was from {}", sources_words(&change.before))
+                }
+                kind => format!("{}: {}", kind.as_str(), source_change_words(change)),
+            };
+            let _ = writeln!(
+                out,
+                "  {sign} {}: {what}{}",
+                change.title(),
+                hidden_mark(change)
+            );
+        }
+    }
 }
 
 fn groups_json(changes: &ConnectivityDiff, list: &[policy_core::diff::Change]) -> Vec<Value> {
@@ -217,6 +307,38 @@ fn groups_json(changes: &ConnectivityDiff, list: &[policy_core::diff::Change]) -
         .collect()
 }
 
+/// CIDR strings.
+fn cidrs(set: &IpSet) -> Vec<String> {
+    set.to_cidrs().iter().map(ToString::to_string).collect()
+}
+
+fn exposure_json(changes: &ConnectivityDiff) -> Vec<Value> {
+    changes
+        .exposure
+        .iter()
+        .map(|change| {
+            let key = &change.key;
+            json!({
+                "change": change.kind().as_str(),
+                "via": key.via.as_str(),
+                "address": key.address,
+                "node": change.node,
+                "entry_port": key.port,
+                "protocol": key.protocol.as_str(),
+                "service": key.service,
+                "ingress": key.ingress.as_ref().map(|(name, host, path)| json!({"name": name, "host": host, "path": path})),
+                "workload": key.workload,
+                "port": key.target_port,
+                "sources_before": cidrs(&change.before),
+                "sources_after": cidrs(&change.after),
+                "gained": cidrs(&change.gained()),
+                "lost": cidrs(&change.lost()),
+                "client_hidden": change.client_hidden,
+            })
+        })
+        .collect()
+}
+
 fn render_json(changes: &ConnectivityDiff) -> Value {
     json!({
         "changed": !changes.is_empty(),
@@ -224,6 +346,7 @@ fn render_json(changes: &ConnectivityDiff) -> Value {
         "disappeared": changes.disappeared,
         "added": groups_json(changes, &changes.added),
         "removed": groups_json(changes, &changes.removed),
+        "exposure": exposure_json(changes),
     })
 }
 
@@ -252,6 +375,18 @@ fn render_markdown(changes: &ConnectivityDiff, old: &str, new: &str) -> String {
         if changes.appeared.len() == 1 { "" } else { "s" },
         changes.disappeared.len()
     );
+    if !changes.exposure.is_empty() {
+        let count = |kind| changes.exposure_of(kind).len();
+        let _ = writeln!(
+            out,
+            "**Entry points from outside: {} newly exposed, {} no longer exposed**, {} with other sources.\n",
+            count(ExposureChangeKind::NewlyExposed),
+            count(ExposureChangeKind::NoLongerExposed),
+            changes.exposure.len()
+                - count(ExposureChangeKind::NewlyExposed)
+                - count(ExposureChangeKind::NoLongerExposed)
+        );
+    }
     if !added.is_empty() || !removed.is_empty() {
         out.push_str("| Change | From | To | Ports | Pairs |\n|---|---|---|---|---|\n");
         for (what, groups) in [("added", &added), ("removed", &removed)] {
@@ -265,6 +400,33 @@ fn render_markdown(changes: &ConnectivityDiff, old: &str, new: &str) -> String {
                     group.pairs.len()
                 );
             }
+        }
+        out.push('\n');
+    }
+    if !changes.exposure.is_empty() {
+        out.push_str(
+            "| Entry point | Change | Sources before | Sources after |\n|---|---|---|---|\n",
+        );
+        for change in &changes.exposure {
+            let what = match change.kind() {
+                ExposureChangeKind::NewlyExposed => "newly exposed",
+                ExposureChangeKind::NoLongerExposed => "no longer exposed",
+                ExposureChangeKind::Widened => "widened",
+                ExposureChangeKind::Narrowed => "narrowed",
+                ExposureChangeKind::Changed => "changed",
+            };
+            let _ = writeln!(
+                out,
+                "| {}{} | {what} | {} | {} |",
+                markdown_cell(&change.title()),
+                if change.client_hidden {
+                    " (client hidden)"
+                } else {
+                    ""
+                },
+                markdown_cell(&sources_words(&change.before)),
+                markdown_cell(&sources_words(&change.after))
+            );
         }
         out.push('\n');
     }

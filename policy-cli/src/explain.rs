@@ -2,6 +2,7 @@
 
 use clap::Args;
 use policy_core::explain::{describe_endpoint, describe_policy};
+use policy_core::exposure::{IngressControllers, exposure};
 
 use crate::ExitCode;
 use crate::input::{self, InputArgs};
@@ -12,7 +13,12 @@ use crate::input::{self, InputArgs};
 Examples:
   netpol explain manifests/                           # every policy
   netpol explain manifests/ --policy shop/cart        # one policy
-  netpol explain manifests/ --pod shop/db             # who may reach shop/db, and whom it may reach")]
+  netpol explain manifests/ --pod shop/db             # who may reach shop/db, and whom it may reach
+
+For a pod, the Services that lead to it (with the port on the pod, or why a
+Service that selects it leaves it out) and the entry points from outside
+as `netpol exposure` lists them under --profile (ingress controllers found
+through the IngressClasses), with the outside addresses that get through.")]
 pub struct ExplainArgs {
     #[command(flatten)]
     input: InputArgs,
@@ -22,7 +28,8 @@ pub struct ExplainArgs {
     policy: Vec<String>,
 
     /// Explain this pod or workload (NAMESPACE/NAME): which policies select
-    /// it, and what it may receive and send. Repeatable.
+    /// it, what it may receive and send, the Services that lead to it and
+    /// the entry points from outside that reach it. Repeatable.
     #[arg(long, value_name = "NS/NAME")]
     pod: Vec<String>,
 }
@@ -78,8 +85,13 @@ pub fn run(args: ExplainArgs) -> ExitCode {
             describe_policy(&model, policy)
         ));
     }
+    let entries = if endpoints.is_empty() {
+        Vec::new()
+    } else {
+        exposure(&model, &IngressControllers::default())
+    };
     for endpoint in endpoints {
-        paragraphs.push(describe_endpoint(&model, endpoint));
+        paragraphs.push(describe_endpoint(&model, endpoint, &entries));
     }
     print!("{}", paragraphs.join("\n"));
     if input_has_errors {

@@ -4,13 +4,19 @@
 //! "In namespace shop, pods with app=cart: ingress is isolated. It is
 //! allowed from pods with app=frontend in shop on TCP 8080. Egress is not
 //! affected."
+//!
+//! For a pod, also the ways traffic is sent to it: the Service ports whose
+//! backends include it ([`services_leading_to`]) and the entry points from
+//! outside that lead to it ([`entries_leading_to`], from
+//! [`crate::exposure::exposure`]), with who gets through (docs/SEMANTICS.md §17).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::cluster::{EndpointId, NAMESPACE_NAME_LABEL};
+use crate::cluster::{EndpointId, NAMESPACE_NAME_LABEL, ServiceType};
+use crate::exposure::{Entry, EntryKind, EntryTarget};
 use crate::ipset::IpSet;
-use crate::model::{Model, PolicyId};
+use crate::model::{BackendTarget, Exclusion, Model, PolicyId, ServiceId};
 use crate::policy::{Direction, NamespaceScope, Peer, PortSpec, Rule};
 use crate::ports::PortSet;
 use crate::selector::{Operator, Selector};
@@ -229,9 +235,212 @@ fn address_groups(
     groups.into_iter().collect()
 }
 
-/// A description of one endpoint: which policies select it, and what it
-/// may receive and send (both sides of each connection considered).
-pub fn describe_endpoint(model: &Model, endpoint: EndpointId) -> String {
+/// How one port of a Service treats a pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceLead {
+    /// The Service.
+    pub service: ServiceId,
+    /// The index of the port in the Service's ports.
+    pub port: usize,
+    /// The port on the pod that connections to this Service port arrive
+    /// on, or why the pod is no backend of this port though the Service
+    /// selects it.
+    pub target: Result<u16, Exclusion>,
+}
+
+/// The Service ports that lead to `endpoint`: every port of every Service
+/// whose backends include it (by selector, or by an EndpointSlice address
+/// that is its IP), with the port on the pod; and the ports of Services that
+/// select it but leave it out, with the reason (docs/SEMANTICS.md §17.2). In
+/// Service order, then port order.
+pub fn services_leading_to(model: &Model, endpoint: EndpointId) -> Vec<ServiceLead> {
+    let cluster = model.cluster();
+    let mut leads = Vec::new();
+    for (service_id, service) in cluster.services.iter().enumerate() {
+        if service.service_type == ServiceType::ExternalName {
+            continue;
+        }
+        // A Service without selector may name any pod's address in its slices.
+        if service.selector.is_some() && !model.service_selected(service_id).contains(&endpoint) {
+            continue;
+        }
+        for port in 0..service.ports.len() {
+            let backends = model.service_backends(service_id, port);
+            let before = leads.len();
+            for backend in &backends.backends {
+                if backend.target == BackendTarget::Endpoint(endpoint) {
+                    leads.push(ServiceLead {
+                        service: service_id,
+                        port,
+                        target: Ok(backend.port),
+                    });
+                }
+            }
+            if leads.len() == before
+                && let Some((_, why)) = backends.excluded.iter().find(|(id, _)| *id == endpoint)
+            {
+                leads.push(ServiceLead {
+                    service: service_id,
+                    port,
+                    target: Err(why.clone()),
+                });
+            }
+        }
+    }
+    leads
+}
+
+/// The entry points of `entries` that lead to `endpoint`, each with its
+/// target for that endpoint (an entry may lead to it on several ports).
+pub fn entries_leading_to(entries: &[Entry], endpoint: EndpointId) -> Vec<(&Entry, &EntryTarget)> {
+    entries
+        .iter()
+        .flat_map(|entry| {
+            entry
+                .targets
+                .iter()
+                .filter(move |t| t.pod == endpoint)
+                .map(move |t| (entry, t))
+        })
+        .collect()
+}
+
+/// An entry point in words: "NodePort 192.168.77.1 (node node-1) TCP 30083
+/// (service shop/web-lb)", "LoadBalancer 198.51.100.1 TCP 80 (service
+/// shop/web-lb)", "Ingress shop/shop shop.example.com/ (service shop/web
+/// port 80)", "hostPort each node TCP 8443".
+pub fn entry_label(model: &Model, entry: &Entry) -> String {
+    let service = entry
+        .service
+        .map(|s| model.cluster().services[s].reference());
+    let port = entry
+        .port
+        .map_or_else(|| "<allocated>".to_string(), |p| p.to_string());
+    if let Some((name, host, path)) = &entry.ingress {
+        let route = match (host, path) {
+            (None, None) => " (default backend)".to_string(),
+            (host, path) => format!(
+                " {}{}",
+                host.as_deref().unwrap_or("*"),
+                path.as_deref().unwrap_or("")
+            ),
+        };
+        let backend = match (service, entry.port) {
+            (Some(service), Some(port)) => format!(" (service {service} port {port})"),
+            (Some(service), None) => format!(" (service {service})"),
+            (None, _) => String::new(),
+        };
+        return format!("Ingress {name}{route}{backend}");
+    }
+    let (address, node) = match (&entry.address, &entry.hostname, &entry.node) {
+        (Some(address), _, Some(node)) => (address.to_string(), format!(" (node {node})")),
+        (Some(address), _, None) => (address.to_string(), String::new()),
+        (None, Some(hostname), _) => (hostname.clone(), String::new()),
+        (None, None, Some(node)) => (format!("node {node}"), String::new()),
+        (None, None, None) => ("each node".to_string(), String::new()),
+    };
+    let service = service
+        .map(|s| format!(" (service {s})"))
+        .unwrap_or_default();
+    format!(
+        "{} {address}{node} {} {port}{service}",
+        entry.via.as_str(),
+        entry.protocol
+    )
+}
+
+/// Outside addresses in words: "nobody" when empty, else the CIDRs (the
+/// first six and a count of the rest).
+pub fn sources_words(sources: &IpSet) -> String {
+    let cidrs: Vec<String> = sources.to_cidrs().iter().map(ToString::to_string).collect();
+    match cidrs.len() {
+        0 => "nobody".to_string(),
+        n if n > 6 => format!("{} and {} more ranges", cidrs[..6].join(", "), n - 6),
+        _ => cidrs.join(", "),
+    }
+}
+
+/// Why a selected pod is no backend of a Service port, in words.
+fn exclusion_words(why: &Exclusion) -> String {
+    match why {
+        Exclusion::NoSuchNamedPort(name) => format!("no container port named {name}"),
+        Exclusion::NotReady => "the pod is not Ready".to_string(),
+    }
+}
+
+/// The "Services that lead to it" and "Entry points from outside" sections
+/// of [`describe_endpoint`].
+fn describe_ways_in(model: &Model, endpoint: EndpointId, entries: &[Entry], out: &mut String) {
+    let cluster = model.cluster();
+    let leads = services_leading_to(model, endpoint);
+    if leads.is_empty() {
+        out.push_str("  No Service leads to it.\n");
+    } else {
+        out.push_str("  Services that lead to it:\n");
+        for lead in &leads {
+            let service = &cluster.services[lead.service];
+            let port = service.ports[lead.port].label();
+            let _ = match &lead.target {
+                Ok(number) if service.headless => writeln!(
+                    out,
+                    "    service {} port {port} -> port {number} (headless: clients connect to the pod on the Service port)",
+                    service.reference()
+                ),
+                Ok(number) => writeln!(
+                    out,
+                    "    service {} port {port} -> target port {number}",
+                    service.reference()
+                ),
+                Err(why) => writeln!(
+                    out,
+                    "    service {}: not a backend of port {port}: {}",
+                    service.reference(),
+                    exclusion_words(why)
+                ),
+            };
+        }
+    }
+    let reaching = entries_leading_to(entries, endpoint);
+    if reaching.is_empty() {
+        out.push_str("  No entry point from outside leads to it.\n");
+        return;
+    }
+    out.push_str("  Entry points from outside that lead to it:\n");
+    for (entry, target) in reaching {
+        let controllers = if target.via_controllers.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<String> = target
+                .via_controllers
+                .iter()
+                .map(|&c| cluster.endpoint_name(c).to_string())
+                .collect();
+            format!(" through {}", names.join(", "))
+        };
+        let hidden = match (target.client_hidden, entry.via) {
+            (false, _) => "",
+            (true, EntryKind::Ingress) => " [client hidden: the pod sees the ingress controller]",
+            (true, _) => " [client hidden: the pod may see a node's address]",
+        };
+        let _ = writeln!(
+            out,
+            "    {} -> port {}: from {}{controllers}{hidden}",
+            entry_label(model, entry),
+            target.port,
+            sources_words(&target.sources)
+        );
+        for note in &entry.notes {
+            let _ = writeln!(out, "      note: {note}");
+        }
+    }
+}
+
+/// A description of one endpoint: which policies select it, what it may
+/// receive and send (both sides of each connection considered), the
+/// Services that lead to it and the entry points from outside that reach
+/// it. `entries` are the cluster's entry points
+/// ([`crate::exposure::exposure`] of the same model).
+pub fn describe_endpoint(model: &Model, endpoint: EndpointId, entries: &[Entry]) -> String {
     let cluster = model.cluster();
     let this = &cluster.endpoints[endpoint];
     let mut out = String::new();
@@ -311,6 +520,7 @@ pub fn describe_endpoint(model: &Model, endpoint: EndpointId) -> String {
             let _ = writeln!(out, "    nothing");
         }
     }
+    describe_ways_in(model, endpoint, entries, &mut out);
     out
 }
 
@@ -347,6 +557,52 @@ mod tests {
         assert_eq!(
             describe_policy(&model, 0),
             "In namespace shop, every pod (no pod in the input): ingress is isolated and nothing is allowed: this policy denies all ingress. Egress is isolated. It is allowed to addresses in 0.0.0.0/0 except 10.0.0.0/8 or any pod in namespace kube-system on UDP 53 and the TCP port named dns-tcp."
+        );
+    }
+
+    #[test]
+    fn a_pod_without_the_named_port_is_told_why_it_is_no_backend() {
+        let model = model(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: shop, labels: {app: web}}\nspec: {containers: [{name: c, image: i, ports: [{name: http, containerPort: 8080}]}]}\n---\n\
+             apiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: shop, labels: {app: web}}\nspec: {containers: [{name: c, image: i}]}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: http}, {name: raw, port: 81}]}\n",
+        );
+        let a = model.cluster().find_endpoint("shop/a").unwrap();
+        let b = model.cluster().find_endpoint("shop/b").unwrap();
+        assert_eq!(
+            services_leading_to(&model, a),
+            [
+                ServiceLead {
+                    service: 0,
+                    port: 0,
+                    target: Ok(8080)
+                },
+                ServiceLead {
+                    service: 0,
+                    port: 1,
+                    target: Ok(81)
+                },
+            ]
+        );
+        assert_eq!(
+            services_leading_to(&model, b),
+            [
+                ServiceLead {
+                    service: 0,
+                    port: 0,
+                    target: Err(Exclusion::NoSuchNamedPort("http".to_string()))
+                },
+                ServiceLead {
+                    service: 0,
+                    port: 1,
+                    target: Ok(81)
+                },
+            ]
+        );
+        let text = describe_endpoint(&model, b, &[]);
+        assert!(
+            text.ends_with("  Services that lead to it:\n    service shop/web: not a backend of port http (TCP 80): no container port named http\n    service shop/web port raw (TCP 81) -> target port 81\n  No entry point from outside leads to it.\n"),
+            "{text}"
         );
     }
 }
