@@ -238,9 +238,11 @@ pub(crate) fn context_label(finding: &Finding) -> String {
 
 /// rustc/ruff-style diagnostics with a source snippet.
 fn render_text(findings: &[Finding], sources: &[Source], color: bool) -> String {
-    let texts: BTreeMap<&str, &str> = sources
+    // Each file's lines, split once: scanning a large file from the top for
+    // every finding made text output quadratic.
+    let texts: BTreeMap<&str, Vec<&str>> = sources
         .iter()
-        .map(|s| (s.name.as_str(), s.text.as_str()))
+        .map(|s| (s.name.as_str(), s.text.lines().collect()))
         .collect();
     let paint = |code: &str, text: &str| {
         if color {
@@ -276,7 +278,7 @@ fn render_text(findings: &[Finding], sources: &[Source], color: bool) -> String 
                 );
                 let source_line = texts
                     .get(file)
-                    .and_then(|text| text.lines().nth(line as usize - 1));
+                    .and_then(|lines| lines.get(line as usize - 1).copied());
                 if let Some(source_line) = source_line {
                     let bar = paint("1;34", "|");
                     let _ = writeln!(out, "{:gutter$} {bar}", "");

@@ -32,7 +32,7 @@ pub use matrix::{ConnectionMatrix, PortMatrix};
 pub use permits::{Counterpart, SidePermit};
 pub use query::{PortQuery, QueryEndpoint, QueryError, RuleRef, SideVerdict, Verdict};
 pub use services::{
-    Backend, BackendTarget, BackendVerdict, Backends, DnsVerdict, Exclusion, ServiceId,
+    Backend, BackendTarget, BackendVerdict, Backends, ClientSets, DnsVerdict, Exclusion, ServiceId,
     ServiceOutcome, ServiceQueryError, ServiceVerdict,
 };
 

@@ -9,9 +9,11 @@
 
 use std::net::IpAddr;
 
-use super::{Model, PortQuery, QueryEndpoint, QueryError, Verdict};
+use super::{ClassId, Model, PortQuery, QueryEndpoint, QueryError, Verdict};
+use crate::bitset::BitSet;
 use crate::cluster::{EndpointId, Service, ServicePort, ServiceType, TargetPort, TrafficPolicy};
 use crate::config::SelfTraffic;
+use crate::policy::Direction;
 use crate::ports::Protocol;
 
 /// Index of a Service in [`crate::Cluster::services`].
@@ -439,5 +441,89 @@ impl Model {
             udp: ask(Protocol::Udp),
             tcp: ask(Protocol::Tcp),
         }
+    }
+}
+
+/// Which client classes reach a backend class on a port, at class level:
+/// built once per model, then one backend kind costs a pass over the egress
+/// rules instead of a whole class × class table. Node-local exceptions
+/// (host-network pods on the same node, a pod reaching itself) are not in
+/// these sets; callers confirm what they report with exact queries.
+pub struct ClientSets<'m> {
+    model: &'m Model,
+    /// Per policy with egress rules: the classes it selects for egress.
+    egress_selected: Vec<Option<BitSet>>,
+    /// Classes not isolated for egress (or not selectable).
+    egress_open: BitSet,
+}
+
+impl<'m> ClientSets<'m> {
+    /// Prepares the per-policy selections.
+    pub fn new(model: &'m Model) -> Self {
+        let classes = model.classes.len();
+        let mut egress_selected: Vec<Option<BitSet>> = vec![None; model.cluster.policies.len()];
+        let mut egress_open = BitSet::new(classes);
+        for class in 0..classes {
+            let policies = model.class_policies(Direction::Egress, class);
+            if policies.is_empty() || !model.classes[class].selectable {
+                egress_open.insert(class);
+            }
+            for &policy in policies {
+                egress_selected[policy]
+                    .get_or_insert_with(|| BitSet::new(classes))
+                    .insert(class);
+            }
+        }
+        ClientSets {
+            model,
+            egress_selected,
+            egress_open,
+        }
+    }
+
+    /// The client classes whose egress and `backend`'s ingress both allow
+    /// `protocol`/`port` (a port of `backend`).
+    pub fn allowed(&self, backend: ClassId, protocol: Protocol, port: u16) -> BitSet {
+        let model = self.model;
+        let classes = model.classes.len();
+        let destination = &model.classes[backend];
+        // Ingress side: the peers of the backend's rules on that port.
+        let ingress_policies = model.class_policies(Direction::Ingress, backend);
+        let mut admitted = if ingress_policies.is_empty() || !destination.selectable {
+            BitSet::full(classes)
+        } else {
+            let mut set = BitSet::new(classes);
+            for &policy in ingress_policies {
+                for rule in model.rules_of(policy, Direction::Ingress) {
+                    if model
+                        .ports_of(rule)
+                        .allows(Some(destination), protocol, port)
+                    {
+                        set.union_with(&rule.peers.classes);
+                    }
+                }
+            }
+            set
+        };
+        // Egress side: clients not isolated, and those selected by a policy
+        // with a rule toward the backend on that port.
+        let mut sending = self.egress_open.clone();
+        for (policy, selected) in self.egress_selected.iter().enumerate() {
+            let Some(selected) = selected else { continue };
+            let allows = model
+                .rules_of(policy, Direction::Egress)
+                .iter()
+                .any(|rule| {
+                    rule.peers.contains_class(backend)
+                        && model
+                            .ports_of(rule)
+                            .allows(Some(destination), protocol, port)
+                });
+            if allows {
+                sending.union_with(selected);
+            }
+        }
+        admitted.intersect_with(&sending);
+        admitted
     }
 }

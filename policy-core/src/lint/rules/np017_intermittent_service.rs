@@ -1,13 +1,13 @@
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use super::short_list;
+use crate::QueryEndpoint;
 use crate::cluster::ServiceType;
 use crate::diagnostic::ObjectRef;
 use crate::lint::{Finding, LintContext, Rule, RuleInfo, declare_rule};
-use crate::model::{BackendTarget, PortMatrix, ServiceOutcome};
+use crate::bitset::BitSet;
+use crate::model::{BackendTarget, ClientSets, ServiceOutcome};
 use crate::path::FieldPath;
-use crate::ports::Protocol;
-use crate::{PortQuery, QueryEndpoint};
 
 declare_rule! {
     /// ## What it does
@@ -50,10 +50,9 @@ impl Rule for IntermittentService {
     fn check(&self, context: &LintContext<'_>, findings: &mut Vec<Finding>) {
         let model = context.model;
         let cluster = model.cluster();
-        // One class-level truth table per (protocol, target port), shared by
-        // every Service port that needs it: candidates come from there, and
+        // Candidates come from class-level client sets per backend kind;
         // each reported client is confirmed with an exact Service query.
-        let mut tables: HashMap<(Protocol, u16), PortMatrix<'_>> = HashMap::new();
+        let client_sets = ClientSets::new(model);
         for (id, service) in cluster.services.iter().enumerate() {
             if service.service_type == ServiceType::ExternalName {
                 continue;
@@ -72,20 +71,21 @@ impl Rule for IntermittentService {
                 if kinds.len() < 2 {
                     continue;
                 }
-                let mut candidates = Vec::new();
-                for client in 0..model.classes().len() {
-                    let source = model.classes()[client].members[0];
-                    let mut answers = kinds.iter().map(|&(class, target)| {
-                        let table = tables.entry((port.protocol, target)).or_insert_with(|| {
-                            model.port_matrix(port.protocol, &PortQuery::Number(target))
-                        });
-                        table.allowed(source, model.classes()[class].members[0])
-                    });
-                    let first = answers.next().expect("two kinds");
-                    if answers.any(|answer| answer != first) {
-                        candidates.push(source);
-                    }
+                let sets: Vec<BitSet> = kinds
+                    .iter()
+                    .map(|&(class, target)| client_sets.allowed(class, port.protocol, target))
+                    .collect();
+                let mut some = sets[0].clone();
+                let mut all = sets[0].clone();
+                for set in &sets[1..] {
+                    some.union_with(set);
+                    all.intersect_with(set);
                 }
+                some.difference_with(&all);
+                let candidates: Vec<usize> = some
+                    .ones()
+                    .map(|class| model.classes()[class].members[0])
+                    .collect();
                 let mut clients = Vec::new();
                 for &source in &candidates {
                     let Ok(verdict) =
