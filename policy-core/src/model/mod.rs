@@ -20,6 +20,7 @@ mod external;
 mod matrix;
 mod permits;
 mod query;
+mod service_matrix;
 mod services;
 
 use std::collections::HashMap;
@@ -31,6 +32,10 @@ pub use external::partition;
 pub use matrix::{ConnectionMatrix, PortMatrix};
 pub use permits::{Counterpart, SidePermit};
 pub use query::{PortQuery, QueryEndpoint, QueryError, RuleRef, SideVerdict, Verdict};
+pub use service_matrix::{
+    CellBackend, PodOutcomes, ServiceCell, ServiceCellOutcome, ServiceMatrix, ServiceMatrixColumn,
+    ServiceMatrixRow,
+};
 pub use services::{
     Backend, BackendTarget, BackendVerdict, Backends, ClientSets, DnsVerdict, Exclusion, ServiceId,
     ServiceOutcome, ServiceQueryError, ServiceVerdict,

@@ -2,10 +2,10 @@ use std::collections::BTreeSet;
 
 use super::short_list;
 use crate::QueryEndpoint;
+use crate::bitset::BitSet;
 use crate::cluster::ServiceType;
 use crate::diagnostic::ObjectRef;
 use crate::lint::{Finding, LintContext, Rule, RuleInfo, declare_rule};
-use crate::bitset::BitSet;
 use crate::model::{BackendTarget, ClientSets, ServiceOutcome};
 use crate::path::FieldPath;
 
