@@ -53,15 +53,12 @@ enum ExposureOutput {
 }
 
 fn parse_controller(text: &str) -> Result<(Option<String>, Labels), String> {
+    // `NS/SELECTOR` only when the part before the first slash is a namespace
+    // name: a label key may itself hold a slash (app.kubernetes.io/name=x),
+    // but its prefix has dots, which a namespace never has.
     let (namespace, selector) = match text.split_once('/') {
-        Some((namespace, selector)) if !selector.contains('/') || selector.contains('=') => {
-            // A label key may itself contain a slash (app.kubernetes.io/name=x);
-            // a namespace part never contains '='.
-            if namespace.contains('=') {
-                (None, text)
-            } else {
-                (Some(namespace.to_string()), selector)
-            }
+        Some((namespace, selector)) if policy_core::validate::dns1123_label(namespace).is_ok() => {
+            (Some(namespace.to_string()), selector)
         }
         _ => (None, text),
     };
@@ -274,4 +271,24 @@ fn render_markdown(model: &Model, entries: &[Entry]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_controller;
+
+    #[test]
+    fn a_namespace_prefix_is_told_from_a_label_key_prefix() {
+        let (namespace, labels) =
+            parse_controller("ingress-nginx/app.kubernetes.io/name=ingress-nginx").unwrap();
+        assert_eq!(namespace.as_deref(), Some("ingress-nginx"));
+        assert_eq!(labels["app.kubernetes.io/name"], "ingress-nginx");
+        let (namespace, labels) =
+            parse_controller("app.kubernetes.io/name=ingress-nginx,tier=edge").unwrap();
+        assert_eq!(namespace, None);
+        assert_eq!(labels.len(), 2);
+        assert!(parse_controller("ingress-nginx/").is_err());
+        assert!(parse_controller("app=").is_ok());
+        assert!(parse_controller("novalue").is_err());
+    }
 }
