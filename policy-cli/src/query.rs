@@ -3,9 +3,8 @@
 use std::fmt::Write as _;
 
 use clap::{Args, ValueEnum};
-use std::net::IpAddr;
-
 use policy_core::cluster::ServiceType;
+use policy_core::model::Target;
 use policy_core::model::{
     BackendTarget, DnsVerdict, Exclusion, QueryError, RuleRef, ServiceId, ServiceOutcome,
     ServiceQueryError, ServiceVerdict,
@@ -78,87 +77,16 @@ enum QueryOutput {
     Json,
 }
 
-/// What `--to` names.
-enum Target {
-    Endpoint(QueryEndpoint),
-    Service { id: ServiceId, by_name: bool },
-}
-
-fn resolve_target(model: &Model, text: &str, cluster_domain: &str) -> Result<Target, String> {
-    if let Some(rest) = text
-        .strip_prefix("service/")
-        .or_else(|| text.strip_prefix("svc/"))
-    {
-        let (namespace, name) = rest
-            .split_once('/')
-            .ok_or_else(|| format!("{text:?}: write service/NAMESPACE/NAME"))?;
-        return model
-            .find_service(namespace, name)
-            .map(|id| Target::Service { id, by_name: false })
-            .ok_or_else(|| format!("no Service {namespace}/{name} in the input"));
-    }
-    if let Ok(address) = text.parse::<IpAddr>() {
-        let endpoint = model.resolve_endpoint(text)?;
-        if let QueryEndpoint::Address(_) = endpoint
-            && let [id] = model.services_with_address(address).as_slice()
-        {
-            return Ok(Target::Service {
-                id: *id,
-                by_name: false,
-            });
-        }
-        return Ok(Target::Endpoint(endpoint));
-    }
-    if !text.contains('/') {
-        let trimmed = text.trim_end_matches('.');
-        let short = trimmed
-            .strip_suffix(&format!(".svc.{cluster_domain}"))
-            .or_else(|| trimmed.strip_suffix(".svc"))
-            .unwrap_or(trimmed);
-        if let Some((name, namespace)) = short.split_once('.')
-            && !namespace.contains('.')
-        {
-            if let Some(id) = model.find_service(namespace, name) {
-                return Ok(Target::Service { id, by_name: true });
-            }
-            if short != trimmed {
-                return Err(format!("no Service {namespace}/{name} in the input"));
-            }
-        }
-    }
-    model.resolve_endpoint(text).map(Target::Endpoint)
-}
-
-fn resolve_sources(model: &Model, text: &str) -> Result<Vec<QueryEndpoint>, String> {
-    if text.starts_with("service/") || text.starts_with("svc/") {
-        let Target::Service { id, .. } = resolve_target(model, text, "cluster.local")? else {
-            unreachable!("a service/ reference resolves to a Service")
-        };
-        let sources: Vec<QueryEndpoint> = model
-            .service_selected(id)
-            .into_iter()
-            .map(QueryEndpoint::Endpoint)
-            .collect();
-        if sources.is_empty() {
-            return Err(format!(
-                "Service {text} selects no pod, so it has no backends to send from"
-            ));
-        }
-        return Ok(sources);
-    }
-    model.resolve_endpoint(text).map(|e| vec![e])
-}
-
 pub fn run(args: QueryArgs) -> ExitCode {
     let (model, input_has_errors) = match input::load_model(&args.input) {
         Ok(loaded) => loaded,
         Err(error) => return crate::fail(&error.0),
     };
-    let sources = match resolve_sources(&model, &args.from) {
+    let sources = match model.resolve_sources(&args.from) {
         Ok(sources) => sources,
         Err(message) => return crate::fail(&format!("--from: {message}")),
     };
-    let target = match resolve_target(&model, &args.to, &args.cluster_domain) {
+    let target = match model.resolve_target(&args.to, &args.cluster_domain) {
         Ok(target) => target,
         Err(message) => return crate::fail(&format!("--to: {message}")),
     };
@@ -298,16 +226,6 @@ fn service_error(model: &Model, service: ServiceId, error: ServiceQueryError) ->
             }
         )),
         ServiceQueryError::Query(error) => crate::fail(&format!("{error:?}")),
-    }
-}
-
-fn outcome_word(outcome: &ServiceOutcome) -> &'static str {
-    match outcome {
-        ServiceOutcome::Allowed => "allowed",
-        ServiceOutcome::Intermittent => "intermittent",
-        ServiceOutcome::Denied => "denied",
-        ServiceOutcome::NoBackends => "no-backends",
-        ServiceOutcome::ExternalName(_) => "external-name",
     }
 }
 
@@ -460,7 +378,7 @@ fn render_service_json(
     let port = &service.ports[first.port];
     let allowed = verdicts.iter().all(ServiceVerdict::allowed);
     let outcome = if verdicts.len() == 1 {
-        outcome_word(&first.outcome)
+        first.outcome.as_str()
     } else if allowed {
         "allowed"
     } else if verdicts.iter().any(|v| v.allowed_count() > 0) {

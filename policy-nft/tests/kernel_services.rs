@@ -24,9 +24,10 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use policy_core::exposure::{EntryKind, IngressControllers, exposure};
 use policy_core::model::BackendTarget;
+use policy_core::model::Target;
 use policy_core::{Model, PortQuery, Protocol, QueryEndpoint, ServiceProfile};
 use policy_nft::Compiler;
-use services_case::{Expectation, Target};
+use services_case::Expectation;
 use testbed::{ExternalSpec, PodSpec, Probe, Proto, Testbed, TestbedSpec, e2e_available};
 
 const NODES: [&str; 2] = ["node-1", "node-2"];
@@ -167,7 +168,10 @@ fn plan(model: &Model, e: &Expectation, out: &mut Vec<PlannedProbe>) {
         return;
     }
     match services_case::target(model, e.to.as_deref().expect("to")) {
-        Target::Service(service, by_name) => {
+        Target::Service {
+            id: service,
+            by_name,
+        } => {
             service_probes(model, e, service, out);
             if by_name && e.dns.is_some() {
                 let dns = model

@@ -474,6 +474,39 @@ impl Loader {
         self.diagnostics.push(diagnostic);
     }
 
+    /// True when the object has a name and is the first of that name and
+    /// kind; otherwise reports why it is left out.
+    fn named_once(
+        &mut self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        origin: Option<&Origin<'_>>,
+        object: &ObjectRef,
+    ) -> bool {
+        if name.is_empty() {
+            self.push(
+                Severity::Error,
+                DiagnosticKind::InvalidValue,
+                format!(
+                    "{} {kind} needs a name; it is left out",
+                    if kind.starts_with(['A', 'E', 'I', 'O', 'U']) {
+                        "an"
+                    } else {
+                        "a"
+                    }
+                ),
+                Some(Located::new(
+                    origin,
+                    Some(object),
+                    FieldPath::parse("metadata.name"),
+                )),
+            );
+            return false;
+        }
+        self.first_of_its_name(kind, namespace, name, origin, Some(object))
+    }
+
     /// Records the identity of an object; false (with an error) if it was seen before.
     fn first_of_its_name(
         &mut self,
@@ -695,21 +728,7 @@ impl Loader {
             name: name.clone(),
         });
         self.record_allowances(&object_ref, &pod.metadata);
-        if name.is_empty() {
-            let message = "a Pod needs a name; it is left out".to_string();
-            self.push(
-                Severity::Error,
-                DiagnosticKind::InvalidValue,
-                message,
-                Some(Located::new(
-                    origin,
-                    Some(&object_ref),
-                    FieldPath::parse("metadata.name"),
-                )),
-            );
-            return;
-        }
-        if !self.first_of_its_name("Pod", &namespace, &name, origin, Some(&object_ref)) {
+        if !self.named_once("Pod", &namespace, &name, origin, &object_ref) {
             return;
         }
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
@@ -911,21 +930,7 @@ impl Loader {
             name: name.clone(),
         });
         self.record_allowances(&object_ref, metadata);
-        if name.is_empty() {
-            let message = format!("a {} needs a name; it is left out", kind.as_str());
-            self.push(
-                Severity::Error,
-                DiagnosticKind::InvalidValue,
-                message,
-                Some(Located::new(
-                    origin,
-                    Some(&object_ref),
-                    FieldPath::parse("metadata.name"),
-                )),
-            );
-            return;
-        }
-        if !self.first_of_its_name(kind.as_str(), &namespace, &name, origin, Some(&object_ref)) {
+        if !self.named_once(kind.as_str(), &namespace, &name, origin, &object_ref) {
             return;
         }
         let default_template = PodTemplateSpec::default();
@@ -1850,6 +1855,64 @@ mod tests {
             "spec.ingress[0].from[0].ipBlock.cidr"
         );
         assert_eq!(error.source.as_ref().unwrap().location.line, 7);
+    }
+
+    /// Every invalid field of the network kinds is an error at its line and
+    /// field; the rest of each object, and every other object, still loads.
+    #[test]
+    fn bad_services_slices_nodes_and_ingresses_name_their_fields() {
+        let loaded = load(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: 10.96.0.300\n  ports:\n  - {name: a, port: 80, nodePort: 30080}\n  - {name: b, port: 80}\n  - {name: c, port: 81, targetPort: not_a_name}\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: web-1, labels: {kubernetes.io/service-name: web}}\naddressType: IPv4\nendpoints:\n- addresses: [fd00::1]\n---\n\
+             apiVersion: v1\nkind: Node\nmetadata: {name: node-1}\nspec: {podCIDR: 10.0.0.0/33}\n---\n\
+             apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {namespace: shop}\nspec: {}\n",
+        );
+        let found: Vec<(String, u32)> = loaded
+            .diagnostics
+            .iter()
+            .map(|d| {
+                (
+                    d.field.to_string(),
+                    d.source.as_ref().map_or(0, |s| s.location.line),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("spec.ports[0].nodePort".to_string(), 7),
+                ("spec.ports[1].port".to_string(), 8),
+                ("spec.ports[2].targetPort".to_string(), 9),
+                ("spec.clusterIP".to_string(), 5),
+                ("endpoints[0].addresses[0]".to_string(), 16),
+                ("spec.podCIDR".to_string(), 21),
+                ("metadata.name".to_string(), 25),
+            ],
+            "{:#?}",
+            loaded.diagnostics
+        );
+        assert!(
+            loaded
+                .diagnostics
+                .iter()
+                .all(|d| d.severity == Severity::Error)
+        );
+        assert!(
+            loaded.diagnostics[0]
+                .message
+                .contains("only be set on NodePort")
+        );
+        assert!(
+            loaded.diagnostics[6]
+                .message
+                .contains("an Ingress needs a name")
+        );
+        let service = &loaded.cluster.services[0];
+        assert_eq!(service.ports.len(), 1, "the bad ports are left out");
+        assert!(service.cluster_ips.is_empty());
+        assert_eq!(loaded.cluster.endpoint_slices.len(), 1);
+        assert_eq!(loaded.cluster.nodes.len(), 1);
+        assert!(loaded.cluster.ingresses.is_empty());
     }
 
     #[test]

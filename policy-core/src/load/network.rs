@@ -492,15 +492,7 @@ impl Loader {
             name: name.clone(),
         });
         self.record_allowances(&object_ref, &object.metadata);
-        if name.is_empty()
-            || !self.first_of_its_name(
-                "EndpointSlice",
-                &namespace,
-                &name,
-                origin,
-                Some(&object_ref),
-            )
-        {
+        if !self.named_once("EndpointSlice", &namespace, &name, origin, &object_ref) {
             return;
         }
         let labels = self.checked_labels(&object.metadata, origin, &object_ref);
@@ -591,9 +583,7 @@ impl Loader {
             name: name.clone(),
         });
         self.record_allowances(&object_ref, &object.metadata);
-        if name.is_empty()
-            || !self.first_of_its_name("Ingress", &namespace, &name, origin, Some(&object_ref))
-        {
+        if !self.named_once("Ingress", &namespace, &name, origin, &object_ref) {
             return;
         }
         let mut report = Reporter {
@@ -717,9 +707,7 @@ impl Loader {
             name: name.clone(),
         });
         self.record_allowances(&object_ref, &object.metadata);
-        if name.is_empty()
-            || !self.first_of_its_name("IngressClass", "", &name, origin, Some(&object_ref))
-        {
+        if !self.named_once("IngressClass", "", &name, origin, &object_ref) {
             return;
         }
         let controller = object

@@ -38,7 +38,7 @@ pub use service_matrix::{
 };
 pub use services::{
     Backend, BackendTarget, BackendVerdict, Backends, ClientSets, DnsVerdict, Exclusion, ServiceId,
-    ServiceOutcome, ServiceQueryError, ServiceVerdict,
+    ServiceOutcome, ServiceQueryError, ServiceVerdict, Target,
 };
 
 use crate::bitset::BitSet;

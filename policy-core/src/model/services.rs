@@ -120,6 +120,34 @@ pub struct ServiceVerdict {
     pub outcome: ServiceOutcome,
 }
 
+impl ServiceOutcome {
+    /// `allowed`, `intermittent`, `denied`, `no-backends` or `external-name`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ServiceOutcome::Allowed => "allowed",
+            ServiceOutcome::Intermittent => "intermittent",
+            ServiceOutcome::Denied => "denied",
+            ServiceOutcome::NoBackends => "no-backends",
+            ServiceOutcome::ExternalName(_) => "external-name",
+        }
+    }
+}
+
+/// What a command-line destination names: a pod, workload or address, or a
+/// Service (`by_name` when it was named by its DNS name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A pod, workload or address.
+    Endpoint(QueryEndpoint),
+    /// A Service.
+    Service {
+        /// The Service.
+        id: ServiceId,
+        /// Named by DNS name, so the client must resolve it first.
+        by_name: bool,
+    },
+}
+
 impl ServiceVerdict {
     /// True only when every backend allows the connection.
     pub fn allowed(&self) -> bool {
@@ -173,6 +201,78 @@ impl DnsVerdict {
 }
 
 impl Model {
+    /// Resolves a command-line destination: `service/NS/NAME` or
+    /// `svc/NS/NAME`; an IP address (a pod's, else the virtual IP of exactly
+    /// one Service, else an address); a DNS name `NAME.NS`, `NAME.NS.svc` or
+    /// `NAME.NS.svc.CLUSTER-DOMAIN` of a Service; else `NS/NAME` of a pod or
+    /// workload.
+    pub fn resolve_target(&self, text: &str, cluster_domain: &str) -> Result<Target, String> {
+        if let Some(rest) = text
+            .strip_prefix("service/")
+            .or_else(|| text.strip_prefix("svc/"))
+        {
+            let (namespace, name) = rest
+                .split_once('/')
+                .ok_or_else(|| format!("{text:?}: write service/NAMESPACE/NAME"))?;
+            return self
+                .find_service(namespace, name)
+                .map(|id| Target::Service { id, by_name: false })
+                .ok_or_else(|| format!("no Service {namespace}/{name} in the input"));
+        }
+        if let Ok(address) = text.parse::<IpAddr>() {
+            let endpoint = self.resolve_endpoint(text)?;
+            if let QueryEndpoint::Address(_) = endpoint
+                && let [id] = self.services_with_address(address).as_slice()
+            {
+                return Ok(Target::Service {
+                    id: *id,
+                    by_name: false,
+                });
+            }
+            return Ok(Target::Endpoint(endpoint));
+        }
+        if !text.contains('/') {
+            let trimmed = text.trim_end_matches('.');
+            let short = trimmed
+                .strip_suffix(&format!(".svc.{cluster_domain}"))
+                .or_else(|| trimmed.strip_suffix(".svc"))
+                .unwrap_or(trimmed);
+            if let Some((name, namespace)) = short.split_once('.')
+                && !namespace.contains('.')
+            {
+                if let Some(id) = self.find_service(namespace, name) {
+                    return Ok(Target::Service { id, by_name: true });
+                }
+                if short != trimmed {
+                    return Err(format!("no Service {namespace}/{name} in the input"));
+                }
+            }
+        }
+        self.resolve_endpoint(text).map(Target::Endpoint)
+    }
+
+    /// Resolves a command-line source: `service/NS/NAME` (or `svc/…`) stands
+    /// for every pod the Service selects; anything else is one endpoint.
+    pub fn resolve_sources(&self, text: &str) -> Result<Vec<QueryEndpoint>, String> {
+        if text.starts_with("service/") || text.starts_with("svc/") {
+            let Target::Service { id, .. } = self.resolve_target(text, "cluster.local")? else {
+                unreachable!("a service/ reference resolves to a Service")
+            };
+            let sources: Vec<QueryEndpoint> = self
+                .service_selected(id)
+                .into_iter()
+                .map(QueryEndpoint::Endpoint)
+                .collect();
+            if sources.is_empty() {
+                return Err(format!(
+                    "Service {text} selects no pod, so it has no backends to send from"
+                ));
+            }
+            return Ok(sources);
+        }
+        self.resolve_endpoint(text).map(|e| vec![e])
+    }
+
     /// The Service `namespace/name`.
     pub fn find_service(&self, namespace: &str, name: &str) -> Option<ServiceId> {
         self.cluster

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use policy_core::exposure::{EntryKind, IngressControllers, exposure};
-use policy_core::model::{BackendTarget, ServiceOutcome, ServiceVerdict};
+use policy_core::model::{BackendTarget, ServiceVerdict, Target};
 use policy_core::{Config, Loader, Model, PortQuery, Protocol, QueryEndpoint, ServiceProfile};
 use serde::Deserialize;
 
@@ -120,48 +120,16 @@ pub fn model(case: &Case) -> Model {
 }
 
 /// What `--to` names, as the CLI reads it.
-pub enum Target {
-    Endpoint(QueryEndpoint),
-    Service(usize, bool),
-}
-
 pub fn target(model: &Model, text: &str) -> Target {
-    if let Some(rest) = text
-        .strip_prefix("service/")
-        .or_else(|| text.strip_prefix("svc/"))
-    {
-        let (ns, name) = rest.split_once('/').expect("NS/NAME");
-        return Target::Service(model.find_service(ns, name).expect("service"), false);
-    }
-    if let Ok(address) = text.parse::<IpAddr>() {
-        if let [service] = model.services_with_address(address).as_slice() {
-            return Target::Service(*service, false);
-        }
-        return Target::Endpoint(model.resolve_endpoint(text).expect("endpoint"));
-    }
-    if !text.contains('/') {
-        let short = text
-            .strip_suffix(".svc.cluster.local")
-            .or_else(|| text.strip_suffix(".svc"))
-            .unwrap_or(text);
-        let (name, ns) = short.split_once('.').expect("NAME.NS");
-        return Target::Service(model.find_service(ns, name).expect("service"), true);
-    }
-    Target::Endpoint(model.resolve_endpoint(text).expect("endpoint"))
+    model
+        .resolve_target(text, "cluster.local")
+        .unwrap_or_else(|e| panic!("--to {text}: {e}"))
 }
 
 pub fn sources(model: &Model, text: &str) -> Vec<QueryEndpoint> {
-    match text.strip_prefix("service/") {
-        Some(rest) => {
-            let (ns, name) = rest.split_once('/').expect("NS/NAME");
-            model
-                .service_selected(model.find_service(ns, name).expect("service"))
-                .into_iter()
-                .map(QueryEndpoint::Endpoint)
-                .collect()
-        }
-        None => vec![model.resolve_endpoint(text).expect("source")],
-    }
+    model
+        .resolve_sources(text)
+        .unwrap_or_else(|e| panic!("--from {text}: {e}"))
 }
 
 pub fn protocol(e: &Expectation) -> Option<Protocol> {
@@ -176,16 +144,6 @@ pub fn backend_name(model: &Model, target: BackendTarget) -> String {
     match target {
         BackendTarget::Endpoint(id) => model.cluster().endpoint_name(id).to_string(),
         BackendTarget::Address(address) => address.to_string(),
-    }
-}
-
-fn outcome_word(outcome: &ServiceOutcome) -> &'static str {
-    match outcome {
-        ServiceOutcome::Allowed => "allowed",
-        ServiceOutcome::Intermittent => "intermittent",
-        ServiceOutcome::Denied => "denied",
-        ServiceOutcome::NoBackends => "no-backends",
-        ServiceOutcome::ExternalName(_) => "external-name",
     }
 }
 
@@ -230,7 +188,10 @@ pub fn check(model: &Model, e: &Expectation) -> Vec<String> {
                 ));
             }
         }
-        Target::Service(service, by_name) => {
+        Target::Service {
+            id: service,
+            by_name,
+        } => {
             let external_name = model.cluster().services[service].external_name.is_some();
             let verdicts = if external_name {
                 Vec::new()
@@ -240,7 +201,7 @@ pub fn check(model: &Model, e: &Expectation) -> Vec<String> {
             let outcome = if external_name {
                 "external-name"
             } else if verdicts.len() == 1 {
-                outcome_word(&verdicts[0].outcome)
+                verdicts[0].outcome.as_str()
             } else if verdicts.iter().all(|v| v.allowed()) {
                 "allowed"
             } else if verdicts.iter().any(|v| v.allowed_count() > 0) {
