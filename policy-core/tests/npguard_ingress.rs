@@ -24,12 +24,12 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use policy_core::cluster::EndpointKind;
 use policy_core::exposure::{EntryKind, IngressControllers, exposure};
-use policy_core::{
-    Config, HostNetworkMode, IpBlockMode, Loaded, Loader, Model, PortQuery, PortSet, Protocol,
-    QueryEndpoint, Severity,
-};
+
+#[path = "support/npguard.rs"]
+mod npguard;
+use npguard::{manifest_files, read, render_connections, their_config, workload_name};
+use policy_core::{Loaded, Loader, Model, PortQuery, PortSet, Protocol, QueryEndpoint, Severity};
 
 // ---------------------------------------------------------------------------
 // The corpus
@@ -92,29 +92,6 @@ fn placeholder_controllers() -> IngressControllers {
     }
 }
 
-/// Every `.yaml`, `.yml` and `.json` file under `dir`, recursively, in path
-/// order (the analyser reads all three).
-fn manifest_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        for entry in entries {
-            let path = entry.expect("directory entry").path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "json")
-            ) {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
 /// Loads `tests/<dir>`, one `load_str` call per file, then the placeholder
 /// controller. Sources are named by their path relative to the corpus root.
 fn load_dir(root: &Path, dir: &str) -> Loaded {
@@ -130,73 +107,11 @@ fn load_dir(root: &Path, dir: &str) -> Loaded {
     loader.finish()
 }
 
-/// The analyser's documented conventions, as in `npguard_corpus.rs`: it
-/// never matches ipBlocks against pod IPs, and it treats hostNetwork pods
-/// like any other pod. (Neither occurs in this corpus.)
-fn their_config() -> Config {
-    Config {
-        ip_block: IpBlockMode::Ignore,
-        host_network: HostNetworkMode::Pod,
-        ..Config::default()
-    }
-}
-
-fn read(root: &Path, relative: &str) -> String {
-    let path = root.join(relative);
-    fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 // ---------------------------------------------------------------------------
 // Their output format (as in `npguard_corpus.rs`)
 
 /// The pseudo-source of their Ingress and Route lines.
 const CONTROLLER: &str = "{ingress-controller}";
-
-/// A peer name the way the analyser prints it: `namespace/name[Kind]`, where
-/// a Pod object is named after its controlling owner (`[ReplicaSet]` with
-/// the generated hash, ...), unless it has no owner or is a static pod, and
-/// a workload manifest that stands in for its pods is named after itself.
-fn workload_name(model: &Model, endpoint: usize) -> String {
-    let e = &model.cluster().endpoints[endpoint];
-    let (name, kind) = match (e.kind, &e.owner) {
-        (EndpointKind::Pod, Some(owner)) if owner.kind != "Node" => {
-            (owner.name.as_str(), owner.kind.as_str())
-        }
-        (kind, _) => (e.name.as_str(), kind.as_str()),
-    };
-    format!("{}/{}[{}]", e.namespace, name, kind)
-}
-
-/// A connection set in their notation: `All Connections`, or protocols in
-/// name order, each with its merged port ranges, all joined by commas:
-/// `TCP 8050,8090`. `None` when empty.
-fn render_connections(ports: &PortSet) -> Option<String> {
-    if ports.is_empty() {
-        return None;
-    }
-    if ports.is_all() {
-        return Some("All Connections".to_string());
-    }
-    let mut parts = Vec::new();
-    for protocol in [Protocol::Sctp, Protocol::Tcp, Protocol::Udp] {
-        let ranges = ports.ranges(protocol);
-        if ranges.is_empty() {
-            continue;
-        }
-        let ranges: Vec<String> = ranges
-            .iter()
-            .map(|&(first, last)| {
-                if first == last {
-                    first.to_string()
-                } else {
-                    format!("{first}-{last}")
-                }
-            })
-            .collect();
-        parts.push(format!("{} {}", protocol.as_str(), ranges.join(",")));
-    }
-    Some(parts.join(","))
-}
 
 /// Our Ingress lines: for every Ingress entry, each target that some
 /// controller pod may reach, on the target's port (the backend's target
