@@ -87,6 +87,10 @@ pub struct Params {
     /// Write a Service per workload (Services do not change reachability,
     /// but make the input look like a real cluster dump).
     pub services: bool,
+    /// Make every application workload a StatefulSet, whose pods each carry
+    /// a unique `statefulset.kubernetes.io/pod-name` label: every pod is its
+    /// own class, the model's worst case.
+    pub stateful_only: bool,
 }
 
 impl Default for Params {
@@ -121,6 +125,18 @@ impl Params {
             nodes: (pods / 30).max(3),
             policies,
             services: true,
+            stateful_only: false,
+        }
+    }
+
+    /// The model's worst case at about `pods` pods and exactly `policies`
+    /// policies: every pod its own class ([`Params::stateful_only`]), and a
+    /// node per 110 pods (the kubelet's default pod limit).
+    pub fn worst_case(pods: usize, policies: usize) -> Params {
+        Params {
+            stateful_only: true,
+            nodes: pods.div_ceil(110).max(3),
+            ..Params::scale(pods, policies)
         }
     }
 
@@ -152,7 +168,7 @@ impl Params {
         let statefulsets = namespaces
             * tiers_for(self.workloads_per_namespace)
                 .iter()
-                .filter(|tier| tier.stateful())
+                .filter(|tier| self.stateful_only || tier.stateful())
                 .count();
         let app_pods = if app_workloads == 0 {
             0
@@ -653,7 +669,7 @@ impl<'p> Generator<'p> {
                     ports: tier.ports().iter().map(|&(n, p)| (n, p, "TCP")).collect(),
                     image: format!("registry.example.com/{team}/{}:{version}", tier.image()),
                     name: workload_name,
-                    kind: if tier.stateful() {
+                    kind: if params.stateful_only || tier.stateful() {
                         WorkloadKind::StatefulSet
                     } else {
                         WorkloadKind::Deployment

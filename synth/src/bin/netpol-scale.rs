@@ -1,7 +1,7 @@
 //! `netpol-scale`: phase timings and peak memory of netpol on a synthetic cluster.
 //!
 //! ```text
-//! netpol-scale generate --pods N --policies N [--seed S] --out FILE
+//! netpol-scale generate --pods N --policies N [--shape realistic|worst-case] [--seed S] --out FILE
 //! netpol-scale run FILE [--port 80] [--count] [--breakdown] [--repeat N]
 //! netpol-scale all --pods N --policies N [--seed S] [--port 80] [--count] [--breakdown] [--repeat N]
 //! ```
@@ -110,11 +110,12 @@ struct Options {
     count: bool,
     breakdown: bool,
     repeat: usize,
+    worst_case: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage:\n  netpol-scale generate --pods N --policies N [--seed S] --out FILE\n  netpol-scale run FILE [--port 80] [--count] [--breakdown] [--repeat N]\n  netpol-scale all --pods N --policies N [--seed S] [--port 80] [--count] [--breakdown] [--repeat N]"
+        "usage:\n  netpol-scale generate --pods N --policies N [--shape realistic|worst-case] [--seed S] --out FILE\n  netpol-scale run FILE [--port 80] [--count] [--breakdown] [--repeat N]\n  netpol-scale all --pods N --policies N [--seed S] [--port 80] [--count] [--breakdown] [--repeat N]"
     );
     std::process::exit(2);
 }
@@ -130,6 +131,7 @@ fn parse(args: &[String]) -> Options {
         count: false,
         breakdown: false,
         repeat: 1,
+        worst_case: false,
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -141,6 +143,13 @@ fn parse(args: &[String]) -> Options {
             "--out" => options.out = Some(value()),
             "--port" => options.port = value().parse().unwrap_or_else(|_| usage()),
             "--count" => options.count = true,
+            "--shape" => {
+                options.worst_case = match value().as_str() {
+                    "worst-case" => true,
+                    "realistic" => false,
+                    _ => usage(),
+                }
+            }
             "--breakdown" => options.breakdown = true,
             "--repeat" => options.repeat = value().parse().unwrap_or_else(|_| usage()),
             other if !other.starts_with('-') && options.input.is_none() => {
@@ -153,7 +162,11 @@ fn parse(args: &[String]) -> Options {
 }
 
 fn params(options: &Options) -> Params {
-    let params = Params::scale(options.pods, options.policies);
+    let params = if options.worst_case {
+        Params::worst_case(options.pods, options.policies)
+    } else {
+        Params::scale(options.pods, options.policies)
+    };
     match options.seed {
         Some(seed) => params.with_seed(seed),
         None => params,
