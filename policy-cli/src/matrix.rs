@@ -96,7 +96,17 @@ pub fn run(args: MatrixArgs) -> ExitCode {
             let matrix = model.port_matrix(args.protocol.unwrap_or(Protocol::Tcp), port);
             match args.output {
                 MatrixOutput::Text => port_text(&matrix, &names),
-                MatrixOutput::Json => format!("{}\n", port_json(&matrix, &names)),
+                MatrixOutput::Json => {
+                    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+                    if write_port_json(&matrix, &names, &mut stdout)
+                        .and_then(|()| stdout.flush())
+                        .is_err()
+                    {
+                        // A closed pipe (`| head`) is not an error worth reporting.
+                        return ExitCode::Success;
+                    }
+                    return input_status(input_has_errors);
+                }
                 MatrixOutput::Csv => port_csv(&matrix, &names),
                 MatrixOutput::Dot => port_dot(&model, &matrix, &names),
             }
@@ -182,25 +192,40 @@ fn port_text(matrix: &PortMatrix<'_>, names: &[String]) -> String {
     out
 }
 
-fn port_json(matrix: &PortMatrix<'_>, names: &[String]) -> Value {
-    let mut allowed = Vec::new();
-    for (source, source_name) in names.iter().enumerate() {
-        for (destination, destination_name) in names.iter().enumerate() {
-            if matrix.allowed(source, destination) {
-                allowed.push(json!({"from": source_name, "to": destination_name}));
-            }
-        }
-    }
+/// Writes the port matrix as one JSON object (`port`, `protocol`, `pods`,
+/// `allowed`: `{"from", "to"}` pairs), one source at a time, so a cluster of
+/// any size streams out without a pods × pods table in memory.
+fn write_port_json(
+    matrix: &PortMatrix<'_>,
+    names: &[String],
+    out: &mut impl Write,
+) -> std::io::Result<()> {
     let port = match matrix.port() {
         PortQuery::Number(number) => json!(number),
         PortQuery::Name(name) => json!(name),
     };
-    json!({
-        "port": port,
-        "protocol": matrix.protocol().as_str(),
-        "pods": names,
-        "allowed": allowed,
-    })
+    write!(
+        out,
+        "{{\"port\":{port},\"protocol\":{},\"pods\":{},\"allowed\":[",
+        json!(matrix.protocol().as_str()),
+        json!(names)
+    )?;
+    let mut first = true;
+    for (source, source_name) in names.iter().enumerate() {
+        let from = json!(source_name).to_string();
+        for destination in matrix.destinations(source) {
+            if !first {
+                out.write_all(b",")?;
+            }
+            first = false;
+            write!(
+                out,
+                "{{\"from\":{from},\"to\":{}}}",
+                json!(names[destination])
+            )?;
+        }
+    }
+    out.write_all(b"]}\n")
 }
 
 fn csv_field(text: &str) -> String {
@@ -335,13 +360,13 @@ fn port_dot(model: &Model, matrix: &PortMatrix<'_>, names: &[String]) -> String 
     );
     dot_nodes(model, names, &mut out);
     for (source, source_name) in names.iter().enumerate() {
-        for (destination, destination_name) in names.iter().enumerate() {
-            if source != destination && matrix.allowed(source, destination) {
+        for destination in matrix.destinations(source) {
+            if source != destination {
                 let _ = writeln!(
                     out,
                     "  {} -> {};",
                     dot_id(source_name),
-                    dot_id(destination_name)
+                    dot_id(&names[destination])
                 );
             }
         }

@@ -1,10 +1,17 @@
-//! Fixed-size bitsets and bit matrices, the model's workhorses.
+//! Class sets and class matrices, the model's workhorses.
 //!
-//! Peer sets are sets of pod classes; the connectivity matrix for one port is
-//! a class × class bit matrix. Word-level access keeps unions, intersections
-//! and the transpose fast.
+//! Peer sets are sets of pod classes; the truth table for one port is a
+//! class × class matrix. A set's memory follows its size, not its universe:
+//! a set holding fewer than about one element per 32 indices of its
+//! universe keeps a sorted list of indices (4 bytes each), a larger one
+//! keeps words of 64 bits. At 100,000 classes a dense set costs 12.5 KB
+//! whatever it holds, and a cluster where every pod is its own class has a
+//! label value, a selector result and a peer set per pod, so dense sets
+//! alone made the model grow with the square of the pod count
+//! (BENCHMARKS.md, "Sparse and dense class sets").
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 const WORD: usize = 64;
 
@@ -12,39 +19,63 @@ fn words_for(bits: usize) -> usize {
     bits.div_ceil(WORD)
 }
 
-/// A set of indices below a fixed length.
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// A sparse set turns dense above this many elements per word of its
+/// universe (4-byte indices then cost more than the words would).
+const DENSE_ABOVE_PER_WORD: usize = 2;
+/// A dense set turns sparse below this many elements per word (lower than
+/// the way up, so a set near the threshold does not flip back and forth).
+const SPARSE_BELOW_PER_WORD: usize = 1;
+
+#[derive(Clone)]
+enum Repr {
+    /// Sorted, distinct indices.
+    Sparse(Vec<u32>),
+    /// `words_for(len)` words, bits past `len` clear.
+    Dense(Vec<u64>),
+}
+
+/// A set of indices below a fixed length (the universe).
+///
+/// Equality and hashing follow the elements, never the representation.
+#[derive(Clone)]
 pub struct BitSet {
-    words: Vec<u64>,
     len: usize,
+    repr: Repr,
 }
 
 impl BitSet {
     /// The empty set over `0..len`.
     pub fn new(len: usize) -> Self {
+        assert!(
+            u32::try_from(len).is_ok(),
+            "a class set holds at most 2^32 indices"
+        );
         BitSet {
-            words: vec![0; words_for(len)],
             len,
+            repr: Repr::Sparse(Vec::new()),
         }
     }
 
     /// The full set `0..len`.
     pub fn full(len: usize) -> Self {
-        let mut set = BitSet {
-            words: vec![u64::MAX; words_for(len)],
-            len,
-        };
-        set.clear_tail();
+        let mut set = BitSet::new(len);
+        if words_for(len) * DENSE_ABOVE_PER_WORD < len {
+            let mut words = vec![u64::MAX; words_for(len)];
+            clear_tail(&mut words, len);
+            set.repr = Repr::Dense(words);
+        } else {
+            set.repr = Repr::Sparse((0..len as u32).collect());
+        }
         set
     }
 
-    fn clear_tail(&mut self) {
-        let used = self.len % WORD;
-        if used != 0
-            && let Some(last) = self.words.last_mut()
-        {
-            *last &= (1u64 << used) - 1;
+    /// A set from indices in increasing order.
+    pub fn from_sorted(len: usize, indices: impl IntoIterator<Item = usize>) -> Self {
+        let mut set = BitSet::new(len);
+        for index in indices {
+            set.insert(index);
         }
+        set
     }
 
     /// The universe size (not the number of elements: see [`BitSet::count`]).
@@ -52,70 +83,325 @@ impl BitSet {
         self.len
     }
 
+    fn dense_limit(&self) -> usize {
+        words_for(self.len) * DENSE_ABOVE_PER_WORD
+    }
+
     /// Adds `index`.
     pub fn insert(&mut self, index: usize) {
         debug_assert!(index < self.len);
-        self.words[index / WORD] |= 1u64 << (index % WORD);
+        let limit = self.dense_limit();
+        match &mut self.repr {
+            Repr::Dense(words) => words[index / WORD] |= 1u64 << (index % WORD),
+            Repr::Sparse(indices) => {
+                let value = index as u32;
+                match indices.last() {
+                    // Sets are mostly built in increasing order.
+                    Some(&last) if last < value => indices.push(value),
+                    None => indices.push(value),
+                    _ => {
+                        if let Err(at) = indices.binary_search(&value) {
+                            indices.insert(at, value);
+                        }
+                    }
+                }
+                if indices.len() > limit {
+                    self.densify();
+                }
+            }
+        }
     }
 
     /// True if `index` is in the set.
     #[inline]
     pub fn contains(&self, index: usize) -> bool {
-        index < self.len && self.words[index / WORD] & (1u64 << (index % WORD)) != 0
+        if index >= self.len {
+            return false;
+        }
+        match &self.repr {
+            Repr::Dense(words) => words[index / WORD] & (1u64 << (index % WORD)) != 0,
+            Repr::Sparse(indices) => indices.binary_search(&(index as u32)).is_ok(),
+        }
     }
 
     /// True if the set has no elements.
     pub fn is_clear(&self) -> bool {
-        self.words.iter().all(|&w| w == 0)
+        match &self.repr {
+            Repr::Dense(words) => words.iter().all(|&w| w == 0),
+            Repr::Sparse(indices) => indices.is_empty(),
+        }
     }
 
     /// True if every index of the universe is in the set.
     pub fn is_full(&self) -> bool {
-        *self == BitSet::full(self.len)
+        self.count() == self.len
     }
 
     /// Number of elements.
     pub fn count(&self) -> usize {
-        self.words.iter().map(|w| w.count_ones() as usize).sum()
+        match &self.repr {
+            Repr::Dense(words) => words.iter().map(|w| w.count_ones() as usize).sum(),
+            Repr::Sparse(indices) => indices.len(),
+        }
+    }
+
+    /// Bytes held on the heap (for measurements).
+    pub fn heap_bytes(&self) -> usize {
+        match &self.repr {
+            Repr::Dense(words) => words.capacity() * 8,
+            Repr::Sparse(indices) => indices.capacity() * 4,
+        }
+    }
+
+    fn densify(&mut self) {
+        if let Repr::Sparse(indices) = &self.repr {
+            let mut words = vec![0u64; words_for(self.len)];
+            for &index in indices {
+                let index = index as usize;
+                words[index / WORD] |= 1u64 << (index % WORD);
+            }
+            self.repr = Repr::Dense(words);
+        }
+    }
+
+    /// Turns a dense set that has become small back into a list.
+    fn settle(&mut self) {
+        if let Repr::Dense(words) = &self.repr {
+            let count: usize = words.iter().map(|w| w.count_ones() as usize).sum();
+            if count < words.len() * SPARSE_BELOW_PER_WORD {
+                let indices = dense_ones(words).map(|i| i as u32).collect();
+                self.repr = Repr::Sparse(indices);
+            }
+        }
     }
 
     /// `self ∪= other`.
     pub fn union_with(&mut self, other: &BitSet) {
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            *a |= b;
+        debug_assert_eq!(self.len, other.len);
+        let limit = self.dense_limit();
+        match (&mut self.repr, &other.repr) {
+            (Repr::Dense(a), Repr::Dense(b)) => {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x |= y;
+                }
+            }
+            (Repr::Dense(a), Repr::Sparse(b)) => {
+                for &index in b {
+                    let index = index as usize;
+                    a[index / WORD] |= 1u64 << (index % WORD);
+                }
+            }
+            (Repr::Sparse(_), Repr::Dense(b)) => {
+                let mut words = b.clone();
+                if let Repr::Sparse(a) = &self.repr {
+                    for &index in a {
+                        let index = index as usize;
+                        words[index / WORD] |= 1u64 << (index % WORD);
+                    }
+                }
+                self.repr = Repr::Dense(words);
+            }
+            (Repr::Sparse(a), Repr::Sparse(b)) => {
+                if b.is_empty() {
+                    return;
+                }
+                if a.is_empty() {
+                    a.clone_from(b);
+                } else if a.last() < b.first() {
+                    a.extend_from_slice(b);
+                } else {
+                    *a = merge_union(a, b);
+                }
+                if a.len() > limit {
+                    self.densify();
+                }
+            }
         }
     }
 
     /// `self ∩= other`.
     pub fn intersect_with(&mut self, other: &BitSet) {
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            *a &= b;
+        debug_assert_eq!(self.len, other.len);
+        match (&mut self.repr, &other.repr) {
+            (Repr::Dense(a), Repr::Dense(b)) => {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x &= y;
+                }
+                self.settle();
+            }
+            (Repr::Dense(a), Repr::Sparse(b)) => {
+                let kept = b
+                    .iter()
+                    .copied()
+                    .filter(|&i| a[i as usize / WORD] & (1u64 << (i as usize % WORD)) != 0)
+                    .collect();
+                self.repr = Repr::Sparse(kept);
+            }
+            (Repr::Sparse(a), Repr::Dense(b)) => {
+                a.retain(|&i| b[i as usize / WORD] & (1u64 << (i as usize % WORD)) != 0);
+            }
+            (Repr::Sparse(a), Repr::Sparse(b)) => {
+                *a = merge_intersection(a, b);
+            }
         }
     }
 
     /// `self −= other`.
     pub fn difference_with(&mut self, other: &BitSet) {
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            *a &= !b;
+        debug_assert_eq!(self.len, other.len);
+        match (&mut self.repr, &other.repr) {
+            (Repr::Dense(a), Repr::Dense(b)) => {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x &= !y;
+                }
+                self.settle();
+            }
+            (Repr::Dense(a), Repr::Sparse(b)) => {
+                for &index in b {
+                    let index = index as usize;
+                    a[index / WORD] &= !(1u64 << (index % WORD));
+                }
+                self.settle();
+            }
+            (Repr::Sparse(a), Repr::Dense(b)) => {
+                a.retain(|&i| b[i as usize / WORD] & (1u64 << (i as usize % WORD)) == 0);
+            }
+            (Repr::Sparse(a), Repr::Sparse(b)) => {
+                if !b.is_empty() {
+                    *a = merge_difference(a, b);
+                }
+            }
         }
     }
 
     /// True if the sets share an element.
     pub fn intersects(&self, other: &BitSet) -> bool {
-        self.words.iter().zip(&other.words).any(|(a, b)| a & b != 0)
+        match (&self.repr, &other.repr) {
+            (Repr::Dense(a), Repr::Dense(b)) => a.iter().zip(b).any(|(x, y)| x & y != 0),
+            (Repr::Dense(_), Repr::Sparse(b)) => b.iter().any(|&i| self.contains(i as usize)),
+            (Repr::Sparse(a), Repr::Dense(_)) => a.iter().any(|&i| other.contains(i as usize)),
+            (Repr::Sparse(a), Repr::Sparse(b)) => {
+                let (mut i, mut j) = (0, 0);
+                while i < a.len() && j < b.len() {
+                    match a[i].cmp(&b[j]) {
+                        std::cmp::Ordering::Less => i += 1,
+                        std::cmp::Ordering::Greater => j += 1,
+                        std::cmp::Ordering::Equal => return true,
+                    }
+                }
+                false
+            }
+        }
     }
 
-    /// The words, least significant bit first.
-    pub fn words(&self) -> &[u64] {
-        &self.words
+    /// True if every element of `self` is in `other`.
+    pub fn is_subset(&self, other: &BitSet) -> bool {
+        match (&self.repr, &other.repr) {
+            (Repr::Dense(a), Repr::Dense(b)) => a.iter().zip(b).all(|(x, y)| x & !y == 0),
+            _ => self.ones().all(|i| other.contains(i)),
+        }
     }
 
     /// The elements in increasing order.
     pub fn ones(&self) -> Ones<'_> {
-        Ones {
-            words: &self.words,
-            word_index: 0,
-            current: self.words.first().copied().unwrap_or(0),
+        match &self.repr {
+            Repr::Dense(words) => Ones::Dense(dense_ones(words)),
+            Repr::Sparse(indices) => Ones::Sparse(indices.iter()),
+        }
+    }
+}
+
+fn clear_tail(words: &mut [u64], len: usize) {
+    let used = len % WORD;
+    if used != 0
+        && let Some(last) = words.last_mut()
+    {
+        *last &= (1u64 << used) - 1;
+    }
+}
+
+fn dense_ones(words: &[u64]) -> DenseOnes<'_> {
+    DenseOnes {
+        words,
+        word_index: 0,
+        current: words.first().copied().unwrap_or(0),
+    }
+}
+
+fn merge_union(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+fn merge_intersection(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len().min(b.len()));
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+fn merge_difference(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len());
+    let mut j = 0;
+    for &x in a {
+        while j < b.len() && b[j] < x {
+            j += 1;
+        }
+        if j >= b.len() || b[j] != x {
+            out.push(x);
+        }
+    }
+    out
+}
+
+impl PartialEq for BitSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len
+            && match (&self.repr, &other.repr) {
+                (Repr::Dense(a), Repr::Dense(b)) => a == b,
+                (Repr::Sparse(a), Repr::Sparse(b)) => a == b,
+                _ => self.count() == other.count() && self.ones().eq(other.ones()),
+            }
+    }
+}
+
+impl Eq for BitSet {}
+
+impl Hash for BitSet {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.len.hash(state);
+        for index in self.ones() {
+            index.hash(state);
         }
     }
 }
@@ -127,15 +413,36 @@ impl fmt::Debug for BitSet {
 }
 
 /// Iterator over the elements of a [`BitSet`] or a matrix row.
-pub struct Ones<'a> {
-    words: &'a [u64],
-    word_index: usize,
-    current: u64,
+pub enum Ones<'a> {
+    #[doc(hidden)]
+    Dense(DenseOnes<'a>),
+    #[doc(hidden)]
+    Sparse(std::slice::Iter<'a, u32>),
 }
 
 impl Iterator for Ones<'_> {
     type Item = usize;
 
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            Ones::Dense(dense) => dense.next(),
+            Ones::Sparse(iter) => iter.next().map(|&i| i as usize),
+        }
+    }
+}
+
+#[doc(hidden)]
+pub struct DenseOnes<'a> {
+    words: &'a [u64],
+    word_index: usize,
+    current: u64,
+}
+
+impl Iterator for DenseOnes<'_> {
+    type Item = usize;
+
+    #[inline]
     fn next(&mut self) -> Option<usize> {
         loop {
             if self.current != 0 {
@@ -149,30 +456,32 @@ impl Iterator for Ones<'_> {
     }
 }
 
-/// A `rows × columns` matrix of bits, stored row by row.
+/// A `rows × columns` matrix of bits, stored as one [`BitSet`] per row, so
+/// it costs what its rows hold.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BitMatrix {
-    rows: usize,
     columns: usize,
-    stride: usize,
-    words: Vec<u64>,
+    rows: Vec<BitSet>,
 }
 
 impl BitMatrix {
     /// An all-zero matrix.
     pub fn new(rows: usize, columns: usize) -> Self {
-        let stride = words_for(columns);
         BitMatrix {
-            rows,
             columns,
-            stride,
-            words: vec![0; rows * stride],
+            rows: vec![BitSet::new(columns); rows],
         }
+    }
+
+    /// A matrix from its rows (each over `columns`).
+    pub fn from_rows(columns: usize, rows: Vec<BitSet>) -> Self {
+        debug_assert!(rows.iter().all(|row| row.universe() == columns));
+        BitMatrix { columns, rows }
     }
 
     /// Number of rows.
     pub fn rows(&self) -> usize {
-        self.rows
+        self.rows.len()
     }
 
     /// Number of columns.
@@ -183,92 +492,30 @@ impl BitMatrix {
     /// The bit at (`row`, `column`).
     #[inline]
     pub fn get(&self, row: usize, column: usize) -> bool {
-        self.words[row * self.stride + column / WORD] & (1u64 << (column % WORD)) != 0
+        self.rows[row].contains(column)
     }
 
     /// Sets the bit at (`row`, `column`).
     pub fn set(&mut self, row: usize, column: usize) {
-        self.words[row * self.stride + column / WORD] |= 1u64 << (column % WORD);
+        self.rows[row].insert(column);
     }
 
-    /// The words of one row.
-    pub fn row(&self, row: usize) -> &[u64] {
-        &self.words[row * self.stride..(row + 1) * self.stride]
+    /// One row.
+    pub fn row(&self, row: usize) -> &BitSet {
+        &self.rows[row]
     }
 
     /// The columns set in one row.
     pub fn row_ones(&self, row: usize) -> Ones<'_> {
-        let words = self.row(row);
-        Ones {
-            words,
-            word_index: 0,
-            current: words.first().copied().unwrap_or(0),
-        }
+        self.rows[row].ones()
     }
 
-    /// `row ∪= set` (the set's universe must be the column count).
-    pub fn union_row(&mut self, row: usize, set: &BitSet) {
-        debug_assert_eq!(set.universe(), self.columns);
-        let stride = self.stride;
-        for (a, b) in self.words[row * stride..(row + 1) * stride]
-            .iter_mut()
-            .zip(set.words())
-        {
-            *a |= b;
-        }
-    }
-
-    /// Sets a whole row.
-    pub fn fill_row(&mut self, row: usize) {
-        let full = BitSet::full(self.columns);
-        let stride = self.stride;
-        self.words[row * stride..(row + 1) * stride].copy_from_slice(full.words());
-    }
-
-    /// `self ∩= other`, element-wise (same shape).
-    pub fn intersect_with(&mut self, other: &BitMatrix) {
-        debug_assert_eq!((self.rows, self.columns), (other.rows, other.columns));
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            *a &= b;
-        }
-    }
-
-    /// Clears every column not in `columns`.
-    pub fn retain_columns(&mut self, columns: &BitSet) {
-        for row in 0..self.rows {
-            for (a, b) in self.words[row * self.stride..(row + 1) * self.stride]
-                .iter_mut()
-                .zip(columns.words())
-            {
-                *a &= b;
-            }
-        }
-    }
-
-    /// The transpose, computed 64 × 64 bits at a time.
+    /// The transpose.
     pub fn transpose(&self) -> BitMatrix {
-        let mut result = BitMatrix::new(self.columns, self.rows);
-        let mut block = [0u64; 64];
-        for row_block in 0..words_for(self.rows) {
-            for column_block in 0..self.stride {
-                for (i, slot) in block.iter_mut().enumerate() {
-                    let row = row_block * WORD + i;
-                    *slot = if row < self.rows {
-                        self.words[row * self.stride + column_block]
-                    } else {
-                        0
-                    };
-                }
-                if block.iter().all(|&w| w == 0) {
-                    continue;
-                }
-                transpose_64(&mut block);
-                for (i, &word) in block.iter().enumerate() {
-                    let row = column_block * WORD + i;
-                    if row < result.rows {
-                        result.words[row * result.stride + row_block] = word;
-                    }
-                }
+        let mut result = BitMatrix::new(self.columns, self.rows.len());
+        for (row, set) in self.rows.iter().enumerate() {
+            for column in set.ones() {
+                result.rows[column].insert(row);
             }
         }
         result
@@ -276,47 +523,31 @@ impl BitMatrix {
 
     /// Number of set bits.
     pub fn count(&self) -> usize {
-        self.words.iter().map(|w| w.count_ones() as usize).sum()
+        self.rows.iter().map(BitSet::count).sum()
     }
 }
 
 impl fmt::Debug for BitMatrix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut list = f.debug_list();
-        for row in 0..self.rows {
-            list.entry(&self.row_ones(row).collect::<Vec<_>>());
+        for row in &self.rows {
+            list.entry(&row.ones().collect::<Vec<_>>());
         }
         list.finish()
-    }
-}
-
-/// Transposes a 64 × 64 bit block in place, where bit `j` of `block[i]` is
-/// element (i, j). Recursive block swap: six rounds of masked exchanges.
-fn transpose_64(block: &mut [u64; 64]) {
-    let mut width = 32;
-    let mut mask: u64 = 0x0000_0000_FFFF_FFFF;
-    while width != 0 {
-        let mut k = 0;
-        while k < 64 {
-            // Swap the upper-left/lower-right off-diagonal sub-blocks of
-            // rows k..k+width and k+width..k+2*width.
-            for i in k..k + width {
-                let low = block[i];
-                let high = block[i + width];
-                let t = ((low >> width) ^ high) & mask;
-                block[i] = low ^ (t << width);
-                block[i + width] = high ^ t;
-            }
-            k += 2 * width;
-        }
-        width >>= 1;
-        mask ^= mask << width;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A deterministic pseudo-random sequence.
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
 
     #[test]
     fn set_operations() {
@@ -340,6 +571,94 @@ mod tests {
         assert!(BitSet::full(130).is_full());
     }
 
+    /// Every operation, on every pairing of representations, against
+    /// `BTreeSet`, at densities on both sides of the thresholds.
+    #[test]
+    fn operations_agree_with_a_btreeset_in_both_representations() {
+        use std::collections::BTreeSet;
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for universe in [1usize, 63, 64, 65, 200, 1000, 5000] {
+            for density in [0u64, 1, 3, 10, 50, 100] {
+                let mut make = || {
+                    let mut set = BitSet::new(universe);
+                    let mut model = BTreeSet::new();
+                    let mut indices: Vec<usize> = (0..universe)
+                        .filter(|_| xorshift(&mut state) % 100 < density)
+                        .collect();
+                    // Out of order, so insertion in the middle is exercised.
+                    indices.reverse();
+                    for i in indices {
+                        set.insert(i);
+                        model.insert(i);
+                    }
+                    (set, model)
+                };
+                let (a, model_a) = make();
+                let (b, model_b) = make();
+                assert_eq!(
+                    a.ones().collect::<Vec<_>>(),
+                    model_a.iter().copied().collect::<Vec<_>>()
+                );
+                assert_eq!(a.count(), model_a.len());
+                for i in 0..universe + 2 {
+                    assert_eq!(a.contains(i), model_a.contains(&i));
+                }
+                let check = |set: &BitSet, expected: BTreeSet<usize>, what: &str| {
+                    assert_eq!(
+                        set.ones().collect::<Vec<_>>(),
+                        expected.iter().copied().collect::<Vec<_>>(),
+                        "{what} at universe {universe}, density {density}"
+                    );
+                    let mut rebuilt = BitSet::new(universe);
+                    for i in &expected {
+                        rebuilt.insert(*i);
+                    }
+                    assert_eq!(set, &rebuilt, "equality ignores the representation");
+                };
+                let mut union = a.clone();
+                union.union_with(&b);
+                check(&union, model_a.union(&model_b).copied().collect(), "union");
+                let mut intersection = a.clone();
+                intersection.intersect_with(&b);
+                check(
+                    &intersection,
+                    model_a.intersection(&model_b).copied().collect(),
+                    "intersection",
+                );
+                let mut difference = a.clone();
+                difference.difference_with(&b);
+                check(
+                    &difference,
+                    model_a.difference(&model_b).copied().collect(),
+                    "difference",
+                );
+                assert_eq!(a.intersects(&b), !model_a.is_disjoint(&model_b));
+                assert_eq!(a.is_subset(&b), model_a.is_subset(&model_b));
+                assert_eq!(a.is_clear(), model_a.is_empty());
+                assert_eq!(a.is_full(), model_a.len() == universe);
+                let mut full = BitSet::full(universe);
+                full.difference_with(&a);
+                assert_eq!(full.count(), universe - model_a.len());
+            }
+        }
+    }
+
+    #[test]
+    fn small_sets_stay_small() {
+        let mut set = BitSet::new(100_000);
+        for i in (0..100_000).step_by(1000) {
+            set.insert(i);
+        }
+        assert!(set.heap_bytes() < 1000, "{} bytes", set.heap_bytes());
+        let mut big = BitSet::full(100_000);
+        big.intersect_with(&set);
+        assert_eq!(big, set);
+        assert!(
+            big.heap_bytes() < 1000,
+            "a dense set that shrinks turns sparse"
+        );
+    }
+
     #[test]
     fn transpose_matches_the_definition() {
         // A deterministic pseudo-random pattern over a shape that is not a multiple of 64.
@@ -348,10 +667,7 @@ mod tests {
         let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
         for r in 0..rows {
             for c in 0..columns {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                if state.is_multiple_of(3) {
+                if xorshift(&mut state).is_multiple_of(3) {
                     matrix.set(r, c);
                 }
             }

@@ -48,8 +48,8 @@ impl ConnectivityGraph {
             graph.add_node(id);
         }
         for source in 0..endpoints {
-            for destination in 0..endpoints {
-                if source != destination && matrix.allowed(source, destination) {
+            for destination in matrix.destinations(source) {
+                if source != destination {
                     let ports = match matrix.port() {
                         crate::model::PortQuery::Number(number) => {
                             PortSet::single(matrix.protocol(), *number)

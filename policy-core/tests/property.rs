@@ -31,6 +31,15 @@ proptest! {
             for port in PROBED_PORTS {
                 let matrix = model.port_matrix(protocol, &PortQuery::Number(port));
                 for (i, &s) in ids.iter().enumerate() {
+                    // The streamed row: exactly the destinations the naive reading allows.
+                    let mut expected_row: Vec<usize> = ids
+                        .iter()
+                        .enumerate()
+                        .filter(|&(j, _)| naive::allowed(&world, i, j, protocol_name, port))
+                        .map(|(_, &d)| d)
+                        .collect();
+                    expected_row.sort_unstable();
+                    prop_assert_eq!(matrix.destinations(s), expected_row, "destinations of {} {}/{}", i, port, protocol_name);
                     for (j, &d) in ids.iter().enumerate() {
                         let expected = naive::allowed(&world, i, j, protocol_name, port);
                         let verdict = model

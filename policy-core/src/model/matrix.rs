@@ -1,12 +1,13 @@
 //! Whole-cluster answers: the truth table for one port, and the allowed
 //! connection set of every pair.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 
-use super::{ClassId, Model};
+use super::{ClassId, CompiledRule, Model};
 use crate::bitset::{BitMatrix, BitSet};
 use crate::cluster::EndpointId;
-use crate::config::SelfTraffic;
+use crate::config::{HostNetworkMode, SelfTraffic};
 use crate::policy::Direction;
 use crate::ports::{PortSet, Protocol};
 
@@ -21,6 +22,9 @@ pub struct PortMatrix<'m> {
     allowed: BitMatrix,
     /// Destination classes that have the port (all, for a numeric port).
     has_port: BitSet,
+    /// Endpoints per node, for traffic between a pod and its node; built on
+    /// first use.
+    endpoints_by_node: OnceCell<HashMap<&'m str, Vec<EndpointId>>>,
 }
 
 impl<'m> PortMatrix<'m> {
@@ -54,6 +58,47 @@ impl<'m> PortMatrix<'m> {
             .get(model.endpoint_class[source], destination_class)
     }
 
+    /// The endpoints `source` may connect to on the port, in increasing
+    /// order: exactly those `d` for which [`PortMatrix::allowed`] holds, found
+    /// from the source's class row instead of asking about every endpoint.
+    pub fn destinations(&self, source: EndpointId) -> Vec<EndpointId> {
+        let model = self.model;
+        let mut found: Vec<EndpointId> = self
+            .allowed
+            .row_ones(model.endpoint_class[source])
+            .flat_map(|class| model.classes[class].members.iter().copied())
+            .collect();
+        let has_port =
+            |endpoint: EndpointId| self.has_port.contains(model.endpoint_class[endpoint]);
+        if model.config.self_traffic == SelfTraffic::Allow && has_port(source) {
+            found.push(source);
+        }
+        let endpoints = &model.cluster.endpoints;
+        if model.config.host_network == HostNetworkMode::Node
+            && let Some(node) = &endpoints[source].node
+        {
+            let on_node = self
+                .endpoints_by_node
+                .get_or_init(|| {
+                    let mut by_node: HashMap<&'m str, Vec<EndpointId>> = HashMap::new();
+                    for (id, endpoint) in endpoints.iter().enumerate() {
+                        if let Some(node) = &endpoint.node {
+                            by_node.entry(node.as_str()).or_default().push(id);
+                        }
+                    }
+                    by_node
+                })
+                .get(node.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            found.extend(on_node.iter().copied().filter(|&destination| {
+                has_port(destination) && model.local_node_traffic(source, destination)
+            }));
+        }
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
     /// The class-level matrix: `[source class][destination class]`.
     pub fn class_matrix(&self) -> &BitMatrix {
         &self.allowed
@@ -75,9 +120,10 @@ impl<'m> PortMatrix<'m> {
 impl Model {
     /// The truth table for one port: which endpoint may connect to which.
     ///
-    /// Computed at class level: a destination × source matrix for ingress, a
-    /// source × destination matrix for egress, and one transpose to combine
-    /// them. Each row is a union of precompiled peer bitsets.
+    /// Computed at class level, one source class at a time: the union of its
+    /// egress rules' peer sets (where the port matches), kept where the
+    /// destination's ingress rules accept the source. Rows are sparse or
+    /// dense by size ([`BitSet`]).
     pub fn port_matrix(&self, protocol: Protocol, port: &PortQuery) -> PortMatrix<'_> {
         let class_count = self.classes.len();
         // The port number at each destination class (named ports resolve there).
@@ -89,6 +135,7 @@ impl Model {
                 PortQuery::Name(name) => class.named_port(name, protocol),
             })
             .collect();
+        let empty = BitSet::new(class_count);
         let mut has_port = BitSet::new(class_count);
         for (class, number) in port_at.iter().enumerate() {
             if number.is_some() {
@@ -126,59 +173,68 @@ impl Model {
             })
             .collect();
 
-        // Ingress: row = destination class, columns = sources it accepts.
-        let mut ingress = BitMatrix::new(class_count, class_count);
-        for destination in 0..class_count {
-            let policies = self.class_policies(Direction::Ingress, destination);
-            if policies.is_empty() || !self.classes[destination].selectable {
-                ingress.fill_row(destination);
-                continue;
-            }
-            for &policy in policies {
-                for rule in self.rules_of(policy, Direction::Ingress) {
-                    if !matching_destinations[rule.ports].contains(destination) {
-                        continue;
-                    }
-                    if rule.peers.everyone {
-                        ingress.fill_row(destination);
-                    } else {
-                        ingress.union_row(destination, &rule.peers.classes);
-                    }
+        // Per destination class, the ingress rules that match the port there;
+        // `None` when nothing isolates it for ingress.
+        let ingress_rules: Vec<Option<Vec<&CompiledRule>>> = (0..class_count)
+            .map(|destination| {
+                let policies = self.class_policies(Direction::Ingress, destination);
+                if policies.is_empty() || !self.classes[destination].selectable {
+                    return None;
                 }
-            }
-        }
+                Some(
+                    policies
+                        .iter()
+                        .flat_map(|&policy| self.rules_of(policy, Direction::Ingress))
+                        .filter(|rule| matching_destinations[rule.ports].contains(destination))
+                        .collect(),
+                )
+            })
+            .collect();
+        let ingress_accepts =
+            |destination: ClassId, source: ClassId| match &ingress_rules[destination] {
+                None => true,
+                Some(rules) => rules.iter().any(|rule| rule.peers.contains_class(source)),
+            };
 
-        // Egress: row = source class, columns = destinations it may reach.
-        let mut allowed = BitMatrix::new(class_count, class_count);
-        let mut scratch = BitSet::new(class_count);
+        // Row by row: the destinations a source's egress allows, kept where
+        // their ingress accepts the source. No class × class table is ever
+        // built, so memory follows the allowed pairs (and the cost the
+        // egress candidates), not the square of the class count.
+        let mut rows = Vec::with_capacity(class_count);
+        let mut candidates = BitSet::new(class_count);
         for source in 0..class_count {
             let policies = self.class_policies(Direction::Egress, source);
-            if policies.is_empty() || !self.classes[source].selectable {
-                allowed.fill_row(source);
-                continue;
-            }
-            for &policy in policies {
-                for rule in self.rules_of(policy, Direction::Egress) {
-                    let destinations = &matching_destinations[rule.ports];
-                    if rule.peers.everyone {
-                        allowed.union_row(source, destinations);
-                    } else {
-                        scratch.clone_from(&rule.peers.classes);
-                        scratch.intersect_with(destinations);
-                        allowed.union_row(source, &scratch);
+            let egress_open = policies.is_empty() || !self.classes[source].selectable;
+            candidates.clone_from(if egress_open { &has_port } else { &empty });
+            if !egress_open {
+                for &policy in policies {
+                    for rule in self.rules_of(policy, Direction::Egress) {
+                        let destinations = &matching_destinations[rule.ports];
+                        if rule.peers.everyone {
+                            candidates.union_with(destinations);
+                        } else {
+                            let mut reachable = rule.peers.classes.clone();
+                            reachable.intersect_with(destinations);
+                            candidates.union_with(&reachable);
+                        }
                     }
                 }
             }
+            rows.push(BitSet::from_sorted(
+                class_count,
+                candidates
+                    .ones()
+                    .filter(|&destination| ingress_accepts(destination, source)),
+            ));
         }
-
-        allowed.intersect_with(&ingress.transpose());
-        allowed.retain_columns(&has_port);
+        let allowed = BitMatrix::from_rows(class_count, rows);
         PortMatrix {
             model: self,
             protocol,
             port: port.clone(),
             allowed,
             has_port,
+            endpoints_by_node: OnceCell::new(),
         }
     }
 
@@ -270,5 +326,83 @@ impl ConnectionMatrix<'_> {
             .entry(key)
             .or_insert_with(|| model.class_connections(key.0, key.1))
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, HostNetworkMode, SelfTraffic};
+    use crate::load::Loader;
+
+    /// Host-network pods (node traffic with their own node), a pod reaching
+    /// itself and an isolated pod: `destinations` lists exactly what
+    /// `allowed` says, under each self-traffic and host-network choice.
+    #[test]
+    fn destinations_are_exactly_the_allowed_pairs() {
+        let text = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: a, labels: {app: web}}
+spec: {nodeName: n1, containers: [{name: c, image: i, ports: [{name: http, containerPort: 80}]}]}
+status: {podIP: 10.0.0.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: agent, namespace: a, labels: {app: agent}}
+spec: {nodeName: n1, hostNetwork: true, containers: [{name: c, image: i}]}
+status: {podIP: 192.168.0.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db, namespace: a, labels: {app: db}}
+spec: {nodeName: n2, containers: [{name: c, image: i}]}
+status: {podIP: 10.0.1.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: other, namespace: a, labels: {app: other}}
+spec: {nodeName: n2, hostNetwork: true, containers: [{name: c, image: i}]}
+status: {podIP: 192.168.0.2}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny, namespace: a}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  policyTypes: [Ingress, Egress]
+"#;
+        for self_traffic in [SelfTraffic::Allow, SelfTraffic::Evaluate] {
+            for host_network in [HostNetworkMode::Node, HostNetworkMode::Pod] {
+                let mut loader = Loader::new();
+                loader.load_str("test.yaml", text);
+                let loaded = loader.finish();
+                assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+                let config = Config {
+                    self_traffic,
+                    host_network,
+                    ..Config::default()
+                };
+                let model = Model::new(loaded.cluster, config);
+                let endpoints = model.cluster().endpoints.len();
+                for port in [PortQuery::Number(80), PortQuery::Name("http".to_string())] {
+                    let matrix = model.port_matrix(Protocol::Tcp, &port);
+                    let mut some_allowed = false;
+                    for source in 0..endpoints {
+                        let expected: Vec<EndpointId> = (0..endpoints)
+                            .filter(|&destination| matrix.allowed(source, destination))
+                            .collect();
+                        some_allowed |= !expected.is_empty();
+                        assert_eq!(
+                            matrix.destinations(source),
+                            expected,
+                            "{self_traffic:?} {host_network:?} {port} from {}",
+                            model.cluster().endpoint_name(source)
+                        );
+                    }
+                    assert!(some_allowed);
+                }
+            }
+        }
     }
 }

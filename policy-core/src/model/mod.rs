@@ -24,6 +24,8 @@ mod service_matrix;
 mod services;
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 use std::ops::Range;
 
@@ -202,14 +204,15 @@ fn direction_index(direction: Direction) -> usize {
     }
 }
 
-/// What makes endpoints indistinguishable to every policy.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct ClassKey {
-    namespace: String,
-    labels: Labels,
-    named_ports: Vec<(String, Protocol, u16)>,
+/// What makes endpoints indistinguishable to every policy. Borrowed from
+/// the cluster, so grouping 100,000 endpoints copies no labels.
+#[derive(PartialEq, Eq, Hash)]
+struct ClassKey<'c> {
+    namespace: &'c str,
+    labels: &'c Labels,
+    named_ports: Vec<(&'c str, Protocol, u16)>,
     selectable: bool,
-    ip_blocks: Vec<usize>,
+    ip_blocks: &'c [usize],
 }
 
 impl Model {
@@ -237,40 +240,40 @@ impl Model {
         };
 
         // Group endpoints into classes.
-        let mut class_of_key: HashMap<ClassKey, ClassId> = HashMap::new();
+        let mut class_of_key: FxHashMap<ClassKey<'_>, ClassId> = FxHashMap::default();
         let mut classes: Vec<PodClass> = Vec::new();
         let mut endpoint_class = Vec::with_capacity(cluster.endpoints.len());
         for (id, endpoint) in cluster.endpoints.iter().enumerate() {
-            let mut named_ports: Vec<(String, Protocol, u16)> = endpoint
+            let mut named_ports: Vec<(&str, Protocol, u16)> = endpoint
                 .ports
                 .iter()
-                .filter_map(|p| p.name.clone().map(|name| (name, p.protocol, p.port)))
+                .filter_map(|p| p.name.as_deref().map(|name| (name, p.protocol, p.port)))
                 .collect();
-            named_ports.sort();
+            named_ports.sort_unstable();
             named_ports.dedup();
             let selectable =
                 !(endpoint.host_network && config.host_network == HostNetworkMode::Node);
             let key = ClassKey {
-                namespace: endpoint.namespace.clone(),
-                labels: endpoint.labels.clone(),
+                namespace: &endpoint.namespace,
+                labels: &endpoint.labels,
                 named_ports,
                 selectable,
-                ip_blocks: endpoint_blocks[id].clone(),
+                ip_blocks: &endpoint_blocks[id],
             };
-            let class = match class_of_key.get(&key) {
-                Some(&class) => class,
-                None => {
-                    let class = classes.len();
-                    classes.push(PodClass {
-                        namespace: key.namespace.clone(),
-                        members: Vec::new(),
-                        selectable: key.selectable,
-                        named_ports: key.named_ports.clone(),
-                    });
-                    class_of_key.insert(key, class);
-                    class
-                }
-            };
+            let next = classes.len();
+            let class = *class_of_key.entry(key).or_insert_with_key(|key| {
+                classes.push(PodClass {
+                    namespace: key.namespace.to_string(),
+                    members: Vec::new(),
+                    selectable: key.selectable,
+                    named_ports: key
+                        .named_ports
+                        .iter()
+                        .map(|&(name, protocol, port)| (name.to_string(), protocol, port))
+                        .collect(),
+                });
+                next
+            });
             classes[class].members.push(id);
             endpoint_class.push(class);
         }
@@ -278,7 +281,7 @@ impl Model {
 
         let mut block_classes = vec![BitSet::new(class_count); block_ids.len()];
         for (key, &class) in &class_of_key {
-            for &block in &key.ip_blocks {
+            for &block in key.ip_blocks {
                 block_classes[block].insert(class);
             }
         }
@@ -561,12 +564,12 @@ pub struct SelectorIndex<'a> {
     /// Classes whose members selectors can select.
     selectable: BitSet,
     /// Classes per namespace.
-    by_namespace: HashMap<&'a str, BitSet>,
+    by_namespace: FxHashMap<&'a str, BitSet>,
     /// Per label key: classes having the key, and classes per value.
-    by_label: HashMap<&'a str, (BitSet, HashMap<&'a str, BitSet>)>,
+    by_label: FxHashMap<&'a str, (BitSet, FxHashMap<&'a str, BitSet>)>,
     empty: BitSet,
-    pod_memo: HashMap<Selector, BitSet>,
-    namespace_memo: HashMap<Selector, BitSet>,
+    pod_memo: FxHashMap<Selector, BitSet>,
+    namespace_memo: FxHashMap<Selector, BitSet>,
 }
 
 impl<'a> SelectorIndex<'a> {
@@ -588,8 +591,8 @@ impl<'a> SelectorIndex<'a> {
     fn new(cluster: &'a Cluster, classes: &[PodClass], endpoint_class: &[ClassId]) -> Self {
         let class_count = classes.len();
         let mut selectable = BitSet::new(class_count);
-        let mut by_namespace: HashMap<&str, BitSet> = HashMap::new();
-        let mut by_label: HashMap<&str, (BitSet, HashMap<&str, BitSet>)> = HashMap::new();
+        let mut by_namespace: FxHashMap<&str, BitSet> = FxHashMap::default();
+        let mut by_label: FxHashMap<&str, (BitSet, FxHashMap<&str, BitSet>)> = FxHashMap::default();
         for (class_id, class) in classes.iter().enumerate() {
             if class.selectable {
                 selectable.insert(class_id);
@@ -603,7 +606,7 @@ impl<'a> SelectorIndex<'a> {
             for (key, value) in &representative.labels {
                 let (with_key, by_value) = by_label
                     .entry(key.as_str())
-                    .or_insert_with(|| (BitSet::new(class_count), HashMap::new()));
+                    .or_insert_with(|| (BitSet::new(class_count), FxHashMap::default()));
                 with_key.insert(class_id);
                 by_value
                     .entry(value.as_str())
@@ -618,8 +621,8 @@ impl<'a> SelectorIndex<'a> {
             by_namespace,
             by_label,
             empty: BitSet::new(class_count),
-            pod_memo: HashMap::new(),
-            namespace_memo: HashMap::new(),
+            pod_memo: FxHashMap::default(),
+            namespace_memo: FxHashMap::default(),
         }
     }
 
@@ -632,31 +635,47 @@ impl<'a> SelectorIndex<'a> {
     /// intersect with [`SelectorIndex::selectable`] for what a policy can select).
     pub fn pods(&mut self, selector: &Selector) -> &BitSet {
         if !self.pod_memo.contains_key(selector) {
-            let mut result = BitSet::full(self.class_count);
-            for requirement in selector.requirements() {
-                let entry = self.by_label.get(requirement.key.as_str());
-                let with_values = |values: &[String]| {
-                    let mut set = BitSet::new(self.class_count);
-                    if let Some((_, by_value)) = entry {
-                        for value in values {
-                            if let Some(classes) = by_value.get(value.as_str()) {
-                                set.union_with(classes);
-                            }
+            let with_values = |entry: Option<&(BitSet, FxHashMap<&str, BitSet>)>,
+                               values: &[String]| {
+                let mut set = BitSet::new(self.class_count);
+                if let Some((_, by_value)) = entry {
+                    for value in values {
+                        if let Some(classes) = by_value.get(value.as_str()) {
+                            set.union_with(classes);
                         }
                     }
-                    set
+                }
+                set
+            };
+            // Narrow with In and Exists first: starting from the small sets
+            // they give keeps every later step small too.
+            let mut result: Option<BitSet> = None;
+            for requirement in selector.requirements() {
+                let entry = self.by_label.get(requirement.key.as_str());
+                let matched = match &requirement.operator {
+                    Operator::In(values) => with_values(entry, values),
+                    Operator::Exists => entry.map_or_else(
+                        || BitSet::new(self.class_count),
+                        |(with_key, _)| with_key.clone(),
+                    ),
+                    Operator::NotIn(_) | Operator::DoesNotExist => continue,
                 };
+                match &mut result {
+                    None => result = Some(matched),
+                    Some(result) => result.intersect_with(&matched),
+                }
+            }
+            let mut result = result.unwrap_or_else(|| BitSet::full(self.class_count));
+            for requirement in selector.requirements() {
+                let entry = self.by_label.get(requirement.key.as_str());
                 match &requirement.operator {
-                    Operator::In(values) => result.intersect_with(&with_values(values)),
-                    Operator::NotIn(values) => result.difference_with(&with_values(values)),
-                    Operator::Exists => {
-                        result.intersect_with(entry.map_or(&self.empty, |(with_key, _)| with_key))
-                    }
+                    Operator::NotIn(values) => result.difference_with(&with_values(entry, values)),
                     Operator::DoesNotExist => {
                         if let Some((with_key, _)) = entry {
                             result.difference_with(with_key);
                         }
                     }
+                    Operator::In(_) | Operator::Exists => {}
                 }
             }
             self.pod_memo.insert(selector.clone(), result);
