@@ -1,6 +1,7 @@
 //! Reading manifests from files, directories, standard input and live
 //! clusters, and reporting what the loader said.
 
+use std::mem::ManuallyDrop;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -474,7 +475,11 @@ fn print_live_notes(cluster: &LiveCluster) {
 /// Reads and loads the inputs, prints diagnostics (and the summary with
 /// --verbose), and builds the model. Also says whether the input had errors
 /// (which makes the exit status 2). The progress bar is cleared.
-pub fn load_model(args: &InputArgs) -> Result<(Model, bool), InputError> {
+///
+/// The model is never dropped: a command builds one and exits, and freeing
+/// a 100,000-pod model object by object takes seconds the user would wait
+/// for (BENCHMARKS.md, "Scale").
+pub fn load_model(args: &InputArgs) -> Result<(ManuallyDrop<Model>, bool), InputError> {
     let input = read_and_load(args)?;
     let progress = input.progress.clone();
     let built = build_model(input, &args.model);
@@ -484,7 +489,7 @@ pub fn load_model(args: &InputArgs) -> Result<(Model, bool), InputError> {
 
 /// Prints the input's diagnostics and builds the model. The progress bar
 /// keeps running: the caller clears it before printing results.
-pub fn build_model(input: Input, options: &ModelArgs) -> (Model, bool) {
+pub fn build_model(input: Input, options: &ModelArgs) -> (ManuallyDrop<Model>, bool) {
     input.progress.suspend(|| report(&input, options.verbose));
     input.progress.step("building model");
     let has_errors = input.loaded.has_errors();
@@ -493,7 +498,7 @@ pub fn build_model(input: Input, options: &ModelArgs) -> (Model, bool) {
     } = input;
     let model = Model::new(loaded.cluster, options.config());
     progress.suspend(|| print_diagnostics(&model.diagnostics()));
-    (model, has_errors)
+    (ManuallyDrop::new(model), has_errors)
 }
 
 /// Prints diagnostics (and, when verbose, a summary) to standard error.
