@@ -104,7 +104,16 @@ fn enforcer(kernel: Box<dyn Kernel>) -> Enforcer {
 
 fn with_generation() -> &'static Mutex<Enforcer> {
     static ENFORCER: OnceLock<Mutex<Enforcer>> = OnceLock::new();
-    ENFORCER.get_or_init(|| Mutex::new(enforcer(Box::new(NftKernel::new(Nft::default())))))
+    ENFORCER.get_or_init(|| {
+        let enforcer = enforcer(Box::new(NftKernel::new(Nft::default())));
+        let listing = NftKernel::new(Nft::default()).list().expect("list");
+        eprintln!(
+            "{NODE}: {} bytes of nft text, {} bytes of `nft -j list table`",
+            policy_nft::text::render(ruleset()).len(),
+            listing.map_or(0, |l| l.len())
+        );
+        Mutex::new(enforcer)
+    })
 }
 
 fn listing_only() -> &'static Mutex<Enforcer> {
