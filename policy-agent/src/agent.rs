@@ -16,7 +16,7 @@ use policy_core::{Config, Diagnostic};
 use policy_nft::runner::Nft;
 use tracing::{error, info, warn};
 
-use crate::enforce::{Applied, Drift, Enforcer};
+use crate::enforce::{Applied, Drift, DriftCheck, Enforcer};
 use crate::http::{Health, serve};
 use crate::kernel::{DryRun, Kernel, NftKernel};
 use crate::metrics::{Metrics, Stage};
@@ -335,7 +335,9 @@ fn sync(
     );
     let chains = plan.ruleset.chains.len();
     let elements = plan.ruleset.element_count();
-    match enforcer.enforce(plan.ruleset) {
+    let result = enforcer.enforce(plan.ruleset);
+    log_generation_notice(enforcer);
+    match result {
         Ok(Applied::Unchanged) => {
             metrics.synced(chains, elements);
             health.set_ready();
@@ -350,10 +352,18 @@ fn sync(
             bytes,
             latency,
             fell_back,
+            repaired,
         }) => {
             if let Some(why) = fell_back {
                 warn!(error = %why, "element update refused; replaced the whole table instead");
                 metrics.error(Stage::Apply, 1);
+            }
+            if let Some(drift) = repaired {
+                log_drift(
+                    &drift,
+                    "replaced the whole table instead of an element update",
+                );
+                metrics.drift_repaired();
             }
             metrics.applied(kind, latency, changed);
             metrics.synced(chains, elements);
@@ -378,24 +388,41 @@ fn sync(
     }
 }
 
-fn check_drift(enforcer: &mut Enforcer, metrics: &Metrics) {
-    match enforcer.check_drift() {
-        Ok(None) => {}
-        Ok(Some(Drift::TableMissing)) => {
-            warn!("drift: table inet netpol was deleted; restored it");
-            metrics.drift_repaired();
-        }
-        Ok(Some(Drift::TableChanged {
+fn log_generation_notice(enforcer: &mut Enforcer) {
+    if let Some(why) = enforcer.take_generation_notice() {
+        warn!(
+            reason = %why,
+            "cannot read the nftables generation: every drift check lists and compares the whole table"
+        );
+    }
+}
+
+fn log_drift(drift: &Drift, action: &str) {
+    match drift {
+        Drift::TableMissing => warn!("drift: table inet netpol was deleted; {action}"),
+        Drift::TableChanged {
             added_objects,
             removed_objects,
             example,
-        })) => {
-            warn!(
-                added_objects,
-                removed_objects,
-                example = %example,
-                "drift: table inet netpol was changed; restored it"
-            );
+        } => warn!(
+            added_objects,
+            removed_objects,
+            example = %example,
+            "drift: table inet netpol was changed; {action}"
+        ),
+    }
+}
+
+fn check_drift(enforcer: &mut Enforcer, metrics: &Metrics) {
+    let result = enforcer.check_drift();
+    log_generation_notice(enforcer);
+    match result {
+        Ok(DriftCheck::Idle) => {}
+        Ok(DriftCheck::Skipped) => metrics.drift_checked(false),
+        Ok(DriftCheck::Clean) => metrics.drift_checked(true),
+        Ok(DriftCheck::Repaired(drift)) => {
+            metrics.drift_checked(true);
+            log_drift(&drift, "restored it");
             metrics.drift_repaired();
         }
         Err(e) => {

@@ -8,16 +8,27 @@
 //! moment without rules). A failed transaction changes nothing in the
 //! kernel, and the committed state stays what it was.
 //!
-//! Drift: after each apply the enforcer keeps `nft list table`'s output;
-//! [`Enforcer::check_drift`] lists again and, if the table is gone or
-//! differs, replaces it with the committed ruleset.
+//! Drift: after each apply the enforcer keeps `nft list table`'s output and
+//! the nftables ruleset generation it was listed at ([`Kernel::generation`]:
+//! the kernel changes it at every committed transaction, in any table).
+//! [`Enforcer::check_drift`] reads the generation; if it has not moved, no
+//! transaction was committed and the table lists as it did: nothing to do.
+//! If it moved (someone's transaction, perhaps on another table), it lists
+//! again and compares; if the table is gone or differs, it replaces it with
+//! the committed ruleset, else it remembers the new generation. Without a
+//! generation (no netlink), every check lists and compares.
+//!
+//! An element update builds on the table in the kernel, and the listing
+//! after it becomes the reference for later checks. So when the generation
+//! moved since the table was last compared, [`Enforcer::enforce`] compares
+//! first, and if the table drifted, replaces it whole instead.
 
 use std::time::{Duration, Instant};
 
 use policy_nft::NodeRuleset;
 use policy_nft::diff::{self, FlatRuleset, Update};
 
-use crate::kernel::{Kernel, Transaction, TransactionKind};
+use crate::kernel::{Generation, Kernel, Transaction, TransactionKind};
 
 /// What [`Enforcer::enforce`] did.
 #[derive(Clone, Debug)]
@@ -37,7 +48,41 @@ pub enum Applied {
         /// Set when an incremental transaction was refused and a full
         /// replace applied instead: why the first failed.
         fell_back: Option<String>,
+        /// Set when the table had drifted since the last check, so a full
+        /// replace was applied instead of an element update.
+        repaired: Option<Drift>,
     },
+}
+
+/// What [`Enforcer::check_drift`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DriftCheck {
+    /// Nothing committed yet, or a kernel that only pretends: nothing to
+    /// check.
+    Idle,
+    /// The generation had not moved since the table was last listed: the
+    /// table is as applied. Nothing was listed.
+    Skipped,
+    /// The table was listed and compared (the generation moved, or cannot
+    /// be read) and is as applied.
+    Clean,
+    /// The table was listed, found gone or changed, and restored.
+    Repaired(Drift),
+}
+
+impl DriftCheck {
+    /// True if the table was listed and compared.
+    pub fn listed(&self) -> bool {
+        matches!(self, DriftCheck::Clean | DriftCheck::Repaired(_))
+    }
+}
+
+/// Whether the kernel's generation could be read, last time it was asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GenerationState {
+    Unknown,
+    Available,
+    Unavailable,
 }
 
 /// Drift found and repaired by [`Enforcer::check_drift`].
@@ -65,6 +110,15 @@ pub struct Enforcer {
     committed_flat: Option<FlatRuleset>,
     /// The kernel's listing right after the last apply.
     expected_listing: Option<String>,
+    /// The generation read just before the table was last listed and found
+    /// as expected (or listed after an apply). While the kernel's
+    /// generation is still this, the table lists as `expected_listing`.
+    /// None: unknown; the next check lists.
+    listed_generation: Option<u32>,
+    generation_state: GenerationState,
+    /// Why the generation became unavailable, until taken by
+    /// [`Enforcer::take_generation_notice`].
+    generation_notice: Option<String>,
 }
 
 impl Enforcer {
@@ -75,7 +129,17 @@ impl Enforcer {
             committed: None,
             committed_flat: None,
             expected_listing: None,
+            listed_generation: None,
+            generation_state: GenerationState::Unknown,
+            generation_notice: None,
         }
+    }
+
+    /// Why drift checks fall back to listing the table every time: set
+    /// once when the generation becomes unavailable (again only if it came
+    /// back in between). For a log line.
+    pub fn take_generation_notice(&mut self) -> Option<String> {
+        self.generation_notice.take()
     }
 
     /// The ruleset last applied, if any.
@@ -94,13 +158,20 @@ impl Enforcer {
             None => Update::Replace,
             Some(committed) => diff::diff_flat(committed, &next_flat),
         };
+        let mut repaired = None;
         let transaction = match update {
             Update::Unchanged => return Ok(Applied::Unchanged),
-            Update::Elements(delta) => Transaction {
-                kind: TransactionKind::Incremental,
-                text: diff::render_text(&delta),
-                json: diff::render_json(&delta),
-                elements: delta.len(),
+            Update::Elements(delta) => match self.drift_before_update()? {
+                None => Transaction {
+                    kind: TransactionKind::Incremental,
+                    text: diff::render_text(&delta),
+                    json: diff::render_json(&delta),
+                    elements: delta.len(),
+                },
+                Some(drift) => {
+                    repaired = Some(drift);
+                    full_replace(&next)
+                }
             },
             Update::Replace => full_replace(&next),
         };
@@ -120,40 +191,109 @@ impl Enforcer {
         let latency = started.elapsed();
         self.committed = Some(next);
         self.committed_flat = Some(next_flat);
-        self.expected_listing = if self.kernel.is_real() {
-            self.kernel.list()?
-        } else {
-            None
-        };
+        self.record_listing()?;
         Ok(Applied::Transaction {
             kind: applied.kind,
             elements: applied.elements,
             bytes: applied.json.len(),
             latency,
             fell_back,
+            repaired,
         })
     }
 
-    /// Compares the kernel's table with what was applied; restores the
-    /// committed ruleset if they differ. `Ok(None)`: no drift (or nothing
-    /// committed yet).
-    pub fn check_drift(&mut self) -> Result<Option<Drift>, String> {
-        let Some(committed) = &self.committed else {
-            return Ok(None);
-        };
-        if !self.kernel.is_real() {
-            return Ok(None);
+    /// The kernel's generation, if it can be read.
+    fn read_generation(&mut self) -> Option<u32> {
+        match self.kernel.generation() {
+            Generation::Id(id) => {
+                self.generation_state = GenerationState::Available;
+                Some(id)
+            }
+            Generation::Unavailable(why) => {
+                if self.generation_state != GenerationState::Unavailable {
+                    self.generation_state = GenerationState::Unavailable;
+                    self.generation_notice = Some(why);
+                }
+                None
+            }
         }
+    }
+
+    /// True if no transaction was committed since the table was last
+    /// listed: it lists the same. False if one was, or if unknown.
+    fn unchanged_since_listing(&mut self) -> bool {
+        let Some(listed) = self.listed_generation else {
+            return false;
+        };
+        self.read_generation() == Some(listed)
+    }
+
+    /// Keeps the table's listing (and the generation it was listed at) as
+    /// the reference for drift checks, right after an apply.
+    fn record_listing(&mut self) -> Result<(), String> {
+        self.listed_generation = None;
+        if !self.kernel.is_real() {
+            self.expected_listing = None;
+            return Ok(());
+        }
+        // Read before listing: a transaction committed after this read,
+        // even during the listing, moves the generation away from it.
+        let generation = self.read_generation();
+        self.expected_listing = self.kernel.list()?;
+        self.listed_generation = generation;
+        Ok(())
+    }
+
+    /// Lists the table and compares it with the reference. Unchanged: the
+    /// reference now holds at the generation read before listing.
+    fn compare(&mut self) -> Result<Option<Drift>, String> {
+        let generation = self.read_generation();
         let listing = self.kernel.list()?;
         let drift = match (&listing, &self.expected_listing) {
-            (None, _) => Drift::TableMissing,
-            (Some(actual), Some(expected)) if actual == expected => return Ok(None),
-            (Some(actual), expected) => line_difference(actual, expected.as_deref().unwrap_or("")),
+            (None, _) => Some(Drift::TableMissing),
+            (Some(actual), Some(expected)) if actual == expected => None,
+            (Some(actual), expected) => {
+                Some(line_difference(actual, expected.as_deref().unwrap_or("")))
+            }
         };
-        let full = full_replace(committed);
+        if drift.is_none() {
+            self.listed_generation = generation;
+        }
+        Ok(drift)
+    }
+
+    /// Before an element update: if the generation moved since the table
+    /// was last compared, the table may have drifted, and the update would
+    /// build on the drift (and the listing after it adopt it). Compares
+    /// then. Without a generation, does nothing (the periodic check lists;
+    /// listing before every update too would double its cost).
+    fn drift_before_update(&mut self) -> Result<Option<Drift>, String> {
+        if !self.kernel.is_real() || self.unchanged_since_listing() {
+            return Ok(None);
+        }
+        if self.generation_state != GenerationState::Available {
+            return Ok(None);
+        }
+        self.compare()
+    }
+
+    /// Checks that the kernel's table is as applied; restores the committed
+    /// ruleset if it is not. Costs one netlink round trip when no nftables
+    /// transaction was committed since the last check.
+    pub fn check_drift(&mut self) -> Result<DriftCheck, String> {
+        if self.committed.is_none() || !self.kernel.is_real() {
+            return Ok(DriftCheck::Idle);
+        }
+        if self.unchanged_since_listing() {
+            return Ok(DriftCheck::Skipped);
+        }
+        let Some(drift) = self.compare()? else {
+            return Ok(DriftCheck::Clean);
+        };
+        let full = full_replace(self.committed.as_ref().expect("checked above"));
         self.kernel.apply(&full)?;
-        self.expected_listing = self.kernel.list()?;
-        Ok(Some(drift))
+        self.record_listing()?;
+        Ok(DriftCheck::Repaired(drift))
     }
 
     /// Deletes the table (`--cleanup-on-exit`).
@@ -162,6 +302,7 @@ impl Enforcer {
         self.committed = None;
         self.committed_flat = None;
         self.expected_listing = None;
+        self.listed_generation = None;
         Ok(())
     }
 }
@@ -226,5 +367,252 @@ fn line_difference(actual: &str, expected: &str) -> Drift {
         added_objects,
         removed_objects,
         example,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use policy_core::Config;
+
+    use super::*;
+    use crate::plan::{OnUnreadable, Planner};
+    use crate::source::{Inputs, SourceFile};
+
+    /// The kernel's side of [`FakeKernel`], shared with the test.
+    #[derive(Debug, Default)]
+    struct Table {
+        /// The "listing": applied documents, concatenated.
+        listing: Option<String>,
+        /// The generation; None: unavailable.
+        generation: Option<u32>,
+        lists: usize,
+        applied: Vec<TransactionKind>,
+    }
+
+    impl Table {
+        /// Someone else's transaction: `edit` changes the listing (or not).
+        fn foreign(&mut self, edit: impl FnOnce(&mut Option<String>)) {
+            edit(&mut self.listing);
+            self.generation = self.generation.map(|g| g + 1);
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct FakeKernel(Arc<Mutex<Table>>);
+
+    impl FakeKernel {
+        fn with_generation() -> Self {
+            let kernel = FakeKernel::default();
+            kernel.table().generation = Some(100);
+            kernel
+        }
+
+        fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+            self.0.lock().unwrap()
+        }
+    }
+
+    impl Kernel for FakeKernel {
+        fn apply(&mut self, transaction: &Transaction) -> Result<(), String> {
+            let mut table = self.table();
+            match transaction.kind {
+                TransactionKind::Full => table.listing = Some(transaction.json.clone()),
+                TransactionKind::Incremental => match &mut table.listing {
+                    Some(listing) => listing.push_str(&transaction.json),
+                    None => return Err("No such file or directory".into()),
+                },
+            }
+            table.applied.push(transaction.kind);
+            table.generation = table.generation.map(|g| g + 1);
+            Ok(())
+        }
+
+        fn list(&mut self) -> Result<Option<String>, String> {
+            let mut table = self.table();
+            table.lists += 1;
+            Ok(table.listing.clone())
+        }
+
+        fn remove(&mut self) -> Result<(), String> {
+            self.table().foreign(|listing| *listing = None);
+            Ok(())
+        }
+
+        fn generation(&mut self) -> Generation {
+            match self.table().generation {
+                Some(id) => Generation::Id(id),
+                None => Generation::Unavailable("no netlink here".into()),
+            }
+        }
+    }
+
+    const PODS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec: {nodeName: node-1, containers: [{name: c, image: i}]}
+status: {podIP: 10.0.0.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db, namespace: shop, labels: {app: db}}
+spec: {nodeName: node-1, containers: [{name: c, image: i}]}
+status: {podIP: 10.0.0.2}
+"#;
+
+    /// node-1's ruleset when web may reach db on `port` only.
+    fn ruleset(port: u16) -> NodeRuleset {
+        let policy = format!(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: db, namespace: shop}}\nspec:\n  podSelector: {{matchLabels: {{app: db}}}}\n  ingress: [{{from: [{{podSelector: {{matchLabels: {{app: web}}}}}}], ports: [{{port: {port}}}]}}]\n"
+        );
+        let mut planner = Planner::new("node-1", Config::default(), OnUnreadable::KeepLastGood);
+        let plan = planner
+            .plan(Inputs::Files(vec![
+                SourceFile {
+                    path: "pods.yaml".into(),
+                    text: PODS.into(),
+                },
+                SourceFile {
+                    path: "policy.yaml".into(),
+                    text: policy,
+                },
+            ]))
+            .expect("plan");
+        assert!(plan.errors.is_empty());
+        plan.ruleset
+    }
+
+    fn applied(enforcer: &mut Enforcer, ruleset: NodeRuleset) -> (TransactionKind, Option<Drift>) {
+        match enforcer.enforce(ruleset).expect("enforce") {
+            Applied::Transaction { kind, repaired, .. } => (kind, repaired),
+            Applied::Unchanged => panic!("nothing applied"),
+        }
+    }
+
+    #[test]
+    fn an_unchanged_generation_skips_the_listing() {
+        let kernel = FakeKernel::with_generation();
+        let mut enforcer = Enforcer::new(Box::new(kernel.clone()));
+        assert_eq!(enforcer.check_drift(), Ok(DriftCheck::Idle));
+        applied(&mut enforcer, ruleset(5432));
+        assert_eq!(kernel.table().lists, 1, "the listing after the apply");
+        for _ in 0..3 {
+            assert_eq!(enforcer.check_drift(), Ok(DriftCheck::Skipped));
+        }
+        assert_eq!(kernel.table().lists, 1);
+        assert_eq!(enforcer.take_generation_notice(), None);
+    }
+
+    #[test]
+    fn a_foreign_transaction_on_another_table_costs_one_listing() {
+        let kernel = FakeKernel::with_generation();
+        let mut enforcer = Enforcer::new(Box::new(kernel.clone()));
+        applied(&mut enforcer, ruleset(5432));
+        kernel.table().foreign(|_| {});
+        assert_eq!(enforcer.check_drift(), Ok(DriftCheck::Clean));
+        assert_eq!(kernel.table().lists, 2);
+        // The new generation is remembered.
+        assert_eq!(enforcer.check_drift(), Ok(DriftCheck::Skipped));
+        assert_eq!(kernel.table().lists, 2);
+        assert_eq!(kernel.table().applied, [TransactionKind::Full]);
+    }
+
+    #[test]
+    fn a_changed_or_deleted_table_is_restored() {
+        let kernel = FakeKernel::with_generation();
+        let mut enforcer = Enforcer::new(Box::new(kernel.clone()));
+        applied(&mut enforcer, ruleset(5432));
+        let expected = kernel.table().listing.clone();
+        kernel
+            .table()
+            .foreign(|listing| listing.as_mut().unwrap().push_str("\nrule accept"));
+        let Ok(DriftCheck::Repaired(Drift::TableChanged { added_objects, .. })) =
+            enforcer.check_drift()
+        else {
+            panic!("not repaired")
+        };
+        assert!(added_objects > 0);
+        assert_eq!(kernel.table().listing, expected);
+        assert_eq!(enforcer.check_drift(), Ok(DriftCheck::Skipped));
+        kernel.table().foreign(|listing| *listing = None);
+        assert_eq!(
+            enforcer.check_drift(),
+            Ok(DriftCheck::Repaired(Drift::TableMissing))
+        );
+        assert_eq!(kernel.table().listing, expected);
+        assert_eq!(enforcer.check_drift(), Ok(DriftCheck::Skipped));
+        assert_eq!(
+            kernel.table().applied,
+            [
+                TransactionKind::Full,
+                TransactionKind::Full,
+                TransactionKind::Full
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_generation_every_check_lists_and_says_so_once() {
+        let kernel = FakeKernel::default();
+        let mut enforcer = Enforcer::new(Box::new(kernel.clone()));
+        applied(&mut enforcer, ruleset(5432));
+        assert_eq!(
+            enforcer.take_generation_notice().as_deref(),
+            Some("no netlink here")
+        );
+        for lists in 2..5 {
+            assert_eq!(enforcer.check_drift(), Ok(DriftCheck::Clean));
+            assert_eq!(kernel.table().lists, lists);
+        }
+        assert_eq!(enforcer.take_generation_notice(), None);
+        kernel.table().foreign(|listing| *listing = None);
+        assert_eq!(
+            enforcer.check_drift(),
+            Ok(DriftCheck::Repaired(Drift::TableMissing))
+        );
+        // An element update does not list first.
+        let lists = kernel.table().lists;
+        let (kind, repaired) = applied(&mut enforcer, ruleset(5433));
+        assert_eq!((kind, repaired), (TransactionKind::Incremental, None));
+        assert_eq!(kernel.table().lists, lists + 1, "only the listing after");
+    }
+
+    #[test]
+    fn an_element_update_after_unseen_drift_replaces_the_table() {
+        let kernel = FakeKernel::with_generation();
+        let mut enforcer = Enforcer::new(Box::new(kernel.clone()));
+        applied(&mut enforcer, ruleset(5432));
+        // Nothing moved: an element update, with no listing before it.
+        assert_eq!(
+            applied(&mut enforcer, ruleset(5433)),
+            (TransactionKind::Incremental, None)
+        );
+        assert_eq!(kernel.table().lists, 2);
+        // Another table changed: compared first, then an element update.
+        kernel.table().foreign(|_| {});
+        assert_eq!(
+            applied(&mut enforcer, ruleset(5432)),
+            (TransactionKind::Incremental, None)
+        );
+        assert_eq!(kernel.table().lists, 4);
+        // Our table changed by hand before the update: replaced whole, and
+        // the hand edit is not adopted as the reference.
+        kernel
+            .table()
+            .foreign(|listing| listing.as_mut().unwrap().push_str("\nrule accept"));
+        let (kind, repaired) = applied(&mut enforcer, ruleset(5433));
+        assert_eq!(kind, TransactionKind::Full);
+        assert!(matches!(repaired, Some(Drift::TableChanged { .. })));
+        assert!(
+            !kernel
+                .table()
+                .listing
+                .as_ref()
+                .unwrap()
+                .contains("rule accept")
+        );
+        assert_eq!(enforcer.check_drift(), Ok(DriftCheck::Skipped));
     }
 }

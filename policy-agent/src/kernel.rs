@@ -1,10 +1,14 @@
 //! The agent's only handle on the kernel: apply a transaction, list the
-//! table, remove it. [`NftKernel`] runs `nft`; [`DryRun`] prints instead.
+//! table, remove it, read the ruleset generation. [`NftKernel`] runs `nft`
+//! (and reads the generation over netlink, [`crate::nftgen`]); [`DryRun`]
+//! prints instead.
 
 use std::io::Write;
 
 use policy_nft::ruleset::{FAMILY, TABLE};
 use policy_nft::runner::{Nft, NftError};
+
+use crate::nftgen::GenerationSocket;
 
 /// One atomic nft transaction, in both syntaxes.
 #[derive(Clone, Debug)]
@@ -39,6 +43,16 @@ impl TransactionKind {
     }
 }
 
+/// The nftables ruleset generation, as [`Kernel::generation`] reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Generation {
+    /// The generation id: it changes at every committed nftables
+    /// transaction in the network namespace, in any table.
+    Id(u32),
+    /// It cannot be read; the message says why.
+    Unavailable(String),
+}
+
 /// The kernel, as the agent uses it.
 pub trait Kernel: Send {
     /// Applies one transaction atomically: all of it or none of it.
@@ -52,18 +66,48 @@ pub trait Kernel: Send {
     fn is_real(&self) -> bool {
         true
     }
+    /// The ruleset generation. While it has not moved, no transaction was
+    /// committed, so the table lists as it did. By default unavailable:
+    /// every drift check lists the table.
+    fn generation(&mut self) -> Generation {
+        Generation::Unavailable("this kernel has no generation id".into())
+    }
 }
 
-/// The real kernel, through the `nft` binary.
-#[derive(Clone, Debug, Default)]
+/// The real kernel, through the `nft` binary; the generation through a
+/// netlink socket.
+#[derive(Debug, Default)]
 pub struct NftKernel {
     nft: Nft,
+    generation: GenerationReader,
+}
+
+/// The netlink side of [`NftKernel`].
+#[derive(Debug, Default)]
+enum GenerationReader {
+    /// Not opened yet: opened on first use, by the thread that checks.
+    #[default]
+    Closed,
+    Open(GenerationSocket),
+    /// Never: nft runs elsewhere, or the socket cannot be opened.
+    Unavailable(String),
 }
 
 impl NftKernel {
-    /// Runs nft as configured.
+    /// Runs nft as configured. The generation is read in the network
+    /// namespace of the thread that first asks for it, which is where nft
+    /// runs unless `nft` has a command prefix: then it is unavailable
+    /// (the prefix may enter another namespace).
     pub fn new(nft: Nft) -> Self {
-        NftKernel { nft }
+        let generation = if nft.prefix.is_empty() {
+            GenerationReader::Closed
+        } else {
+            GenerationReader::Unavailable(format!(
+                "nft runs under `{}`, perhaps in another network namespace",
+                nft.prefix.join(" ")
+            ))
+        };
+        NftKernel { nft, generation }
     }
 }
 
@@ -84,6 +128,35 @@ impl Kernel for NftKernel {
             Ok(listing) => Ok(Some(listing)),
             Err(error) if is_missing_table(&error) => Ok(None),
             Err(error) => Err(error.to_string()),
+        }
+    }
+
+    fn generation(&mut self) -> Generation {
+        if let GenerationReader::Closed = self.generation {
+            self.generation = match GenerationSocket::open() {
+                Ok(socket) => GenerationReader::Open(socket),
+                Err(e) => GenerationReader::Unavailable(format!(
+                    "cannot open a NETLINK_NETFILTER socket: {e}"
+                )),
+            };
+        }
+        match &mut self.generation {
+            GenerationReader::Open(socket) => match socket.read() {
+                Ok(id) => Generation::Id(id),
+                Err(e) => {
+                    let why = format!("cannot read the nftables generation (NFT_MSG_GETGEN): {e}");
+                    // Permission errors stay; anything else may pass (a
+                    // timeout): try a new socket next time.
+                    self.generation = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                        GenerationReader::Unavailable(why.clone())
+                    } else {
+                        GenerationReader::Closed
+                    };
+                    Generation::Unavailable(why)
+                }
+            },
+            GenerationReader::Unavailable(why) => Generation::Unavailable(why.clone()),
+            GenerationReader::Closed => unreachable!("opened above"),
         }
     }
 

@@ -19,6 +19,7 @@ pub mod enforce;
 pub mod http;
 pub mod kernel;
 pub mod metrics;
+pub mod nftgen;
 pub mod plan;
 pub mod source;
 

@@ -58,6 +58,8 @@ struct Values {
     repaired_objects: u64,
     unenforceable_pods: u64,
     drift_repairs: u64,
+    drift_checks_skipped: u64,
+    drift_checks_full: u64,
     last_sync: Option<f64>,
     snapshots: u64,
     endpoints: u64,
@@ -136,6 +138,19 @@ impl Metrics {
     /// The table was restored after drift.
     pub fn drift_repaired(&self) {
         self.with(|v| v.drift_repairs += 1);
+    }
+
+    /// A drift check ran: `listed` if it listed and compared the table
+    /// (the generation moved or cannot be read), else it was skipped (the
+    /// generation had not moved).
+    pub fn drift_checked(&self, listed: bool) {
+        self.with(|v| {
+            if listed {
+                v.drift_checks_full += 1;
+            } else {
+                v.drift_checks_skipped += 1;
+            }
+        });
     }
 
     /// Seconds since the last successful sync, if there was one.
@@ -243,6 +258,15 @@ impl Metrics {
                     })
                     .collect::<Vec<_>>(),
             );
+            metric(
+                "netpol_agent_drift_checks_total",
+                "counter",
+                "Drift checks, by kind: skipped (the nftables generation had not moved, nothing listed) or full (the table listed and compared).",
+                &[
+                    ("{kind=\"skipped\"}".to_string(), v.drift_checks_skipped as f64),
+                    ("{kind=\"full\"}".to_string(), v.drift_checks_full as f64),
+                ],
+            );
             for (name, kind, help, value) in [
                     (
                         "netpol_agent_input_errors",
@@ -313,7 +337,12 @@ mod tests {
         metrics.applied(TransactionKind::Incremental, Duration::from_millis(3), 2);
         metrics.error(Stage::Input, 2);
         metrics.synced(4, 100);
+        metrics.drift_checked(false);
+        metrics.drift_checked(false);
+        metrics.drift_checked(true);
         let text = metrics.render();
+        assert!(text.contains("netpol_agent_drift_checks_total{kind=\"skipped\"} 2\n"));
+        assert!(text.contains("netpol_agent_drift_checks_total{kind=\"full\"} 1\n"));
         assert!(text.contains("netpol_agent_applies_total{kind=\"full\"} 1\n"));
         assert!(text.contains("netpol_agent_applies_total{kind=\"incremental\"} 1\n"));
         assert!(text.contains(

@@ -9,7 +9,9 @@
 //!   element update;
 //! - an invalid policy file (an invalid CIDR, then a YAML syntax error)
 //!   leaves connectivity as it was and shows up in the error metrics;
-//! - a table deleted or changed by hand is restored;
+//! - a table deleted or changed by hand is restored; while nothing is
+//!   committed, drift checks list nothing, and another program's
+//!   transaction on another table is no drift;
 //! - killing (SIGKILL) and restarting an agent, or stopping it with
 //!   SIGTERM, never lets a denied connection through, probed continuously;
 //! - `--cleanup-on-exit` removes the table on SIGTERM.
@@ -545,13 +547,59 @@ fn the_agent_keeps_the_kernel_equal_to_the_model_through_changes_bad_input_drift
     });
     wait_for(&testbed, &v2, Duration::from_secs(5), &agents);
 
-    // 4. Drift: the table deleted, then changed, by hand.
+    // 4. Drift. While nothing is committed, checks only read the nftables
+    //    generation; another program's transaction on another table makes
+    //    one check list and compare, and changes nothing.
     let repairs = "netpol_agent_drift_repairs_total";
+    let skipped = "netpol_agent_drift_checks_total{kind=\"skipped\"}";
+    let full = "netpol_agent_drift_checks_total{kind=\"full\"}";
+    let body = agents.metrics("node-2");
+    let (skipped_before, full_before) = (
+        metric(&body, skipped).expect("metric"),
+        metric(&body, full).expect("metric"),
+    );
+    agents.wait_metric("node-2", "drift checks skipped while idle", |body| {
+        metric(body, skipped).is_some_and(|n| n >= skipped_before + 2.0)
+    });
+    assert_eq!(
+        metric(&agents.metrics("node-2"), full),
+        Some(full_before),
+        "an idle table was listed\n{}",
+        agents.logs()
+    );
+    let repairs_before = metric(&agents.metrics("node-2"), repairs).expect("metric");
+    testbed
+        .nft(
+            "node-2",
+            &["-f", "-"],
+            "add table inet other\nadd chain inet other c\n",
+        )
+        .expect("foreign transaction");
+    agents.wait_metric(
+        "node-2",
+        "a full check after a foreign transaction",
+        |body| metric(body, full).is_some_and(|n| n > full_before),
+    );
+    let body = agents.wait_metric("node-2", "skipped checks again", |body| {
+        metric(body, skipped).is_some_and(|n| n >= skipped_before + 4.0)
+    });
+    assert_eq!(
+        metric(&body, repairs),
+        Some(repairs_before),
+        "a transaction on another table was taken for drift\n{}",
+        agents.logs()
+    );
+    //    Then the table deleted, changed by hand, and changed in one
+    //    transaction with another table: each restored.
     for (what, script) in [
         ("deleted", "delete table inet netpol\n"),
         (
             "changed",
             "insert rule inet netpol forward ip daddr 10.10.2.0/24 accept\n",
+        ),
+        (
+            "changed along with another table",
+            "delete table inet other\ninsert rule inet netpol forward ip daddr 10.10.2.0/24 accept\n",
         ),
     ] {
         let before = metric(&agents.metrics("node-2"), repairs).expect("metric");
