@@ -1,8 +1,8 @@
 //! Reading manifests from files, directories, standard input and live
 //! clusters, and reporting what the loader said.
 
-use std::mem::ManuallyDrop;
 use std::io::{IsTerminal, Read, Write};
+use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
