@@ -20,11 +20,11 @@
 use std::sync::{Mutex, OnceLock};
 
 use divan::Bencher;
-use netpol_synth::{Params, generate};
+use netpol_synth::{Params, load_cluster};
 use policy_agent::enforce::{DriftCheck, Enforcer};
 use policy_agent::kernel::{Generation, Kernel, NftKernel, Transaction};
 use policy_agent::nftgen::GenerationSocket;
-use policy_core::{Config, Loader, Model};
+use policy_core::{Config, Model};
 use policy_nft::runner::Nft;
 use policy_nft::{Compiler, NodeRuleset};
 
@@ -74,15 +74,8 @@ impl Kernel for ListingOnly {
 fn ruleset() -> &'static NodeRuleset {
     static RULESET: OnceLock<NodeRuleset> = OnceLock::new();
     RULESET.get_or_init(|| {
-        let text = generate(&Params::worst_case(10_000, 10_000));
-        let mut loader = Loader::new();
-        loader.load_str("synth.yaml", &text);
-        let loaded = loader.finish();
-        assert!(
-            loaded.diagnostics.is_empty(),
-            "synthetic input has diagnostics"
-        );
-        let model = Model::new(loaded.cluster, Config::default());
+        let cluster = load_cluster(&Params::worst_case(10_000, 10_000));
+        let model = Model::new(cluster, Config::default());
         let (ruleset, _) = Compiler::new(&model).expect("compilable").compile(NODE);
         eprintln!(
             "{NODE}: {} chains, {} elements",

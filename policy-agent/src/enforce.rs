@@ -377,8 +377,8 @@ mod tests {
     use policy_core::Config;
 
     use super::*;
+    use crate::plan::tests::files;
     use crate::plan::{OnUnreadable, Planner};
-    use crate::source::{Inputs, SourceFile};
 
     /// The kernel's side of [`FakeKernel`], shared with the test.
     #[derive(Debug, Default)]
@@ -448,38 +448,13 @@ mod tests {
         }
     }
 
-    const PODS: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: web, namespace: shop, labels: {app: web}}
-spec: {nodeName: node-1, containers: [{name: c, image: i}]}
-status: {podIP: 10.0.0.1}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: db, namespace: shop, labels: {app: db}}
-spec: {nodeName: node-1, containers: [{name: c, image: i}]}
-status: {podIP: 10.0.0.2}
-"#;
-
     /// node-1's ruleset when web may reach db on `port` only.
     fn ruleset(port: u16) -> NodeRuleset {
         let policy = format!(
             "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: db, namespace: shop}}\nspec:\n  podSelector: {{matchLabels: {{app: db}}}}\n  ingress: [{{from: [{{podSelector: {{matchLabels: {{app: web}}}}}}], ports: [{{port: {port}}}]}}]\n"
         );
         let mut planner = Planner::new("node-1", Config::default(), OnUnreadable::KeepLastGood);
-        let plan = planner
-            .plan(Inputs::Files(vec![
-                SourceFile {
-                    path: "pods.yaml".into(),
-                    text: PODS.into(),
-                },
-                SourceFile {
-                    path: "policy.yaml".into(),
-                    text: policy,
-                },
-            ]))
-            .expect("plan");
+        let plan = planner.plan(files(&policy)).expect("plan");
         assert!(plan.errors.is_empty());
         plan.ruleset
     }

@@ -434,6 +434,12 @@ mod tests {
             .output()
             .is_ok_and(|o| o.status.success());
         if !is_root() || !has_nft {
+            // CI (NETPOL_REQUIRE_E2E=1) must see a missing capability as a
+            // failure, never as a silent pass.
+            assert!(
+                std::env::var("NETPOL_REQUIRE_E2E").as_deref() != Ok("1"),
+                "needs root and nft, and NETPOL_REQUIRE_E2E=1 is set"
+            );
             eprintln!("skipped: needs root and nft");
             return;
         }

@@ -389,12 +389,13 @@ fn isolating_namespace(namespace: &str, name: &str) -> Policy {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::source::SourceFile;
     use policy_core::{PortQuery, Protocol, QueryEndpoint};
 
-    const PODS: &str = r#"
+    /// Two pods on node-1: `web` (10.0.0.1) and `db` (10.0.0.2) in `shop`.
+    pub(crate) const PODS: &str = r#"
 apiVersion: v1
 kind: Pod
 metadata: {name: web, namespace: shop, labels: {app: web}}
@@ -428,7 +429,8 @@ spec:
 
     const SYNTAX_ERROR: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: db, namespace: shop\n";
 
-    fn files(policies: &str) -> Inputs {
+    /// [`PODS`] and `policies`, as two files.
+    pub(crate) fn files(policies: &str) -> Inputs {
         Inputs::Files(vec![
             SourceFile {
                 path: "pods.yaml".into(),

@@ -18,10 +18,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use divan::Bencher;
 use divan::counter::ItemsCount;
-use netpol_synth::{Params, generate};
+use netpol_synth::{Params, load_cluster};
 use policy_core::exposure::{EntryKind, IngressControllers, exposure};
 use policy_core::model::ServiceOutcome;
-use policy_core::{Config, Loader, Model, QueryEndpoint};
+use policy_core::{Config, Model, QueryEndpoint};
 
 fn main() {
     divan::main();
@@ -57,12 +57,7 @@ fn fixture(size: &str) -> &'static Fixture {
     static FIXTURES: [OnceLock<Fixture>; 2] = [OnceLock::new(), OnceLock::new()];
     let index = SIZES.iter().position(|s| *s == size).expect("known size");
     FIXTURES[index].get_or_init(|| {
-        let text = generate(&params(size));
-        let mut loader = Loader::new();
-        loader.load_str("synth.yaml", &text);
-        let loaded = loader.finish();
-        assert!(loaded.diagnostics.is_empty(), "synthetic input has diagnostics");
-        let model = Model::new(loaded.cluster, Config::default());
+        let model = Model::new(load_cluster(&params(size)), Config::default());
         let cluster = model.cluster();
         let client = cluster
             .endpoints

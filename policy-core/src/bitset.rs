@@ -92,7 +92,7 @@ impl BitSet {
         debug_assert!(index < self.len);
         let limit = self.dense_limit();
         match &mut self.repr {
-            Repr::Dense(words) => words[index / WORD] |= 1u64 << (index % WORD),
+            Repr::Dense(words) => set_bit(words, index),
             Repr::Sparse(indices) => {
                 let value = index as u32;
                 match indices.last() {
@@ -119,7 +119,7 @@ impl BitSet {
             return false;
         }
         match &self.repr {
-            Repr::Dense(words) => words[index / WORD] & (1u64 << (index % WORD)) != 0,
+            Repr::Dense(words) => bit_is_set(words, index),
             Repr::Sparse(indices) => indices.binary_search(&(index as u32)).is_ok(),
         }
     }
@@ -156,10 +156,7 @@ impl BitSet {
     fn densify(&mut self) {
         if let Repr::Sparse(indices) = &self.repr {
             let mut words = vec![0u64; words_for(self.len)];
-            for &index in indices {
-                let index = index as usize;
-                words[index / WORD] |= 1u64 << (index % WORD);
-            }
+            set_bits(&mut words, indices);
             self.repr = Repr::Dense(words);
         }
     }
@@ -185,20 +182,10 @@ impl BitSet {
                     *x |= y;
                 }
             }
-            (Repr::Dense(a), Repr::Sparse(b)) => {
-                for &index in b {
-                    let index = index as usize;
-                    a[index / WORD] |= 1u64 << (index % WORD);
-                }
-            }
-            (Repr::Sparse(_), Repr::Dense(b)) => {
+            (Repr::Dense(a), Repr::Sparse(b)) => set_bits(a, b),
+            (Repr::Sparse(a), Repr::Dense(b)) => {
                 let mut words = b.clone();
-                if let Repr::Sparse(a) = &self.repr {
-                    for &index in a {
-                        let index = index as usize;
-                        words[index / WORD] |= 1u64 << (index % WORD);
-                    }
-                }
+                set_bits(&mut words, a);
                 self.repr = Repr::Dense(words);
             }
             (Repr::Sparse(a), Repr::Sparse(b)) => {
@@ -233,12 +220,12 @@ impl BitSet {
                 let kept = b
                     .iter()
                     .copied()
-                    .filter(|&i| a[i as usize / WORD] & (1u64 << (i as usize % WORD)) != 0)
+                    .filter(|&i| bit_is_set(a, i as usize))
                     .collect();
                 self.repr = Repr::Sparse(kept);
             }
             (Repr::Sparse(a), Repr::Dense(b)) => {
-                a.retain(|&i| b[i as usize / WORD] & (1u64 << (i as usize % WORD)) != 0);
+                a.retain(|&i| bit_is_set(b, i as usize));
             }
             (Repr::Sparse(a), Repr::Sparse(b)) => {
                 *a = merge_intersection(a, b);
@@ -258,13 +245,12 @@ impl BitSet {
             }
             (Repr::Dense(a), Repr::Sparse(b)) => {
                 for &index in b {
-                    let index = index as usize;
-                    a[index / WORD] &= !(1u64 << (index % WORD));
+                    a[index as usize / WORD] &= !(1u64 << (index as usize % WORD));
                 }
                 self.settle();
             }
             (Repr::Sparse(a), Repr::Dense(b)) => {
-                a.retain(|&i| b[i as usize / WORD] & (1u64 << (i as usize % WORD)) == 0);
+                a.retain(|&i| !bit_is_set(b, i as usize));
             }
             (Repr::Sparse(a), Repr::Sparse(b)) => {
                 if !b.is_empty() {
@@ -308,6 +294,22 @@ impl BitSet {
             Repr::Dense(words) => Ones::Dense(dense_ones(words)),
             Repr::Sparse(indices) => Ones::Sparse(indices.iter()),
         }
+    }
+}
+
+#[inline]
+fn bit_is_set(words: &[u64], index: usize) -> bool {
+    words[index / WORD] & (1u64 << (index % WORD)) != 0
+}
+
+#[inline]
+fn set_bit(words: &mut [u64], index: usize) {
+    words[index / WORD] |= 1u64 << (index % WORD);
+}
+
+fn set_bits(words: &mut [u64], indices: &[u32]) {
+    for &index in indices {
+        set_bit(words, index as usize);
     }
 }
 

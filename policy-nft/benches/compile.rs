@@ -11,8 +11,8 @@
 use std::sync::OnceLock;
 
 use divan::Bencher;
-use netpol_synth::{Params, generate};
-use policy_core::{Config, Loader, Model};
+use netpol_synth::{Params, load_cluster};
+use policy_core::{Config, Model};
 use policy_nft::{Compiler, NodeRuleset};
 
 fn main() {
@@ -48,12 +48,7 @@ fn fixture(size: &str) -> &'static Fixture {
     static FIXTURES: [OnceLock<Fixture>; 2] = [OnceLock::new(), OnceLock::new()];
     let index = SIZES.iter().position(|s| *s == size).expect("known size");
     FIXTURES[index].get_or_init(|| {
-        let text = generate(&params(size));
-        let mut loader = Loader::new();
-        loader.load_str("synth.yaml", &text);
-        let loaded = loader.finish();
-        assert!(loaded.diagnostics.is_empty(), "synthetic input has diagnostics");
-        let model = Model::new(loaded.cluster, Config::default());
+        let model = Model::new(load_cluster(&params(size)), Config::default());
         let compiler = Compiler::new(&model).expect("compilable");
         let (ruleset, unenforceable) = compiler.compile(NODE);
         assert!(

@@ -29,9 +29,9 @@ mod testbed;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use netpol_synth::{Params, generate};
+use netpol_synth::{Params, load_cluster};
 use policy_core::cluster::EndpointId;
-use policy_core::{Config, Direction, Loader, Model, PortQuery, Protocol, QueryEndpoint};
+use policy_core::{Config, Direction, Model, PortQuery, Protocol, QueryEndpoint};
 use policy_nft::Compiler;
 use testbed::{PodSpec, Probe, Testbed, TestbedSpec};
 
@@ -52,15 +52,7 @@ fn model(policies: usize) -> Model {
         nodes: PODS.div_ceil(PODS_PER_NODE),
         ..Params::scale(PODS, policies)
     };
-    let text = generate(&params);
-    let mut loader = Loader::new();
-    loader.load_str("synth.yaml", &text);
-    let loaded = loader.finish();
-    assert!(
-        loaded.diagnostics.is_empty(),
-        "synthetic input has diagnostics"
-    );
-    Model::new(loaded.cluster, Config::default())
+    Model::new(load_cluster(&params), Config::default())
 }
 
 fn median(values: &mut [f64]) -> f64 {

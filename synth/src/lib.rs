@@ -227,6 +227,21 @@ pub struct Summary {
     pub bytes: usize,
 }
 
+/// The cluster [`generate`] writes, loaded. Panics if the loader reports
+/// anything: generated input must be clean (benchmarks build on this).
+pub fn load_cluster(params: &Params) -> policy_core::Cluster {
+    let text = generate(params);
+    let mut loader = policy_core::Loader::new();
+    loader.load_str("synth.yaml", &text);
+    let loaded = loader.finish();
+    assert!(
+        loaded.diagnostics.is_empty(),
+        "synthetic input has diagnostics: {:?}",
+        loaded.diagnostics
+    );
+    loaded.cluster
+}
+
 /// The cluster for `params`, as a multi-document YAML stream.
 ///
 /// # Panics

@@ -202,20 +202,31 @@ impl Model {
         // egress candidates), not the square of the class count.
         let mut rows = Vec::with_capacity(class_count);
         let mut candidates = BitSet::new(class_count);
+        // A rule's peers that have its port, computed once per rule: a policy
+        // selecting many classes would otherwise redo it for each of them.
+        let full_destinations: Vec<bool> =
+            matching_destinations.iter().map(BitSet::is_full).collect();
+        let mut reachable_by_rule: Vec<Option<BitSet>> = vec![None; self.rules.len()];
         for source in 0..class_count {
             let policies = self.class_policies(Direction::Egress, source);
             let egress_open = policies.is_empty() || !self.classes[source].selectable;
             candidates.clone_from(if egress_open { &has_port } else { &empty });
             if !egress_open {
                 for &policy in policies {
-                    for rule in self.rules_of(policy, Direction::Egress) {
+                    for rule_id in self.rule_ids(policy, Direction::Egress) {
+                        let rule = &self.rules[rule_id];
                         let destinations = &matching_destinations[rule.ports];
                         if rule.peers.everyone {
                             candidates.union_with(destinations);
+                        } else if full_destinations[rule.ports] {
+                            candidates.union_with(&rule.peers.classes);
                         } else {
-                            let mut reachable = rule.peers.classes.clone();
-                            reachable.intersect_with(destinations);
-                            candidates.union_with(&reachable);
+                            let reachable = reachable_by_rule[rule_id].get_or_insert_with(|| {
+                                let mut reachable = rule.peers.classes.clone();
+                                reachable.intersect_with(destinations);
+                                reachable
+                            });
+                            candidates.union_with(reachable);
                         }
                     }
                 }
