@@ -361,8 +361,11 @@ impl<'m> Compiler<'m> {
             base: vec![PortSet::empty(); side.isolated.len()],
             everyone_named: Vec::new(),
         };
-        // 1. Entries: the rules of the isolated classes, by peer set.
+        // 1. Entries: the rules of the isolated classes, by peer set. Rules
+        // of different policies often name the same peers (a namespace, the
+        // monitoring pods): equal peer sets are one entry.
         let mut entry_of: HashMap<usize, usize> = HashMap::new();
+        let mut by_digest: HashMap<u64, Vec<usize>> = HashMap::new();
         for (local, grants) in isolated_grants.iter().enumerate() {
             for &(peers, ports) in grants {
                 if peers.everyone {
@@ -377,14 +380,28 @@ impl<'m> Compiler<'m> {
                     continue;
                 }
                 let key = std::ptr::from_ref(peers) as usize;
-                let entry = *entry_of.entry(key).or_insert_with(|| {
-                    grouping.entries.push(Entry {
-                        peers,
-                        grants: Vec::new(),
-                    });
-                    grouping.entries.len() - 1
-                });
-                grouping.entries[entry].grants.push((local, ports));
+                let entry = match entry_of.get(&key) {
+                    Some(&entry) => entry,
+                    None => {
+                        let same = by_digest.entry(digest(peers)).or_default();
+                        let entry = match same.iter().find(|&&e| grouping.entries[e].peers == peers)
+                        {
+                            Some(&entry) => entry,
+                            None => {
+                                grouping.entries.push(Entry {
+                                    peers,
+                                    grants: Vec::new(),
+                                });
+                                same.push(grouping.entries.len() - 1);
+                                grouping.entries.len() - 1
+                            }
+                        };
+                        entry_of.insert(key, entry);
+                        entry
+                    }
+                };
+                let grant = grouping.grant(local, ports);
+                grouping.entries[entry].grants.push(grant);
             }
         }
         // 2. Signatures of peer classes; ipBlock parts.
@@ -543,11 +560,38 @@ impl<'m> Compiler<'m> {
     }
 }
 
-/// The rules of the isolated classes that name one peer set: (isolated
-/// class index, ports).
+/// The rules of the isolated classes that name one peer set.
 struct Entry<'a> {
     peers: &'a PeerSet,
-    grants: Vec<(usize, &'a RulePorts)>,
+    grants: Vec<Grant<'a>>,
+}
+
+/// One rule of an isolated class, its ports resolved as far as they can be
+/// before knowing the peer.
+struct Grant<'a> {
+    /// The isolated class (index into the side's `isolated`).
+    local: usize,
+    /// The ports toward a pod of the peer set, when they do not depend on
+    /// which (ingress, or egress without named ports).
+    pods: Option<PortSet>,
+    /// The rule, to resolve named egress ports on each destination class.
+    rule: &'a RulePorts,
+    /// The ports toward an address of the peer set's ipBlocks.
+    blocks: PortSet,
+}
+
+/// A cheap digest of a peer set, to find equal ones without comparing
+/// every pair.
+fn digest(peers: &PeerSet) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    peers.everyone.hash(&mut hasher);
+    peers.classes.count().hash(&mut hasher);
+    for class in peers.classes.ones().take(8) {
+        class.hash(&mut hasher);
+    }
+    peers.addresses.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// What a peer address may do with the isolated local classes: (isolated
@@ -566,7 +610,7 @@ struct Grouping<'a> {
     everyone_named: Vec<(usize, &'a RulePorts)>,
 }
 
-impl Grouping<'_> {
+impl<'a> Grouping<'a> {
     /// The ports `ports` allows to or from a peer of class `peer` (`None`:
     /// an address outside the cluster) for isolated class `local`. Named
     /// ports resolve on the destination: the local class for ingress.
@@ -574,6 +618,19 @@ impl Grouping<'_> {
         match self.direction {
             Direction::Ingress => ports.resolve(Some(&self.classes[self.isolated[local].class])),
             Direction::Egress => ports.resolve(peer.map(|class| &self.classes[class])),
+        }
+    }
+
+    /// A rule of isolated class `local`, resolved as far as it can be.
+    fn grant(&self, local: usize, rule: &'a RulePorts) -> Grant<'a> {
+        let blocks = self.resolve(local, rule, None);
+        let per_destination =
+            self.direction == Direction::Egress && !rule.all && !rule.named.is_empty();
+        Grant {
+            local,
+            pods: (!per_destination).then(|| blocks.clone()),
+            rule,
+            blocks,
         }
     }
 
@@ -586,7 +643,9 @@ impl Grouping<'_> {
         let everyone = self.everyone_named.iter().map(|(_, ports)| *ports);
         signature
             .iter()
-            .flat_map(|&entry| self.entries[entry].grants.iter().map(|(_, ports)| *ports))
+            .flat_map(|&entry| self.entries[entry].grants.iter())
+            .filter(|grant| grant.pods.is_none())
+            .map(|grant| grant.rule)
             .chain(everyone)
             .flat_map(|ports| ports.named.iter())
             .map(|(protocol, name)| self.classes[class].named_port(name, *protocol))
@@ -602,32 +661,43 @@ impl Grouping<'_> {
         class: Option<ClassId>,
         block_entries: &[usize],
     ) -> Answer {
-        let mut ports = self.base.clone();
-        let mut add = |local: usize, allowed: PortSet| {
-            if !allowed.is_empty() {
-                ports[local].union_with(&allowed);
-            }
-        };
+        let mut contributions: Vec<(usize, std::borrow::Cow<'_, PortSet>)> = self
+            .base
+            .iter()
+            .enumerate()
+            .filter(|(_, ports)| !ports.is_empty())
+            .map(|(local, ports)| (local, std::borrow::Cow::Borrowed(ports)))
+            .collect();
         if class.is_some() {
             for &(local, rule) in &self.everyone_named {
-                add(local, self.resolve(local, rule, class));
+                let ports = self.resolve(local, rule, class);
+                contributions.push((local, std::borrow::Cow::Owned(ports)));
             }
         }
         for &entry in class_entries {
-            for &(local, rule) in &self.entries[entry].grants {
-                add(local, self.resolve(local, rule, class));
+            for grant in &self.entries[entry].grants {
+                let ports = match &grant.pods {
+                    Some(ports) => std::borrow::Cow::Borrowed(ports),
+                    None => std::borrow::Cow::Owned(self.resolve(grant.local, grant.rule, class)),
+                };
+                contributions.push((grant.local, ports));
             }
         }
         for &entry in block_entries {
-            for &(local, rule) in &self.entries[entry].grants {
-                add(local, self.resolve(local, rule, None));
+            for grant in &self.entries[entry].grants {
+                contributions.push((grant.local, std::borrow::Cow::Borrowed(&grant.blocks)));
             }
         }
-        ports
-            .into_iter()
-            .enumerate()
-            .filter(|(_, ports)| !ports.is_empty())
-            .collect()
+        contributions.retain(|(_, ports)| !ports.is_empty());
+        contributions.sort_by_key(|(local, _)| *local);
+        let mut answer: Answer = Vec::new();
+        for (local, ports) in contributions {
+            match answer.last_mut() {
+                Some((last, merged)) if *last == local => merged.union_with(&ports),
+                _ => answer.push((local, ports.into_owned())),
+            }
+        }
+        answer
     }
 }
 

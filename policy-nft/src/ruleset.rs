@@ -316,39 +316,3 @@ impl NodeRuleset {
         self.sides.iter().all(|side| side.isolated.is_empty())
     }
 }
-
-/// Whether the group of `side` that `peer` belongs to lets it talk with
-/// `local` on `protocol`/`port`, as the kernel decides (peer pod address
-/// first, then peer ranges, then group 0). `None` when `local` is not
-/// isolated on that side (then the side allows everything).
-pub fn side_allows(
-    side: &Side,
-    local: IpAddr,
-    peer: IpAddr,
-    protocol: Protocol,
-    port: u16,
-) -> Option<bool> {
-    if !side.isolated.iter().any(|c| c.addresses.contains(&local)) {
-        return None;
-    }
-    let group = side
-        .peer_addresses
-        .binary_search_by(|(address, _)| address.cmp(&peer))
-        .ok()
-        .map(|index| side.peer_addresses[index].1)
-        .or_else(|| {
-            side.peer_ranges
-                .iter()
-                .find(|(first, last, _)| *first <= peer && peer <= *last)
-                .map(|(_, _, group)| *group)
-        })
-        .unwrap_or(0);
-    let group = &side.groups[group];
-    Some(
-        group.any.contains(&local)
-            || group.ports.contains(&(local, protocol, port))
-            || group.port_ranges.iter().any(|&(a, p, low, high)| {
-                a == local && p == protocol && low <= port && port <= high
-            }),
-    )
-}
