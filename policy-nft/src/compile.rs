@@ -501,7 +501,6 @@ impl<'m> Compiler<'m> {
                 }
             }
         }
-        drop(group_of);
         let mut peer_ranges: Vec<(IpAddr, IpAddr, usize)> = Vec::new();
         for ((_, part), group) in parts.iter().zip(&part_groups) {
             if let Some(group) = *group {

@@ -122,6 +122,13 @@ pub fn stabilize_names(committed: &NodeRuleset, next: &mut NodeRuleset) {
     }
 }
 
+/// A group's elements, names aside.
+type Contents<'a> = (
+    &'a [IpAddr],
+    &'a [(IpAddr, Protocol, u16)],
+    &'a [(IpAddr, Protocol, u16, u16)],
+);
+
 fn stabilize_side(committed: &Side, next: &mut Side) {
     let old = &committed.groups;
     let mut names: Vec<Option<String>> = vec![None; next.groups.len()];
@@ -129,14 +136,7 @@ fn stabilize_side(committed: &Side, next: &mut Side) {
     let mut taken = vec![false; old.len()];
     taken[0] = true;
     // 1. Same contents.
-    let mut by_contents: HashMap<
-        (
-            &[IpAddr],
-            &[(IpAddr, Protocol, u16)],
-            &[(IpAddr, Protocol, u16, u16)],
-        ),
-        usize,
-    > = HashMap::new();
+    let mut by_contents: HashMap<Contents<'_>, usize> = HashMap::new();
     for (index, group) in old.iter().enumerate().skip(1) {
         by_contents
             .entry((&group.any, &group.ports, &group.port_ranges))

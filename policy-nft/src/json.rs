@@ -368,7 +368,7 @@ fn document(ruleset: &NodeRuleset) -> Document<'_> {
         let address_type = address_set_type(side.family);
         objects.push(set(
             side.pods_set(),
-            SetTypeValue::Single(address_type.clone()),
+            SetTypeValue::Single(address_type),
             false,
             side.isolated_addresses()
                 .into_iter()
@@ -409,12 +409,12 @@ fn document(ruleset: &NodeRuleset) -> Document<'_> {
                 let name = group.set_name(kind);
                 let set_type = if kind.has_ports() {
                     SetTypeValue::Concatenated(Cow::Owned(vec![
-                        address_type.clone(),
+                        address_type,
                         SetType::InetProto,
                         SetType::InetService,
                     ]))
                 } else {
-                    SetTypeValue::Single(address_type.clone())
+                    SetTypeValue::Single(address_type)
                 };
                 objects.push(set(
                     name.clone(),

@@ -311,6 +311,16 @@ impl NodeRuleset {
             .expect("every ruleset has all four sides")
     }
 
+    /// Isolated local addresses in `direction`, over both families.
+    pub fn isolated_addresses(&self, direction: Direction) -> usize {
+        self.sides
+            .iter()
+            .filter(|side| side.direction == direction)
+            .flat_map(|side| &side.isolated)
+            .map(|class| class.addresses.len())
+            .sum()
+    }
+
     /// True if no local pod is isolated.
     pub fn isolates_nothing(&self) -> bool {
         self.sides.iter().all(|side| side.isolated.is_empty())
