@@ -170,17 +170,13 @@ fn pod_node(objects: &[Object], index: usize) -> String {
         .unwrap_or_default()
 }
 
-/// How many of the ruleset's chain sets mention each address.
+/// How many of the ruleset's peer maps list each address (one per
+/// direction and family at most).
 fn mentions(ruleset: &NodeRuleset) -> BTreeMap<IpAddr, usize> {
     let mut counts = BTreeMap::new();
-    for chain in &ruleset.chains {
-        let elements = chain.elements(&ruleset.pod_addresses);
-        let mut seen: Vec<IpAddr> = elements.any_addresses.clone();
-        seen.extend(elements.port_addresses.iter().map(|(ip, ..)| *ip));
-        seen.sort();
-        seen.dedup();
-        for ip in seen {
-            *counts.entry(ip).or_insert(0) += 1;
+    for side in &ruleset.sides {
+        for (ip, _) in &side.peer_addresses {
+            *counts.entry(*ip).or_insert(0) += 1;
         }
     }
     counts
@@ -241,8 +237,8 @@ fn main() {
     );
     let base = base.expect("a ruleset");
     println!(
-        "  ruleset: {} chains, {} elements",
-        base.chains.len(),
+        "  ruleset: {} peer group chains, {} elements",
+        base.group_count(),
         base.element_count()
     );
 
@@ -289,7 +285,11 @@ fn main() {
 
     // One pod changes its address.
     let counts = mentions(&base);
-    let local: Vec<IpAddr> = base.ingress_dispatch.iter().map(|(ip, _)| *ip).collect();
+    let local: Vec<IpAddr> = base
+        .sides
+        .iter()
+        .flat_map(|side| side.isolated_addresses())
+        .collect();
     let remote = counts
         .iter()
         .filter(|(ip, _)| !local.contains(ip))
@@ -302,10 +302,7 @@ fn main() {
         .copied()
         .expect("a local pod");
     for (what, ip) in [
-        (
-            format!("remote pod mentioned by {} chains", remote.1),
-            remote.0,
-        ),
+        (format!("remote pod in {} peer maps", remote.1), remote.0),
         ("local pod".to_string(), local_pod),
     ] {
         let index = pod_index(&objects, ip);

@@ -78,8 +78,8 @@ fn ruleset() -> &'static NodeRuleset {
         let model = Model::new(cluster, Config::default());
         let (ruleset, _) = Compiler::new(&model).expect("compilable").compile(NODE);
         eprintln!(
-            "{NODE}: {} chains, {} elements",
-            ruleset.chains.len(),
+            "{NODE}: {} peer groups, {} elements",
+            ruleset.sides.iter().map(|side| side.groups.len()).sum::<usize>(),
             ruleset.element_count()
         );
         ruleset

@@ -333,7 +333,7 @@ fn sync(
         plan.counts.endpoints,
         plan.counts.policies,
     );
-    let chains = plan.ruleset.chains.len();
+    let chains = plan.ruleset.group_count();
     let elements = plan.ruleset.element_count();
     let result = enforcer.enforce(plan.ruleset);
     log_generation_notice(enforcer);

@@ -231,7 +231,7 @@ impl Metrics {
                     (
                         "netpol_agent_ruleset_chains",
                         "gauge",
-                        "Class chains of the enforced ruleset.",
+                        "Peer group chains of the enforced ruleset.",
                         v.ruleset_chains,
                     ),
             ] {

@@ -392,7 +392,7 @@ fn isolating_namespace(namespace: &str, name: &str) -> Policy {
 pub(crate) mod tests {
     use super::*;
     use crate::source::SourceFile;
-    use policy_core::{PortQuery, Protocol, QueryEndpoint};
+    use policy_core::{Direction, PortQuery, Protocol, QueryEndpoint};
 
     /// Two pods on node-1: `web` (10.0.0.1) and `db` (10.0.0.2) in `shop`.
     pub(crate) const PODS: &str = r#"
@@ -472,7 +472,11 @@ spec:
         assert!(plan.kept_last_good.is_empty() && plan.failed_closed.is_empty());
         assert_eq!(plan.counts.endpoints, 2);
         assert_eq!(plan.counts.policies, 1);
-        assert_eq!(plan.ruleset.ingress_dispatch.len(), 1, "db is isolated");
+        assert_eq!(
+            plan.ruleset.isolated_addresses(Direction::Ingress),
+            1,
+            "db is isolated"
+        );
         assert!(allows(&planner, "shop/web", "shop/db", 5432));
         assert!(!allows(&planner, "shop/web", "shop/db", 80));
     }
@@ -530,12 +534,12 @@ spec:
         // Deleted: the policy goes, and db is open again.
         let plan = planner.plan(files("")).unwrap();
         assert!(plan.errors.is_empty() && plan.kept_last_good.is_empty());
-        assert!(plan.ruleset.ingress_dispatch.is_empty());
+        assert_eq!(plan.ruleset.isolated_addresses(Direction::Ingress), 0);
         assert!(allows(&planner, "shop/web", "shop/db", 80));
         // Invalid from the start: nothing to keep, so nothing is enforced.
         let plan = planner.plan(files(DB_INVALID_CIDR)).unwrap();
         assert!(!plan.errors.is_empty() && plan.kept_last_good.is_empty());
-        assert!(plan.ruleset.ingress_dispatch.is_empty());
+        assert_eq!(plan.ruleset.isolated_addresses(Direction::Ingress), 0);
     }
 
     #[test]
@@ -557,8 +561,8 @@ spec:
         assert_eq!(plan.failed_closed.len(), 1);
         assert!(!allows(&planner, "shop/web", "shop/db", 5432));
         assert!(!allows(&planner, "shop/db", "shop/web", 80));
-        assert_eq!(plan.ruleset.ingress_dispatch.len(), 2);
-        assert_eq!(plan.ruleset.egress_dispatch.len(), 2);
+        assert_eq!(plan.ruleset.isolated_addresses(Direction::Ingress), 2);
+        assert_eq!(plan.ruleset.isolated_addresses(Direction::Egress), 2);
     }
 
     #[test]

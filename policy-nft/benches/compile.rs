@@ -5,7 +5,7 @@
 //! - `10k`: `scale(10_000, 10_000)` over 91 nodes.
 //!
 //! Run with `cargo bench -p policy-nft --bench compile`. The fixture prints
-//! the compiled node's size (pods, chains, set elements, bytes of text and
+//! the compiled node's size (pods, peer groups, set elements, bytes of text and
 //! JSON) on stderr. BENCHMARKS.md at the repository root records results.
 
 use std::sync::OnceLock;
@@ -64,13 +64,16 @@ fn fixture(size: &str) -> &'static Fixture {
         let text = policy_nft::text::render(&ruleset);
         let json = policy_nft::json::render_string(&ruleset);
         eprintln!(
-            "[{size}] {} pods, {} policies, {} classes; {NODE}: {local_pods} pods, {} ingress + {} egress dispatch entries, {} chains, {} set/map elements, {} bytes of nft text, {} bytes of JSON",
+            "[{size}] {} pods, {} policies, {} classes; {NODE}: {local_pods} pods, {} peer addresses, {} peer group chains, {} set/map elements, {} bytes of nft text, {} bytes of JSON",
             model.cluster().endpoints.len(),
             model.cluster().policies.len(),
             model.classes().len(),
-            ruleset.ingress_dispatch.len(),
-            ruleset.egress_dispatch.len(),
-            ruleset.chains.len(),
+            ruleset
+                .sides
+                .iter()
+                .map(|side| side.peer_addresses.len())
+                .sum::<usize>(),
+            ruleset.group_count(),
             ruleset.element_count(),
             text.len(),
             json.len(),

@@ -9,7 +9,7 @@
 //!   10,000 pods and 0, 1,000 and 10,000 policies loaded. The two pods are
 //!   the same in every cluster, and with policies both are isolated (egress
 //!   at the source, ingress at the destination), so every new connection goes
-//!   through both verdict-map dispatches and both class chains. For
+//!   through both sides' peer maps and group chains. For
 //!   reference, two more runs: no `netpol` table at all, and a table that
 //!   only accepts established connections (which turns conntrack on, as
 //!   kube-proxy does on every real node).
@@ -110,10 +110,10 @@ fn load_time(model: &Model, rounds: usize) {
         .filter(|e| e.node.as_deref() == Some(NODE))
         .count();
     println!(
-        "load: {NODE} of {} pods / {} policies: {local} local pods, {} chains, {} elements, {} bytes text, {} bytes JSON",
+        "load: {NODE} of {} pods / {} policies: {local} local pods, {} peer group chains, {} elements, {} bytes text, {} bytes JSON",
         model.cluster().endpoints.len(),
         model.cluster().policies.len(),
-        ruleset.chains.len(),
+        ruleset.group_count(),
         ruleset.element_count(),
         text.len(),
         json.len()
@@ -158,8 +158,8 @@ fn load_time(model: &Model, rounds: usize) {
 
 /// A source and destination pod on different nodes, with a TCP port the
 /// model allows between them in every model, both isolated in every model
-/// that has policies. Prefers the pair whose class chains are the largest
-/// in the last model.
+/// that has policies. Prefers the pair isolated by the most policies in the
+/// last model.
 fn choose_pair(models: &[(usize, Model)]) -> (EndpointId, EndpointId, u16) {
     let reference = &models.last().expect("models").1;
     let cluster = reference.cluster();
@@ -277,9 +277,9 @@ fn connect_rate(models: &[(usize, Model)], rounds: usize, connects: usize) {
             .iter()
             .map(|r| {
                 format!(
-                    "{}: {} chains, {} elements",
+                    "{}: {} peer group chains, {} elements",
                     r.node,
-                    r.chains.len(),
+                    r.group_count(),
                     r.element_count()
                 )
             })

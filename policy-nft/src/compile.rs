@@ -1,30 +1,43 @@
 //! Lowering the model to one node's ruleset.
 //!
 //! The kernel identifies a peer by its address alone, so every peer set of
-//! the model becomes an address set: the addresses of the pods of each peer
+//! the model stands for addresses: the addresses of the pods of each peer
 //! class, plus the ipBlocks (minus pod addresses when ipBlocks must not match
 //! pods). Ports resolve on the destination: for ingress that is the local
 //! pod's class; for egress each destination class in turn.
 //!
 //! Each address family is compiled from a model of its own (see
 //! [`AddressFamily`]): a packet is IPv4 or IPv6, and a dual-stack pod matches
-//! an IPv4 ipBlock only over IPv4. Chains are per class, direction and family.
+//! an IPv4 ipBlock only over IPv4.
 //!
-//! Each chain's (address, ports) pairs are made disjoint in address before
-//! they become set elements: the address space is cut at every boundary, and
-//! each piece gets the union of the ports of the pairs that cover it.
+//! Per direction and family, the compiler sorts peer addresses into **peer
+//! groups**: two addresses share a group when every isolated local pod of
+//! the node allows them the same ports. A group is what Cilium calls an
+//! identity, except that it is computed per node from the rules of the
+//! node's pods, so it is as coarse as those rules allow. The work touches
+//! only the node's local classes, the rules that select them, and the peer
+//! classes and ipBlocks those rules name:
+//!
+//! 1. every rule of every isolated local class is an *entry* keyed by its
+//!    peer set (rules without peers go to group 0, which every peer gets);
+//! 2. each peer class gets its *signature*, the entries naming it; the
+//!    ipBlocks of the entries are cut into disjoint parts by membership;
+//! 3. a pod address's allowed (local class, ports) pairs follow from its
+//!    class's signature, and from the ipBlock part it lies in, if any;
+//!    an ipBlock part's from its entries. Equal answers are one group.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use policy_core::cluster::EndpointId;
 use policy_core::config::{AddressFamily, HostNetworkMode, IpBlockMode, SelfTraffic};
 use policy_core::ipset::{Family, IpSet, IpSetBuilder, overlay};
 use policy_core::model::{ClassId, Model, PeerSet, RulePorts};
-use policy_core::{Config, Direction, PortSet};
+use policy_core::{Config, Direction, PortSet, Protocol};
 
-use crate::ruleset::{ClassChain, NodeRuleset};
+use crate::ruleset::{IsolatedClass, NodeRuleset, PeerGroup, Side};
 
 /// Why a model cannot be compiled.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,9 +83,9 @@ struct FamilyView<'m> {
     endpoint_addresses: IpSet,
     /// The whole address space of this family.
     universe: IpSet,
-    /// The addresses each peer set stands for, computed once for all nodes.
+    /// The ipBlock addresses of each peer set, computed once for all nodes.
     /// Keyed by the peer set's address in the model, which outlives the compiler.
-    peer_addresses: Mutex<HashMap<usize, Arc<IpSet>>>,
+    block_addresses: Mutex<HashMap<usize, Arc<IpSet>>>,
 }
 
 /// The caller's model, or one built for a single address family.
@@ -95,6 +108,8 @@ impl std::ops::Deref for ModelRef<'_> {
 /// Everything about the cluster the compiler needs, computed once for all nodes.
 pub struct Compiler<'m> {
     views: Vec<FamilyView<'m>>,
+    /// The endpoints placed on each node, in endpoint order.
+    node_endpoints: HashMap<String, Vec<EndpointId>>,
 }
 
 fn universe(family: Family) -> IpSet {
@@ -112,6 +127,29 @@ fn universe(family: Family) -> IpSet {
         ),
     };
     whole.difference(&other)
+}
+
+fn in_family(address: IpAddr, family: Family) -> bool {
+    address.is_ipv4() == (family == Family::V4)
+}
+
+/// Addresses `first..=last` one by one.
+fn addresses(first: IpAddr, last: IpAddr) -> impl Iterator<Item = IpAddr> {
+    let v4 = first.is_ipv4();
+    (number(first)..=number(last)).map(move |n| {
+        if v4 {
+            IpAddr::V4(std::net::Ipv4Addr::from(n as u32))
+        } else {
+            IpAddr::V6(std::net::Ipv6Addr::from(n))
+        }
+    })
+}
+
+fn number(address: IpAddr) -> u128 {
+    match address {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
 }
 
 impl<'m> Compiler<'m> {
@@ -134,6 +172,12 @@ impl<'m> Compiler<'m> {
         // Each family's chains need that family's exact answers, whatever
         // --family the caller's model was built with.
         let family_matters = dual_stack && config.ip_block == IpBlockMode::Match;
+        let mut node_endpoints: HashMap<String, Vec<EndpointId>> = HashMap::new();
+        for (id, endpoint) in cluster.endpoints.iter().enumerate() {
+            if let Some(node) = &endpoint.node {
+                node_endpoints.entry(node.clone()).or_default().push(id);
+            }
+        }
         let mut views = Vec::new();
         for (family, scope) in [
             (Family::V4, AddressFamily::Ipv4),
@@ -154,7 +198,7 @@ impl<'m> Compiler<'m> {
             let mut class_builders = vec![IpSetBuilder::default(); model.classes().len()];
             let mut endpoint_builder = IpSetBuilder::default();
             for (id, endpoint) in model.cluster().endpoints.iter().enumerate() {
-                for &ip in endpoint.ips.iter().filter(|ip| universe.contains(**ip)) {
+                for &ip in endpoint.ips.iter().filter(|ip| in_family(**ip, family)) {
                     class_builders[model.class_of(id)].add_address(ip);
                     endpoint_builder.add_address(ip);
                 }
@@ -170,41 +214,39 @@ impl<'m> Compiler<'m> {
                 class_addresses,
                 endpoint_addresses,
                 universe,
-                peer_addresses: Mutex::default(),
+                block_addresses: Mutex::default(),
             });
         }
-        Ok(Compiler { views })
+        Ok(Compiler {
+            views,
+            node_endpoints,
+        })
     }
 
     /// The ruleset of one node, and what on that node cannot be enforced.
     pub fn compile(&self, node: &str) -> (NodeRuleset, Unenforceable) {
         let mut unenforceable = Unenforceable::default();
-        let mut ruleset = NodeRuleset {
-            node: node.to_string(),
-            ingress_dispatch: Vec::new(),
-            egress_dispatch: Vec::new(),
-            local_node_addresses: IpSet::empty(),
-            pod_addresses: IpSet::union_all(self.views.iter().map(|v| &v.endpoint_addresses)),
-            chains: Vec::new(),
-        };
+        let cluster = self.views[0].model.cluster();
+        let local: &[EndpointId] = self
+            .node_endpoints
+            .get(node)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         // The node's own addresses: traffic between a pod and its node is
         // always allowed (docs/SEMANTICS.md §17.7).
-        let mut local_node_addresses: Vec<IpAddr> = self.views[0]
-            .model
-            .cluster()
+        let mut local_node_addresses: Vec<IpAddr> = cluster
             .nodes
             .iter()
             .filter(|n| n.name == node)
             .flat_map(|n| n.addresses.iter().map(|a| a.address))
             .collect();
+        let mut sides = Vec::new();
         for view in &self.views {
             let model = &view.model;
             let cluster = model.cluster();
-            let mut local_classes: BTreeMap<ClassId, Vec<usize>> = BTreeMap::new();
-            for (id, endpoint) in cluster.endpoints.iter().enumerate() {
-                if endpoint.node.as_deref() != Some(node) {
-                    continue;
-                }
+            let mut local_classes: BTreeMap<ClassId, Vec<EndpointId>> = BTreeMap::new();
+            for &id in local {
+                let endpoint = &cluster.endpoints[id];
                 if endpoint.ips.is_empty() {
                     if view.family == Family::V4 {
                         unenforceable
@@ -217,7 +259,7 @@ impl<'m> Compiler<'m> {
                     .ips
                     .iter()
                     .copied()
-                    .filter(|ip| view.universe.contains(*ip))
+                    .filter(|ip| in_family(*ip, view.family))
                     .collect();
                 if addresses.is_empty() {
                     continue;
@@ -231,188 +273,460 @@ impl<'m> Compiler<'m> {
                     .or_default()
                     .push(id);
             }
-            let suffix = match view.family {
-                Family::V4 => "v4",
-                Family::V6 => "v6",
-            };
-            for (&class, members) in &local_classes {
-                for direction in [Direction::Ingress, Direction::Egress] {
-                    let Some(grants) = model.grants(direction, class) else {
-                        continue;
-                    };
-                    let name = format!("{}_c{class}_{suffix}", direction.field());
-                    let (any_protocol, ports) =
-                        self.chain_contents(view, direction, class, &grants);
-                    let policies = model
-                        .policies_selecting(members[0], direction)
-                        .iter()
-                        .map(|&p| cluster.policies[p].reference())
-                        .collect();
-                    ruleset.chains.push(ClassChain {
-                        name: name.clone(),
-                        family: view.family,
-                        direction,
-                        class,
-                        members: members
-                            .iter()
-                            .map(|&m| cluster.endpoint_name(m).to_string())
-                            .collect(),
-                        policies,
-                        any_protocol,
-                        ports,
-                    });
-                    let dispatch = match direction {
-                        Direction::Ingress => &mut ruleset.ingress_dispatch,
-                        Direction::Egress => &mut ruleset.egress_dispatch,
-                    };
-                    for &member in members {
-                        for &ip in cluster.endpoints[member]
-                            .ips
-                            .iter()
-                            .filter(|ip| view.universe.contains(**ip))
-                        {
-                            dispatch.push((ip, name.clone()));
-                        }
-                    }
-                }
+            for direction in [Direction::Ingress, Direction::Egress] {
+                sides.push(self.side(view, direction, &local_classes));
             }
         }
-        ruleset.local_node_addresses = local_node_addresses.into_iter().collect();
-        ruleset.ingress_dispatch.sort();
-        ruleset.egress_dispatch.sort();
+        sides.sort_by_key(|side| {
+            Side::ORDER
+                .iter()
+                .position(|&(d, f)| d == side.direction && f == side.family)
+        });
+        let ruleset = NodeRuleset {
+            node: node.to_string(),
+            local_node_addresses: local_node_addresses.into_iter().collect(),
+            sides,
+        };
         (ruleset, unenforceable)
     }
 
-    /// The addresses an ipBlock part of a peer set stands for.
-    fn block_addresses(&self, view: &FamilyView<'_>, peers: &PeerSet) -> IpSet {
-        let addresses = if peers.everyone {
-            IpSet::everything()
+    /// The ipBlock addresses of a peer set (not `everyone`).
+    fn block_addresses(&self, view: &FamilyView<'_>, peers: &PeerSet) -> Arc<IpSet> {
+        let key = std::ptr::from_ref(peers) as usize;
+        if let Some(addresses) = lock(&view.block_addresses).get(&key) {
+            return Arc::clone(addresses);
+        }
+        let addresses = if peers.addresses.is_empty() {
+            IpSet::empty()
         } else {
-            match view.model.config().ip_block {
+            let addresses = match view.model.config().ip_block {
                 IpBlockMode::Match => peers.addresses.clone(),
                 // ipBlocks match only addresses outside the cluster.
                 IpBlockMode::Ignore => peers.addresses.difference(&view.endpoint_addresses),
-            }
-        };
-        addresses.intersection(&view.universe)
-    }
-
-    /// Every address a peer set matches: its classes' pods and its ipBlocks.
-    /// Rules are shared by many classes and nodes, so this is cached.
-    fn peer_addresses(&self, view: &FamilyView<'_>, peers: &PeerSet) -> Arc<IpSet> {
-        let key = std::ptr::from_ref(peers) as usize;
-        if let Some(addresses) = lock(&view.peer_addresses).get(&key) {
-            return Arc::clone(addresses);
-        }
-        let addresses = if peers.everyone {
-            // Every class and every block: the whole family.
-            view.universe.clone()
-        } else {
-            let mut builder = IpSetBuilder::default();
-            for class in peers.classes.ones() {
-                builder.add_set(&view.class_addresses[class]);
-            }
-            builder.add_set(&self.block_addresses(view, peers));
-            builder.build()
+            };
+            addresses.intersection(&view.universe)
         };
         let addresses = Arc::new(addresses);
-        lock(&view.peer_addresses).insert(key, Arc::clone(&addresses));
+        lock(&view.block_addresses).insert(key, Arc::clone(&addresses));
         addresses
     }
 
-    /// The any-protocol peers and the disjoint (peers, ports) pairs of one chain.
-    fn chain_contents(
+    /// One direction and family of the node: its isolated local classes and
+    /// their peers, sorted into groups.
+    fn side(
         &self,
         view: &FamilyView<'_>,
         direction: Direction,
-        class: ClassId,
-        grants: &[(&PeerSet, &RulePorts)],
-    ) -> (IpSet, Vec<(IpSet, PortSet)>) {
-        let classes = view.model.classes();
-        let mut any_protocol = IpSetBuilder::default();
-        // Peers grouped by port set: (ports → peers with at least those ports).
-        let mut by_ports: BTreeMap<PortSet, IpSetBuilder> = BTreeMap::new();
-        let mut add = |addresses: &IpSet, ports: PortSet| {
-            if addresses.is_empty() || ports.is_empty() {
-                return;
-            }
-            if ports.is_all() {
-                any_protocol.add_set(addresses);
-            } else {
-                by_ports.entry(ports).or_default().add_set(addresses);
-            }
-        };
-        for (peers, ports) in grants {
-            match direction {
-                // Ports resolve on the destination: the local pod's class.
-                Direction::Ingress => add(
-                    &self.peer_addresses(view, peers),
-                    ports.resolve(Some(&classes[class])),
-                ),
-                // Ports resolve on each destination class; addresses have no named ports.
-                Direction::Egress if ports.all || ports.named.is_empty() => {
-                    add(&self.peer_addresses(view, peers), ports.resolve(None));
-                }
-                Direction::Egress => {
-                    let destinations: Box<dyn Iterator<Item = ClassId>> = if peers.everyone {
-                        Box::new(0..classes.len())
-                    } else {
-                        Box::new(peers.classes.ones())
-                    };
-                    // Destinations whose named ports have the same numbers
-                    // resolve alike: group them before touching port sets.
-                    let mut by_numbers: HashMap<Vec<Option<u16>>, (ClassId, IpSetBuilder)> =
-                        HashMap::new();
-                    for destination in destinations {
-                        let numbers = ports
-                            .named
-                            .iter()
-                            .map(|(protocol, name)| {
-                                classes[destination].named_port(name, *protocol)
-                            })
-                            .collect();
-                        by_numbers
-                            .entry(numbers)
-                            .or_insert_with(|| (destination, IpSetBuilder::default()))
-                            .1
-                            .add_set(&view.class_addresses[destination]);
-                    }
-                    for (example, addresses) in by_numbers.into_values() {
-                        add(&addresses.build(), ports.resolve(Some(&classes[example])));
-                    }
-                    add(&self.block_addresses(view, peers), ports.resolve(None));
-                }
-            }
-        }
-        // Make the address sets disjoint: split them by which port sets
-        // cover each address, give each part the union of those port sets,
-        // and merge parts that end up with equal ports.
-        let groups: Vec<(PortSet, IpSet)> = by_ports
-            .into_iter()
-            .map(|(ports, addresses)| (ports, addresses.build()))
-            .collect();
-        let mut merged: BTreeMap<PortSet, IpSetBuilder> = BTreeMap::new();
-        let sets: Vec<&IpSet> = groups.iter().map(|(_, addresses)| addresses).collect();
-        for (membership, part) in overlay(&sets) {
-            let ports = match membership.as_slice() {
-                [only] => groups[*only].0.clone(),
-                _ => {
-                    let mut ports = PortSet::empty();
-                    for &group in &membership {
-                        ports.union_with(&groups[group].0);
-                    }
-                    ports
-                }
+        local_classes: &BTreeMap<ClassId, Vec<EndpointId>>,
+    ) -> Side {
+        let model = &view.model;
+        let cluster = model.cluster();
+        let classes = model.classes();
+        let mut side = Side::empty(direction, view.family);
+        let mut isolated_grants = Vec::new();
+        for (&class, members) in local_classes {
+            let Some(grants) = model.grants(direction, class) else {
+                continue;
             };
-            merged.entry(ports).or_default().add_set(&part);
+            let mut addresses: Vec<IpAddr> = members
+                .iter()
+                .flat_map(|&m| cluster.endpoints[m].ips.iter().copied())
+                .filter(|ip| in_family(*ip, view.family))
+                .collect();
+            addresses.sort();
+            addresses.dedup();
+            side.isolated.push(IsolatedClass {
+                class,
+                members: members
+                    .iter()
+                    .map(|&m| cluster.endpoint_name(m).to_string())
+                    .collect(),
+                addresses,
+                policies: model
+                    .policies_selecting(members[0], direction)
+                    .iter()
+                    .map(|&p| cluster.policies[p].reference())
+                    .collect(),
+            });
+            isolated_grants.push(grants);
         }
-        let mut ports: Vec<(IpSet, PortSet)> = merged
-            .into_iter()
-            .map(|(ports, addresses)| (addresses.build(), ports))
+        if side.isolated.is_empty() {
+            return side;
+        }
+        let mut grouping = Grouping {
+            direction,
+            classes,
+            isolated: &side.isolated,
+            entries: Vec::new(),
+            base: vec![PortSet::empty(); side.isolated.len()],
+            everyone_named: Vec::new(),
+        };
+        // 1. Entries: the rules of the isolated classes, by peer set. Rules
+        // of different policies often name the same peers (a namespace, the
+        // monitoring pods): equal peer sets are one entry.
+        let mut entry_of: HashMap<usize, usize> = HashMap::new();
+        let mut by_digest: HashMap<u64, Vec<usize>> = HashMap::new();
+        for (local, grants) in isolated_grants.iter().enumerate() {
+            for &(peers, ports) in grants {
+                if peers.everyone {
+                    // Every address: ports toward addresses (ingress: on the
+                    // local class) for everyone, and named ports of each
+                    // destination class on top (egress).
+                    let resolved = grouping.resolve(local, ports, None);
+                    grouping.base[local].union_with(&resolved);
+                    if direction == Direction::Egress && !ports.all && !ports.named.is_empty() {
+                        grouping.everyone_named.push((local, ports));
+                    }
+                    continue;
+                }
+                let key = std::ptr::from_ref(peers) as usize;
+                let entry = match entry_of.get(&key) {
+                    Some(&entry) => entry,
+                    None => {
+                        let same = by_digest.entry(digest(peers)).or_default();
+                        let entry = match same.iter().find(|&&e| grouping.entries[e].peers == peers)
+                        {
+                            Some(&entry) => entry,
+                            None => {
+                                grouping.entries.push(Entry {
+                                    peers,
+                                    grants: Vec::new(),
+                                });
+                                same.push(grouping.entries.len() - 1);
+                                grouping.entries.len() - 1
+                            }
+                        };
+                        entry_of.insert(key, entry);
+                        entry
+                    }
+                };
+                let grant = grouping.grant(local, ports);
+                grouping.entries[entry].grants.push(grant);
+            }
+        }
+        // 2. Signatures of peer classes; ipBlock parts.
+        let mut signatures: BTreeMap<ClassId, Vec<usize>> = BTreeMap::new();
+        for (index, entry) in grouping.entries.iter().enumerate() {
+            for class in entry.peers.classes.ones() {
+                if !view.class_addresses[class].is_empty() {
+                    signatures.entry(class).or_default().push(index);
+                }
+            }
+        }
+        if !grouping.everyone_named.is_empty() {
+            // Named ports toward everyone resolve on every destination class.
+            for (class, addresses) in view.class_addresses.iter().enumerate() {
+                if !addresses.is_empty() {
+                    signatures.entry(class).or_default();
+                }
+            }
+        }
+        let blocks: Vec<(usize, Arc<IpSet>)> = grouping
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| (index, self.block_addresses(view, entry.peers)))
+            .filter(|(_, addresses)| !addresses.is_empty())
             .collect();
-        ports.sort();
-        (any_protocol.build(), ports)
+        let block_sets: Vec<&IpSet> = blocks.iter().map(|(_, set)| set.as_ref()).collect();
+        let parts: Vec<(Vec<usize>, IpSet)> = overlay(&block_sets)
+            .into_iter()
+            .map(|(membership, part)| {
+                let entries = membership.into_iter().map(|b| blocks[b].0).collect();
+                (entries, part)
+            })
+            .collect();
+        // Every range of every part, sorted, to find the part of an address.
+        let mut part_ranges: Vec<(u128, u128, usize)> = parts
+            .iter()
+            .enumerate()
+            .flat_map(|(index, (_, part))| {
+                part.ranges(view.family)
+                    .map(move |(first, last)| (number(first), number(last), index))
+            })
+            .collect();
+        part_ranges.sort_unstable();
+        let part_of = |address: IpAddr| -> Option<usize> {
+            let n = number(address);
+            let position = part_ranges.partition_point(|&(first, _, _)| first <= n);
+            position
+                .checked_sub(1)
+                .map(|p| part_ranges[p])
+                .filter(|&(_, last, _)| n <= last)
+                .map(|(_, _, part)| part)
+        };
+        // 3. Answers, and the groups they make.
+        let base = grouping.answer(&[], None, &[]);
+        let mut groups: HashMap<Answer, usize> = HashMap::new();
+        let mut answers: Vec<Answer> = vec![base.clone()];
+        let mut group_of = |answer: Answer| -> Option<usize> {
+            if answer == base {
+                return None;
+            }
+            if let Some(&group) = groups.get(&answer) {
+                return Some(group);
+            }
+            let group = answers.len();
+            answers.push(answer.clone());
+            groups.insert(answer, group);
+            Some(group)
+        };
+        // ipBlock parts first: a pod address whose group is that of its
+        // part needs no entry of its own.
+        let part_groups: Vec<Option<usize>> = parts
+            .iter()
+            .map(|(entries, _)| group_of(grouping.answer(&[], None, entries)))
+            .collect();
+        // Classes with the same signature and named port numbers answer
+        // alike: one answer per such kind (and ipBlock part), not per pod.
+        let mut kinds: HashMap<(&[usize], Vec<Option<u16>>), usize> = HashMap::new();
+        let mut answered: HashMap<(usize, Option<usize>), Option<usize>> = HashMap::new();
+        let mut peer_addresses = Vec::new();
+        for (&class, signature) in &signatures {
+            let numbers = grouping.named_numbers(signature, class);
+            let next = kinds.len();
+            let kind = *kinds.entry((signature, numbers)).or_insert(next);
+            for (first, last) in view.class_addresses[class].ranges(view.family) {
+                for address in addresses(first, last) {
+                    let part = part_of(address);
+                    let group = *answered.entry((kind, part)).or_insert_with(|| {
+                        let blocks = part.map_or(&[][..], |p| parts[p].0.as_slice());
+                        group_of(grouping.answer(signature, Some(class), blocks))
+                    });
+                    if group != part.and_then(|p| part_groups[p]) {
+                        // (A pod's answer includes its part's, so a pod in
+                        // group 0 never lies in a part of another group.)
+                        peer_addresses.push((address, group.unwrap_or(0)));
+                    }
+                }
+            }
+        }
+        let mut peer_ranges: Vec<(IpAddr, IpAddr, usize)> = Vec::new();
+        for ((_, part), group) in parts.iter().zip(&part_groups) {
+            if let Some(group) = *group {
+                peer_ranges.extend(part.ranges(view.family).map(|(f, l)| (f, l, group)));
+            }
+        }
+        peer_addresses.sort_unstable();
+        peer_ranges.sort_unstable();
+        // Adjacent ranges of one group are one range.
+        let mut merged: Vec<(IpAddr, IpAddr, usize)> = Vec::with_capacity(peer_ranges.len());
+        for (first, last, group) in peer_ranges {
+            if let Some(previous) = merged.last_mut()
+                && previous.2 == group
+                && number(previous.1).checked_add(1) == Some(number(first))
+            {
+                previous.1 = last;
+                continue;
+            }
+            merged.push((first, last, group));
+        }
+        // Number groups in order of their first peer: pods, then ranges.
+        let mut renumber = vec![usize::MAX; answers.len()];
+        renumber[0] = 0;
+        let mut order = vec![0];
+        for group in peer_addresses
+            .iter()
+            .map(|&(_, g)| g)
+            .chain(merged.iter().map(|&(_, _, g)| g))
+        {
+            if renumber[group] == usize::MAX {
+                renumber[group] = order.len();
+                order.push(group);
+            }
+        }
+        side.peer_addresses = peer_addresses
+            .into_iter()
+            .map(|(address, group)| (address, renumber[group]))
+            .collect();
+        side.peer_ranges = merged
+            .into_iter()
+            .map(|(first, last, group)| (first, last, renumber[group]))
+            .collect();
+        side.groups = order
+            .iter()
+            .enumerate()
+            .map(|(index, &group)| {
+                let name = if index == 0 {
+                    side.others_name()
+                } else {
+                    side.group_name(index)
+                };
+                expand(name, &answers[group], &side.isolated)
+            })
+            .collect();
+        side
     }
+}
+
+/// The rules of the isolated classes that name one peer set.
+struct Entry<'a> {
+    peers: &'a PeerSet,
+    grants: Vec<Grant<'a>>,
+}
+
+/// One rule of an isolated class, its ports resolved as far as they can be
+/// before knowing the peer.
+struct Grant<'a> {
+    /// The isolated class (index into the side's `isolated`).
+    local: usize,
+    /// The ports toward a pod of the peer set, when they do not depend on
+    /// which (ingress, or egress without named ports).
+    pods: Option<PortSet>,
+    /// The rule, to resolve named egress ports on each destination class.
+    rule: &'a RulePorts,
+    /// The ports toward an address of the peer set's ipBlocks.
+    blocks: PortSet,
+}
+
+/// A cheap digest of a peer set, to find equal ones without comparing
+/// every pair.
+fn digest(peers: &PeerSet) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    peers.everyone.hash(&mut hasher);
+    peers.classes.count().hash(&mut hasher);
+    for class in peers.classes.ones().take(8) {
+        class.hash(&mut hasher);
+    }
+    peers.addresses.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// What a peer address may do with the isolated local classes: (isolated
+/// class index, ports), sorted by index, ports never empty.
+type Answer = Vec<(usize, PortSet)>;
+
+struct Grouping<'a> {
+    direction: Direction,
+    classes: &'a [policy_core::model::PodClass],
+    isolated: &'a [IsolatedClass],
+    entries: Vec<Entry<'a>>,
+    /// Per isolated class, the ports every address gets (rules without peers).
+    base: Vec<PortSet>,
+    /// Egress rules without peers but with named ports: (isolated class
+    /// index, ports); these resolve on each destination class.
+    everyone_named: Vec<(usize, &'a RulePorts)>,
+}
+
+impl<'a> Grouping<'a> {
+    /// The ports `ports` allows to or from a peer of class `peer` (`None`:
+    /// an address outside the cluster) for isolated class `local`. Named
+    /// ports resolve on the destination: the local class for ingress.
+    fn resolve(&self, local: usize, ports: &RulePorts, peer: Option<ClassId>) -> PortSet {
+        match self.direction {
+            Direction::Ingress => ports.resolve(Some(&self.classes[self.isolated[local].class])),
+            Direction::Egress => ports.resolve(peer.map(|class| &self.classes[class])),
+        }
+    }
+
+    /// A rule of isolated class `local`, resolved as far as it can be.
+    fn grant(&self, local: usize, rule: &'a RulePorts) -> Grant<'a> {
+        let blocks = self.resolve(local, rule, None);
+        let per_destination =
+            self.direction == Direction::Egress && !rule.all && !rule.named.is_empty();
+        Grant {
+            local,
+            pods: (!per_destination).then(|| blocks.clone()),
+            rule,
+            blocks,
+        }
+    }
+
+    /// The numbers the named egress ports of a signature resolve to on
+    /// `class`: peers of one signature with equal numbers answer alike.
+    fn named_numbers(&self, signature: &[usize], class: ClassId) -> Vec<Option<u16>> {
+        if self.direction == Direction::Ingress {
+            return Vec::new();
+        }
+        let everyone = self.everyone_named.iter().map(|(_, ports)| *ports);
+        signature
+            .iter()
+            .flat_map(|&entry| self.entries[entry].grants.iter())
+            .filter(|grant| grant.pods.is_none())
+            .map(|grant| grant.rule)
+            .chain(everyone)
+            .flat_map(|ports| ports.named.iter())
+            .map(|(protocol, name)| self.classes[class].named_port(name, *protocol))
+            .collect()
+    }
+
+    /// What an address may do: the rules without peers, the rules of the
+    /// entries that name its class (`class_entries`, for a pod of class
+    /// `class`) and those whose ipBlocks hold it (`block_entries`).
+    fn answer(
+        &self,
+        class_entries: &[usize],
+        class: Option<ClassId>,
+        block_entries: &[usize],
+    ) -> Answer {
+        let mut contributions: Vec<(usize, std::borrow::Cow<'_, PortSet>)> = self
+            .base
+            .iter()
+            .enumerate()
+            .filter(|(_, ports)| !ports.is_empty())
+            .map(|(local, ports)| (local, std::borrow::Cow::Borrowed(ports)))
+            .collect();
+        if class.is_some() {
+            for &(local, rule) in &self.everyone_named {
+                let ports = self.resolve(local, rule, class);
+                contributions.push((local, std::borrow::Cow::Owned(ports)));
+            }
+        }
+        for &entry in class_entries {
+            for grant in &self.entries[entry].grants {
+                let ports = match &grant.pods {
+                    Some(ports) => std::borrow::Cow::Borrowed(ports),
+                    None => std::borrow::Cow::Owned(self.resolve(grant.local, grant.rule, class)),
+                };
+                contributions.push((grant.local, ports));
+            }
+        }
+        for &entry in block_entries {
+            for grant in &self.entries[entry].grants {
+                contributions.push((grant.local, std::borrow::Cow::Borrowed(&grant.blocks)));
+            }
+        }
+        contributions.retain(|(_, ports)| !ports.is_empty());
+        contributions.sort_by_key(|(local, _)| *local);
+        let mut answer: Answer = Vec::new();
+        for (local, ports) in contributions {
+            match answer.last_mut() {
+                Some((last, merged)) if *last == local => merged.union_with(&ports),
+                _ => answer.push((local, ports.into_owned())),
+            }
+        }
+        answer
+    }
+}
+
+/// A group's set elements: its answer, over the local addresses.
+fn expand(name: String, answer: &Answer, isolated: &[IsolatedClass]) -> PeerGroup {
+    let mut group = PeerGroup {
+        name,
+        ..PeerGroup::default()
+    };
+    for (local, ports) in answer {
+        for &address in &isolated[*local].addresses {
+            if ports.is_all() {
+                group.any.push(address);
+                continue;
+            }
+            for protocol in Protocol::ALL {
+                for &(low, high) in ports.ranges(protocol) {
+                    if low == high {
+                        group.ports.push((address, protocol, low));
+                    } else {
+                        group.port_ranges.push((address, protocol, low, high));
+                    }
+                }
+            }
+        }
+    }
+    group.any.sort_unstable();
+    group.ports.sort_unstable();
+    group.port_ranges.sort_unstable();
+    group
 }
 
 /// The cache's lock; a panic elsewhere cannot leave the cache inconsistent

@@ -4,8 +4,9 @@
 //! Loading a whole ruleset ([`crate::text::render`]) replaces the table in
 //! one transaction, which is always right but rewrites every set and map.
 //! When the cluster changes a little (a pod starts, gets a new address,
-//! changes labels; a policy gains a peer), often only elements change: a
-//! dispatch map entry, a few peer addresses. [`diff`] finds out:
+//! changes labels; a policy gains a peer), often only elements change: an
+//! isolated pod's address, a peer's group, a group's (local pod, port)
+//! pairs. [`diff`] finds out:
 //!
 //! - [`Update::Unchanged`]: nothing to do.
 //! - [`Update::Elements`]: the table's structure (the [`Skeleton`]: which
@@ -16,11 +17,13 @@
 //!   overlaps one still present, so a range that grows must go first).
 //! - [`Update::Replace`]: the structure differs; load the full ruleset.
 //!
-//! The compiler names class chains after model class indices
-//! (`ingress_c3_v4`), which shift whenever the cluster changes. So that a
-//! recompiled ruleset does not look structurally new each time, call
-//! [`stabilize_names`] on it first: it gives the chains of the next ruleset
-//! the names their counterparts have in the committed one.
+//! The structure of a ruleset is fixed but for the number of peer group
+//! chains per direction and family: every group chain has the same three
+//! sets and rules. The compiler numbers groups afresh at each compilation,
+//! so call [`stabilize_names`] on the next ruleset first: it gives its
+//! groups the names of the committed groups that resemble them most, keeps
+//! unused committed groups as empty spares, and adds spares when the number
+//! of groups grows, so that a group appearing later is an element update.
 //!
 //! ```no_run
 //! # fn demo(committed: &policy_nft::NodeRuleset, mut next: policy_nft::NodeRuleset)
@@ -44,13 +47,13 @@
 //! agent must own table `inet netpol` alone. Deleting an element that a hash
 //! set, a map or an address interval set does not hold fails, and so does
 //! the whole transaction, leaving the table as it was. Not so in the
-//! concatenated interval sets (`_port_net`, nftables' pipapo backend): there
-//! the kernel deletes whichever element holds the *start* of the element
-//! named (seen on Linux 6.18 with nft 1.0.6). Their elements are disjoint, so
-//! against the committed table that is the element named; against a table
-//! that drifted, a delta may succeed and still not give the next ruleset. A
-//! failure is therefore no complete drift check: reload the whole ruleset
-//! from time to time, or compare `nft list table inet netpol`.
+//! concatenated interval sets (`_port_ranges`, nftables' pipapo backend):
+//! there the kernel deletes whichever element holds the *start* of the
+//! element named (seen on Linux 6.18 with nft 1.0.6). Their elements are
+//! disjoint, so against the committed table that is the element named;
+//! against a table that drifted, a delta may succeed and still not give the
+//! next ruleset. A failure is therefore no complete drift check: reload the
+//! whole ruleset from time to time, or compare `nft list table inet netpol`.
 //!
 //! Such a comparison must not expect the listing of a fresh load of the next
 //! ruleset byte for byte: after an element update, nft lists the elements of
@@ -63,202 +66,204 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use nftables::expr::{Expression, NamedExpression};
+use nftables::expr::Expression;
 use nftables::schema::{NfCmd, NfListObject, NfObject};
 use nftables::types::NfFamily;
 use policy_core::Direction;
 use policy_core::ipset::Family;
 use policy_core::ports::Protocol;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::json::{self, Command, Document, address_expression, port_expression};
-use crate::ruleset::{ClassChain, FAMILY, Interval, NodeRuleset, SetKind, TABLE};
+use crate::json::{self, Command, Document, address_expression, port_element};
+use crate::ruleset::{
+    FAMILY, Interval, NodeRuleset, PeerGroup, SetKind, Side, TABLE, family_suffix,
+};
 use crate::text::{port_range, protocol_keyword};
 
 // ---------------------------------------------------------------------------
-// Stable chain names
+// Stable group names
 
-/// Names a class chain can never take: the base chains.
-const BASE_CHAINS: [&str; 2] = ["forward", "input"];
+/// Spare groups kept when a side shrinks, at most this many beyond its
+/// groups in use (more, and the next full load drops them).
+const SPARE_SLACK: usize = 16;
 
-/// What identifies a class chain across recompilations: its direction,
-/// family and the policies that isolate it (sorted).
-type ChainKey = (Direction, Family, Vec<String>);
+/// Spare groups added when a side outgrows the committed one: a quarter of
+/// its groups, and at least this many.
+const SPARE_MIN: usize = 4;
 
-fn chain_key(chain: &ClassChain) -> ChainKey {
-    let mut policies = chain.policies.clone();
-    policies.sort();
-    (chain.direction, chain.family, policies)
-}
-
-fn sorted_members(chain: &ClassChain) -> Vec<String> {
-    let mut members = chain.members.clone();
-    members.sort();
-    members
-}
-
-/// True for a valid nft identifier: a letter, then letters, digits and `_`.
-fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// `name` made a valid nft identifier (other characters become `_`).
-fn identifier(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    if !out.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        out.insert_str(0, "c_");
-    }
-    out
-}
-
-/// Renames the class chains of `next` so that a chain that is "the same" as
-/// a chain of `committed` has its name, and rewrites the dispatch maps of
-/// `next` to match. Set names follow ([`ClassChain::set_name`] derives them
-/// from the chain name; nothing else holds chain names).
+/// Renames the peer groups of `next` so that each takes the name of the
+/// committed group of the same side it resembles most, and pads `next` with
+/// empty spare groups, so that a recompiled ruleset keeps the committed
+/// structure whenever it can. Only names change and empty groups are added:
+/// what `next` allows stays the same (no peer belongs to a spare group).
 ///
-/// A chain of `next` takes the name of a chain of `committed` when:
-/// 1. exactly one chain of each shares its key (direction, family, and the
-///    sorted list of policies that isolate it); or else
-/// 2. the chains sharing the key are several on one side, but exactly one of
-///    each (among those not named by rule 1) also has the same local pods.
-///    Two classes isolated by the same policies are common (pods that other
-///    policies tell apart); without this rule they would get new names, and
-///    so a new structure, at every recompilation, even an unchanged one.
+/// Per side (direction and family), group 0 keeps its fixed name; the
+/// others are paired with committed groups:
+/// 1. a group with the same contents (the same local pods, protocols and
+///    ports) as a committed one takes its name;
+/// 2. then, greedily, the pair sharing the most peers (addresses and ranges);
+/// 3. then the remaining groups take the remaining committed names, in order.
 ///
-/// Every other chain of `next` gets a name no chain of `committed` has
-/// (its own when that is free, else its own with the first free suffix
-/// `_1`, `_2`, ...), unique in `next`, and a valid nft identifier (letters,
-/// digits, `_`). So a name never changes meaning from one commit to the next.
+/// When `next` has fewer groups than `committed`, the unused committed names
+/// become empty spares (up to [`SPARE_SLACK`] beyond the groups in use), so
+/// the structure is the same. When it has more, the structure must change
+/// anyway: the extra groups get fresh names, and a quarter more empty
+/// spares (at least [`SPARE_MIN`]) are added for the groups to come.
 pub fn stabilize_names(committed: &NodeRuleset, next: &mut NodeRuleset) {
-    let mut committed_by_key: BTreeMap<ChainKey, Vec<usize>> = BTreeMap::new();
-    for (index, chain) in committed.chains.iter().enumerate() {
-        committed_by_key
-            .entry(chain_key(chain))
-            .or_default()
-            .push(index);
-    }
-    let mut next_by_key: BTreeMap<ChainKey, Vec<usize>> = BTreeMap::new();
-    for (index, chain) in next.chains.iter().enumerate() {
-        next_by_key.entry(chain_key(chain)).or_default().push(index);
-    }
-    let mut names: Vec<Option<String>> = vec![None; next.chains.len()];
-    for (key, next_indices) in &next_by_key {
-        let Some(committed_indices) = committed_by_key.get(key) else {
+    for side in &mut next.sides {
+        let Some(old) = committed
+            .sides
+            .iter()
+            .find(|s| s.direction == side.direction && s.family == side.family)
+        else {
             continue;
         };
-        if let ([only_next], [only_committed]) =
-            (next_indices.as_slice(), committed_indices.as_slice())
+        stabilize_side(old, side);
+    }
+}
+
+/// A group's elements, names aside.
+type Contents<'a> = (
+    &'a [IpAddr],
+    &'a [(IpAddr, Protocol, u16)],
+    &'a [(IpAddr, Protocol, u16, u16)],
+);
+
+fn stabilize_side(committed: &Side, next: &mut Side) {
+    let old = &committed.groups;
+    let mut names: Vec<Option<String>> = vec![None; next.groups.len()];
+    names[0] = Some(next.others_name());
+    let mut taken = vec![false; old.len()];
+    taken[0] = true;
+    // 1. Same contents.
+    let mut by_contents: HashMap<Contents<'_>, usize> = HashMap::new();
+    for (index, group) in old.iter().enumerate().skip(1) {
+        by_contents
+            .entry((&group.any, &group.ports, &group.port_ranges))
+            .or_insert(index);
+    }
+    for (index, group) in next.groups.iter().enumerate().skip(1) {
+        if let Some(&old_index) =
+            by_contents.get(&(&group.any[..], &group.ports[..], &group.port_ranges[..]))
+            && !taken[old_index]
         {
-            names[*only_next] = Some(committed.chains[*only_committed].name.clone());
-            continue;
+            taken[old_index] = true;
+            names[index] = Some(old[old_index].name.clone());
         }
-        // Several on a side: pair those with the same local pods, when unique.
-        let mut by_members: BTreeMap<Vec<String>, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
-        for &index in next_indices {
-            by_members
-                .entry(sorted_members(&next.chains[index]))
-                .or_default()
-                .0
-                .push(index);
+    }
+    // 2. Most shared peers.
+    if names.iter().any(Option::is_none) && taken.iter().any(|t| !t) {
+        let old_addresses: HashMap<IpAddr, usize> =
+            committed.peer_addresses.iter().copied().collect();
+        let old_ranges: HashMap<(IpAddr, IpAddr), usize> = committed
+            .peer_ranges
+            .iter()
+            .map(|&(first, last, group)| ((first, last), group))
+            .collect();
+        let mut shared: HashMap<(usize, usize), usize> = HashMap::new();
+        let pairs = next
+            .peer_addresses
+            .iter()
+            .filter_map(|(address, group)| Some((*group, *old_addresses.get(address)?)))
+            .chain(next.peer_ranges.iter().filter_map(|&(first, last, group)| {
+                Some((group, *old_ranges.get(&(first, last))?))
+            }));
+        for (group, old_group) in pairs {
+            if names[group].is_none() && !taken[old_group] {
+                *shared.entry((group, old_group)).or_default() += 1;
+            }
         }
-        for &index in committed_indices {
-            by_members
-                .entry(sorted_members(&committed.chains[index]))
-                .or_default()
-                .1
-                .push(index);
-        }
-        for (next_indices, committed_indices) in by_members.values() {
-            if let ([only_next], [only_committed]) =
-                (next_indices.as_slice(), committed_indices.as_slice())
-            {
-                names[*only_next] = Some(committed.chains[*only_committed].name.clone());
+        let mut candidates: Vec<((usize, usize), usize)> = shared.into_iter().collect();
+        candidates.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        for ((group, old_group), _) in candidates {
+            if names[group].is_none() && !taken[old_group] {
+                taken[old_group] = true;
+                names[group] = Some(old[old_group].name.clone());
             }
         }
     }
-    let mut taken: HashSet<String> = committed
-        .chains
-        .iter()
-        .map(|chain| chain.name.clone())
-        .chain(BASE_CHAINS.map(String::from))
-        .chain(names.iter().flatten().cloned())
-        .collect();
-    for (index, name) in names.iter_mut().enumerate() {
-        if name.is_some() {
-            continue;
+    // 3. The rest, in order; then fresh names.
+    let mut free = (0..old.len()).filter(|&i| !taken[i]);
+    let mut used: HashSet<String> = old.iter().map(|g| g.name.clone()).collect();
+    let prefix = next.chain_name();
+    let mut fresh = 1;
+    let mut fresh_name = |used: &mut HashSet<String>| loop {
+        let name = format!("{prefix}_g{fresh}");
+        fresh += 1;
+        if used.insert(name.clone()) {
+            return name;
         }
-        let own = &next.chains[index].name;
-        let base = if is_identifier(own) {
-            own.clone()
+    };
+    for name in names.iter_mut().filter(|n| n.is_none()) {
+        *name = Some(match free.next() {
+            Some(index) => old[index].name.clone(),
+            None => fresh_name(&mut used),
+        });
+    }
+    for (group, name) in next.groups.iter_mut().zip(names) {
+        group.name = name.expect("every group is named");
+    }
+    // Spares.
+    let in_use = next.groups.len();
+    let spares: Vec<String> = if in_use <= old.len() {
+        let unused: Vec<String> = free.map(|index| old[index].name.clone()).collect();
+        if unused.len() <= in_use + SPARE_SLACK {
+            unused
         } else {
-            identifier(own)
-        };
-        let mut candidate = base.clone();
-        let mut suffix = 0;
-        while taken.contains(&candidate) {
-            suffix += 1;
-            candidate = format!("{base}_{suffix}");
+            Vec::new()
         }
-        taken.insert(candidate.clone());
-        *name = Some(candidate);
-    }
-    let renames: HashMap<String, String> = next
-        .chains
-        .iter()
-        .zip(&names)
-        .filter_map(|(chain, name)| {
-            let name = name.as_ref().expect("every chain is named");
-            (chain.name != *name).then(|| (chain.name.clone(), name.clone()))
-        })
-        .collect();
-    if renames.is_empty() {
-        return;
-    }
-    for (chain, name) in next.chains.iter_mut().zip(names) {
-        chain.name = name.expect("every chain is named");
-    }
-    for (_, target) in next
-        .ingress_dispatch
-        .iter_mut()
-        .chain(next.egress_dispatch.iter_mut())
-    {
-        if let Some(name) = renames.get(target.as_str()) {
-            target.clone_from(name);
-        }
-    }
+    } else {
+        let count = (in_use / 4).max(SPARE_MIN);
+        (0..count).map(|_| fresh_name(&mut used)).collect()
+    };
+    next.groups.extend(spares.into_iter().map(|name| PeerGroup {
+        name,
+        ..PeerGroup::default()
+    }));
 }
 
 // ---------------------------------------------------------------------------
 // The flattened view
 
 /// What a named set or map of the table holds (its declaration, without
-/// elements).
+/// elements). Every one is declared, also when empty.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SetShape {
-    /// A dispatch verdict map (`ingress_v4`, ...): address → `jump` chain.
-    /// Always declared, also when empty.
-    Dispatch {
-        /// Ingress or egress.
-        direction: Direction,
-        /// The address family of its keys.
-        family: Family,
-    },
-    /// An interval set of host-network pod addresses (`local_node_v4`, ...).
-    /// Always declared, also when empty.
+    /// The node's own addresses (`local_node_v4`, ...): an interval set.
     LocalNode {
         /// The address family.
         family: Family,
     },
-    /// One of a class chain's four sets; always declared, also when empty.
-    Class {
+    /// The isolated local pod addresses of a side (`ingress_v4_pods`, ...).
+    Pods {
+        /// Ingress or egress.
+        direction: Direction,
         /// The address family.
         family: Family,
-        /// Which of the chain's four sets.
+    },
+    /// A side's verdict map from peer pod address to group chain
+    /// (`ingress_v4_peers`, ...).
+    Peers {
+        /// Ingress or egress.
+        direction: Direction,
+        /// The address family.
+        family: Family,
+    },
+    /// A side's interval verdict map from peer range to group chain
+    /// (`ingress_v4_peer_ranges`, ...).
+    PeerRanges {
+        /// Ingress or egress.
+        direction: Direction,
+        /// The address family.
+        family: Family,
+    },
+    /// One of a group chain's three sets.
+    Group {
+        /// Ingress or egress.
+        direction: Direction,
+        /// The address family.
+        family: Family,
+        /// Which of the three.
         kind: SetKind,
     },
 }
@@ -271,15 +276,22 @@ pub enum ChainShape {
         /// The hook, `forward` or `input`.
         hook: &'static str,
     },
-    /// A class chain: one lookup per set it has, in [`SetKind::ALL`] order,
-    /// each returning on a match, then `drop`.
-    Class {
-        /// The family of the addresses it matches.
-        family: Family,
-        /// Ingress (matches the source) or egress (the destination).
+    /// A side's chain: the two peer map lookups, then `goto` group 0.
+    Side {
+        /// Ingress or egress.
         direction: Direction,
-        /// The sets it has (those with elements), in [`SetKind::ALL`] order.
-        sets: Vec<SetKind>,
+        /// The address family.
+        family: Family,
+        /// The name of group 0's chain.
+        others: String,
+    },
+    /// A group chain: one lookup per set, in [`SetKind::ALL`] order, each
+    /// returning on a match, then `drop`.
+    Group {
+        /// Ingress or egress.
+        direction: Direction,
+        /// The address family.
+        family: Family,
     },
 }
 
@@ -302,33 +314,31 @@ pub struct Skeleton {
 /// One element of a named set or map, as it is loaded.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Element {
-    /// An address, in a hash set ([`SetKind::AnyAddress`]).
+    /// An address, in a hash set ([`SetShape::Pods`], [`SetKind::Any`]).
     Address(IpAddr),
-    /// An address interval `first..=last` (possibly one address), in an
-    /// interval set ([`SetKind::AnyRange`], the local-node sets). Written as
-    /// [`Interval::of`] writes it: address, prefix or `first-last`.
+    /// An address interval `first..=last` (possibly one address), in the
+    /// local-node sets. Written as [`Interval::of`] writes it: address,
+    /// prefix or `first-last`.
     Range {
         /// The first address.
         first: IpAddr,
         /// The last address.
         last: IpAddr,
     },
-    /// `address . protocol . port`, in a hash set ([`SetKind::PortAddress`]).
+    /// `address . protocol . port`, in a hash set ([`SetKind::Port`]).
     AddressPort {
-        /// The peer address.
+        /// The local address.
         address: IpAddr,
         /// The protocol.
         protocol: Protocol,
         /// The port.
         port: u16,
     },
-    /// `range . protocol . port range`, in an interval set
+    /// `address . protocol . first port-last port`, in an interval set
     /// ([`SetKind::PortRange`]).
-    RangePorts {
-        /// The first peer address.
-        first: IpAddr,
-        /// The last peer address.
-        last: IpAddr,
+    AddressPortRange {
+        /// The local address.
+        address: IpAddr,
         /// The protocol.
         protocol: Protocol,
         /// The first port.
@@ -336,11 +346,20 @@ pub enum Element {
         /// The last port.
         high: u16,
     },
-    /// A dispatch map entry: `address : jump chain`.
-    Jump {
-        /// The local pod address.
+    /// A peer map entry: `address : goto chain`.
+    Goto {
+        /// The peer address.
         address: IpAddr,
-        /// The class chain it jumps to.
+        /// The group chain.
+        chain: String,
+    },
+    /// A peer range map entry: `range : goto chain`.
+    RangeGoto {
+        /// The first peer address.
+        first: IpAddr,
+        /// The last peer address.
+        last: IpAddr,
+        /// The group chain.
         chain: String,
     },
 }
@@ -351,19 +370,36 @@ pub struct FlatRuleset {
     /// The structure.
     pub skeleton: Skeleton,
     /// The elements of every set and map of the skeleton, by name (an empty
-    /// set for a dispatch map or local-node set without elements).
+    /// set for one without elements).
     pub elements: BTreeMap<String, BTreeSet<Element>>,
 }
 
-fn family_suffix(family: Family) -> &'static str {
-    match family {
-        Family::V4 => "v4",
-        Family::V6 => "v6",
+/// The elements of a group's set of `kind`.
+fn group_set(group: &PeerGroup, kind: SetKind) -> BTreeSet<Element> {
+    match kind {
+        SetKind::Any => group.any.iter().map(|&a| Element::Address(a)).collect(),
+        SetKind::Port => group
+            .ports
+            .iter()
+            .map(|&(address, protocol, port)| Element::AddressPort {
+                address,
+                protocol,
+                port,
+            })
+            .collect(),
+        SetKind::PortRange => group
+            .port_ranges
+            .iter()
+            .map(
+                |&(address, protocol, low, high)| Element::AddressPortRange {
+                    address,
+                    protocol,
+                    low,
+                    high,
+                },
+            )
+            .collect(),
     }
-}
-
-fn in_family(address: IpAddr, family: Family) -> bool {
-    address.is_ipv4() == (family == Family::V4)
 }
 
 /// The ruleset as [`crate::text::render`] declares it: its skeleton and the
@@ -371,25 +407,9 @@ fn in_family(address: IpAddr, family: Family) -> bool {
 pub fn flatten(ruleset: &NodeRuleset) -> FlatRuleset {
     let mut sets = BTreeMap::new();
     let mut elements: BTreeMap<String, BTreeSet<Element>> = BTreeMap::new();
-    for (direction, dispatch) in [
-        (Direction::Ingress, &ruleset.ingress_dispatch),
-        (Direction::Egress, &ruleset.egress_dispatch),
-    ] {
-        for family in [Family::V4, Family::V6] {
-            let name = format!("{}_{}", direction.field(), family_suffix(family));
-            sets.insert(name.clone(), SetShape::Dispatch { direction, family });
-            elements.insert(
-                name,
-                dispatch
-                    .iter()
-                    .filter(|(address, _)| in_family(*address, family))
-                    .map(|(address, chain)| Element::Jump {
-                        address: *address,
-                        chain: chain.clone(),
-                    })
-                    .collect(),
-            );
-        }
+    let mut chains = BTreeMap::new();
+    for hook in BASE_CHAINS {
+        chains.insert(hook.to_string(), ChainShape::Base { hook });
     }
     for family in [Family::V4, Family::V6] {
         let name = format!("local_node_{}", family_suffix(family));
@@ -403,73 +423,74 @@ pub fn flatten(ruleset: &NodeRuleset) -> FlatRuleset {
                 .collect(),
         );
     }
-    let mut chains = BTreeMap::new();
-    for hook in BASE_CHAINS {
-        chains.insert(hook.to_string(), ChainShape::Base { hook });
-    }
-    for chain in &ruleset.chains {
-        let chain_elements = chain.elements(&ruleset.pod_addresses);
-        let mut kinds = Vec::new();
-        for kind in SetKind::ALL {
-            kinds.push(kind);
-            let name = chain.set_name(kind);
-            sets.insert(
-                name.clone(),
-                SetShape::Class {
-                    family: chain.family,
-                    kind,
-                },
-            );
-            let set: BTreeSet<Element> = match kind {
-                SetKind::AnyAddress => chain_elements
-                    .any_addresses
-                    .iter()
-                    .map(|&address| Element::Address(address))
-                    .collect(),
-                SetKind::PortAddress => chain_elements
-                    .port_addresses
-                    .iter()
-                    .map(|&(address, protocol, port)| Element::AddressPort {
-                        address,
-                        protocol,
-                        port,
-                    })
-                    .collect(),
-                SetKind::AnyRange => chain_elements
-                    .any_ranges
-                    .iter()
-                    .map(|&(first, last)| Element::Range { first, last })
-                    .collect(),
-                SetKind::PortRange => chain_elements
-                    .port_ranges
-                    .iter()
-                    .map(
-                        |&((first, last), protocol, (low, high))| Element::RangePorts {
-                            first,
-                            last,
-                            protocol,
-                            low,
-                            high,
-                        },
-                    )
-                    .collect(),
-            };
-            elements.insert(name, set);
-        }
+    for side in &ruleset.sides {
+        let (direction, family) = (side.direction, side.family);
+        sets.insert(side.pods_set(), SetShape::Pods { direction, family });
+        elements.insert(
+            side.pods_set(),
+            side.isolated_addresses()
+                .into_iter()
+                .map(Element::Address)
+                .collect(),
+        );
+        sets.insert(side.peers_map(), SetShape::Peers { direction, family });
+        elements.insert(
+            side.peers_map(),
+            side.peer_addresses
+                .iter()
+                .map(|&(address, group)| Element::Goto {
+                    address,
+                    chain: side.groups[group].name.clone(),
+                })
+                .collect(),
+        );
+        sets.insert(
+            side.peer_ranges_map(),
+            SetShape::PeerRanges { direction, family },
+        );
+        elements.insert(
+            side.peer_ranges_map(),
+            side.peer_ranges
+                .iter()
+                .map(|&(first, last, group)| Element::RangeGoto {
+                    first,
+                    last,
+                    chain: side.groups[group].name.clone(),
+                })
+                .collect(),
+        );
         chains.insert(
-            chain.name.clone(),
-            ChainShape::Class {
-                family: chain.family,
-                direction: chain.direction,
-                sets: kinds,
+            side.chain_name(),
+            ChainShape::Side {
+                direction,
+                family,
+                others: side.groups[0].name.clone(),
             },
         );
+        for group in &side.groups {
+            for kind in SetKind::ALL {
+                let name = group.set_name(kind);
+                sets.insert(
+                    name.clone(),
+                    SetShape::Group {
+                        direction,
+                        family,
+                        kind,
+                    },
+                );
+                elements.insert(name, group_set(group, kind));
+            }
+            chains.insert(group.name.clone(), ChainShape::Group { direction, family });
+        }
     }
     FlatRuleset {
         skeleton: Skeleton { sets, chains },
         elements,
     }
 }
+
+/// The base chains.
+const BASE_CHAINS: [&str; 2] = ["forward", "input"];
 
 // ---------------------------------------------------------------------------
 // The difference
@@ -589,20 +610,24 @@ fn element_text(element: &Element, deletion: bool) -> String {
             protocol,
             port,
         } => format!("{address} . {} . {port}", protocol_keyword(*protocol)),
-        Element::RangePorts {
-            first,
-            last,
+        Element::AddressPortRange {
+            address,
             protocol,
             low,
             high,
         } => format!(
-            "{} . {} . {}",
-            Interval::of(*first, *last),
+            "{address} . {} . {}",
             protocol_keyword(*protocol),
             port_range(*low, *high)
         ),
-        Element::Jump { address, .. } if deletion => address.to_string(),
-        Element::Jump { address, chain } => format!("{address} : jump {chain}"),
+        Element::Goto { address, .. } if deletion => address.to_string(),
+        Element::Goto { address, chain } => format!("{address} : goto {chain}"),
+        Element::RangeGoto { first, last, .. } if deletion => {
+            Interval::of(*first, *last).to_string()
+        }
+        Element::RangeGoto { first, last, chain } => {
+            format!("{} : goto {chain}", Interval::of(*first, *last))
+        }
     }
 }
 
@@ -633,56 +658,47 @@ pub fn render_text(delta: &ElementDelta) -> String {
     out
 }
 
-/// A set element as [`crate::json`] writes it (map entries excluded).
+/// An element's key as [`crate::json`] writes it (a map entry's key alone).
 fn element_expression(element: &Element) -> Expression<'static> {
-    let protocol = json::protocol_keyword;
-    let concat =
-        |parts: Vec<Expression<'static>>| Expression::Named(NamedExpression::Concat(parts));
     match element {
-        Element::Address(address) | Element::Jump { address, .. } => {
+        Element::Address(address) | Element::Goto { address, .. } => {
             address_expression(*address, *address)
         }
-        Element::Range { first, last } => address_expression(*first, *last),
+        Element::Range { first, last } | Element::RangeGoto { first, last, .. } => {
+            address_expression(*first, *last)
+        }
         Element::AddressPort {
             address,
-            protocol: p,
+            protocol,
             port,
-        } => concat(vec![
-            address_expression(*address, *address),
-            protocol(*p),
-            port_expression(*port, *port),
-        ]),
-        Element::RangePorts {
-            first,
-            last,
-            protocol: p,
+        } => port_element(*address, *protocol, *port, *port),
+        Element::AddressPortRange {
+            address,
+            protocol,
             low,
             high,
-        } => concat(vec![
-            address_expression(*first, *last),
-            protocol(*p),
-            port_expression(*low, *high),
-        ]),
+        } => port_element(*address, *protocol, *low, *high),
     }
 }
 
-fn element_command(name: &str, elements: &BTreeSet<Element>, deletion: bool) -> Command {
-    let is_map_entry = |element: &Element| matches!(element, Element::Jump { .. });
-    if !deletion && elements.iter().any(is_map_entry) {
+fn element_command<'a>(name: &str, elements: &'a BTreeSet<Element>, deletion: bool) -> Command<'a> {
+    let target = |element: &'a Element| match element {
+        Element::Goto { chain, .. } | Element::RangeGoto { chain, .. } => Some(chain.as_str()),
+        _ => None,
+    };
+    if !deletion && elements.iter().any(|e| target(e).is_some()) {
         // Verdict map entries: [key, verdict], as crate::json writes them.
-        let elem: Vec<Value> = elements
+        // (A map holds only such entries.)
+        let entries = elements
             .iter()
-            .map(|element| match element {
-                Element::Jump { address, chain } => {
-                    json!([address.to_string(), {"jump": {"target": chain}}])
-                }
-                other => serde_json::to_value(element_expression(other))
-                    .expect("nftables expressions serialise"),
+            .filter_map(|element| {
+                Some(json::goto_element(
+                    element_expression(element),
+                    target(element)?,
+                ))
             })
             .collect();
-        return Command::Raw(json!({"add": {"element": {
-            "family": FAMILY, "table": TABLE, "name": name, "elem": elem,
-        }}}));
+        return json::add_goto_elements(name.to_string(), entries);
     }
     let object = NfListObject::Element(nftables::schema::Element {
         family: NfFamily::INet,
@@ -697,7 +713,7 @@ fn element_command(name: &str, elements: &BTreeSet<Element>, deletion: bool) -> 
     }))
 }
 
-fn document(delta: &ElementDelta) -> Document {
+fn document(delta: &ElementDelta) -> Document<'_> {
     let mut commands = Vec::new();
     for deletion in [true, false] {
         for (name, changes) in &delta.sets {
@@ -748,6 +764,8 @@ mod tests {
     use super::common::{self, NaiveEndpoint, World};
     use super::*;
     use crate::Compiler;
+    use crate::ruleset::IsolatedClass;
+    use serde_json::json;
 
     const NODES: [&str; 2] = ["node-1", "node-2"];
 
@@ -920,67 +938,63 @@ mod tests {
 
     // ------------------------------------------------------------ checks
 
-    /// What stabilization promises: unique, valid names that keep their
-    /// meaning, dispatch maps that follow, and nothing else changed.
-    fn check_names(
-        committed: &NodeRuleset,
-        before: &NodeRuleset,
-        after: &NodeRuleset,
-    ) -> Result<(), TestCaseError> {
-        let names: HashSet<&str> = after.chains.iter().map(|c| c.name.as_str()).collect();
-        prop_assert_eq!(names.len(), after.chains.len(), "duplicate chain names");
-        for chain in &after.chains {
-            prop_assert!(
-                is_identifier(&chain.name),
-                "{} is no identifier",
-                chain.name
-            );
-            prop_assert!(!BASE_CHAINS.contains(&chain.name.as_str()));
-            if let Some(old) = committed.chains.iter().find(|c| c.name == chain.name) {
-                prop_assert_eq!(
-                    chain_key(old),
-                    chain_key(chain),
-                    "{} changed meaning",
-                    chain.name
+    /// What a side allows, names aside: its isolated addresses, and per
+    /// peer address, peer range and group 0, the contents of its group.
+    type Meaning = (
+        Vec<IpAddr>,
+        BTreeMap<IpAddr, PeerGroup>,
+        BTreeMap<(IpAddr, IpAddr), PeerGroup>,
+        PeerGroup,
+    );
+
+    fn meaning(side: &Side) -> Meaning {
+        let contents = |group: usize| PeerGroup {
+            name: String::new(),
+            ..side.groups[group].clone()
+        };
+        (
+            side.isolated_addresses(),
+            side.peer_addresses
+                .iter()
+                .map(|&(address, group)| (address, contents(group)))
+                .collect(),
+            side.peer_ranges
+                .iter()
+                .map(|&(first, last, group)| ((first, last), contents(group)))
+                .collect(),
+            contents(0),
+        )
+    }
+
+    /// What stabilization promises: unique, valid names, group 0's name
+    /// fixed, spare groups empty and unused, and the same meaning.
+    fn check_stabilized(before: &NodeRuleset, after: &NodeRuleset) -> Result<(), TestCaseError> {
+        prop_assert_eq!(&before.local_node_addresses, &after.local_node_addresses);
+        prop_assert_eq!(before.sides.len(), after.sides.len());
+        for (b, a) in before.sides.iter().zip(&after.sides) {
+            prop_assert_eq!(&b.isolated, &a.isolated);
+            prop_assert_eq!(meaning(b), meaning(a));
+            prop_assert_eq!(&a.groups[0].name, &a.others_name());
+            let names: HashSet<&str> = a.groups.iter().map(|g| g.name.as_str()).collect();
+            prop_assert_eq!(names.len(), a.groups.len(), "duplicate group names");
+            for group in &a.groups {
+                prop_assert!(
+                    group.name.starts_with(&a.chain_name())
+                        && group
+                            .name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "{} is no group name",
+                    group.name
                 );
             }
+            // Groups past the compiled ones are empty spares.
+            for spare in &a.groups[b.groups.len()..] {
+                prop_assert!(spare.is_empty());
+            }
+            prop_assert_eq!(&b.peer_addresses, &a.peer_addresses);
+            prop_assert_eq!(&b.peer_ranges, &a.peer_ranges);
         }
-        for (_, target) in after.ingress_dispatch.iter().chain(&after.egress_dispatch) {
-            prop_assert!(
-                names.contains(target.as_str()),
-                "dispatch to a missing {}",
-                target
-            );
-        }
-        // Only names changed, consistently.
-        prop_assert_eq!(before.chains.len(), after.chains.len());
-        let renames: HashMap<&str, &str> = before
-            .chains
-            .iter()
-            .zip(&after.chains)
-            .map(|(b, a)| (b.name.as_str(), a.name.as_str()))
-            .collect();
-        for (b, a) in before.chains.iter().zip(&after.chains) {
-            prop_assert_eq!(
-                &ClassChain {
-                    name: a.name.clone(),
-                    ..b.clone()
-                },
-                a
-            );
-        }
-        for (b, a) in [
-            (&before.ingress_dispatch, &after.ingress_dispatch),
-            (&before.egress_dispatch, &after.egress_dispatch),
-        ] {
-            let renamed: Vec<(IpAddr, String)> = b
-                .iter()
-                .map(|(ip, chain)| (*ip, renames[chain.as_str()].to_string()))
-                .collect();
-            prop_assert_eq!(&renamed, a);
-        }
-        prop_assert_eq!(&before.local_node_addresses, &after.local_node_addresses);
-        prop_assert_eq!(&before.pod_addresses, &after.pod_addresses);
         Ok(())
     }
 
@@ -1006,12 +1020,12 @@ mod tests {
             prop_assert_eq!(
                 &same,
                 committed,
-                "stabilizing a ruleset against itself renamed"
+                "stabilizing a ruleset against itself changed it"
             );
 
             let mut next = compiled.clone();
             stabilize_names(committed, &mut next);
-            check_names(committed, &compiled, &next)?;
+            check_stabilized(&compiled, &next)?;
             let (flat_committed, flat_next) = (flatten(committed), flatten(&next));
             match diff(committed, &next) {
                 Update::Unchanged => {
@@ -1053,17 +1067,15 @@ mod tests {
             panic!("{error}");
         }
         // The property is not vacuous: of the 2,000 pairs (two nodes per
-        // case), typically about 170 are element updates and 550 replacements.
+        // case), typically about 630 are element updates and 80 replacements
+        // (a side that gains peer groups beyond its spares).
         let outcomes = outcomes.into_inner();
         eprintln!("{outcomes:?}");
         assert!(
             outcomes.elements >= 100,
             "too few element updates: {outcomes:?}"
         );
-        assert!(
-            outcomes.replace >= 100,
-            "too few replacements: {outcomes:?}"
-        );
+        assert!(outcomes.replace >= 40, "too few replacements: {outcomes:?}");
     }
 
     // ---------------------------------------------- agreement with text.rs
@@ -1138,20 +1150,30 @@ mod tests {
             flat.skeleton.sets.keys().collect::<Vec<_>>(),
             flat.elements.keys().collect::<Vec<_>>()
         );
-        // The same chains, with one lookup per set, then drop.
+        // The same chains: a group chain has one lookup per set, then drop;
+        // a side's chain its two map lookups, then goto group 0.
         let chains = text_chains(&text);
         assert_eq!(
             chains.keys().collect::<Vec<_>>(),
             flat.skeleton.chains.keys().collect::<Vec<_>>()
         );
         for (name, shape) in &flat.skeleton.chains {
-            if let ChainShape::Class { sets, .. } = shape {
-                let lines = &chains[name];
-                assert_eq!(lines.len(), sets.len() + 1, "{name}: {lines:?}");
-                for (line, kind) in lines.iter().zip(sets) {
-                    assert!(line.contains(&format!("@{name}_{} return", kind.suffix())));
+            let lines = &chains[name];
+            match shape {
+                ChainShape::Group { .. } => {
+                    assert_eq!(lines.len(), SetKind::ALL.len() + 1, "{name}: {lines:?}");
+                    for (line, kind) in lines.iter().zip(SetKind::ALL) {
+                        assert!(line.contains(&format!("@{name}_{} return", kind.suffix())));
+                    }
+                    assert_eq!(lines.last().unwrap(), "drop");
                 }
-                assert_eq!(lines.last().unwrap(), "drop");
+                ChainShape::Side { others, .. } => {
+                    assert_eq!(lines.len(), 3, "{name}: {lines:?}");
+                    assert!(lines[0].ends_with(&format!("vmap @{name}_peers")));
+                    assert!(lines[1].ends_with(&format!("vmap @{name}_peer_ranges")));
+                    assert_eq!(lines[2], format!("goto {others}"));
+                }
+                ChainShape::Base { .. } => {}
             }
         }
         // The JSON: every set's elements encoded as json.rs encodes them.
@@ -1242,172 +1264,192 @@ mod tests {
             .unwrap();
     }
 
-    #[test]
-    fn dispatch_maps_local_node_sets_and_all_four_chain_sets_are_declared_even_when_empty() {
-        let ruleset = NodeRuleset {
-            node: "n".into(),
-            ingress_dispatch: vec![],
-            egress_dispatch: vec![],
-            local_node_addresses: IpSet::empty(),
-            pod_addresses: IpSet::empty(),
-            chains: vec![ClassChain {
-                name: "ingress_c0_v4".into(),
-                family: Family::V4,
-                direction: Direction::Ingress,
-                class: 0,
-                members: vec!["x/a".into()],
-                policies: vec!["x/deny".into()],
-                any_protocol: IpSet::empty(),
-                ports: vec![],
-            }],
-        };
-        let flat = flatten(&ruleset);
-        assert_eq!(
-            flat.skeleton.sets.keys().collect::<Vec<_>>(),
-            [
-                "egress_v4",
-                "egress_v6",
-                "ingress_c0_v4_any_ip",
-                "ingress_c0_v4_any_net",
-                "ingress_c0_v4_port_ip",
-                "ingress_c0_v4_port_net",
-                "ingress_v4",
-                "ingress_v6",
-                "local_node_v4",
-                "local_node_v6"
-            ]
-        );
-        assert!(flat.elements.values().all(BTreeSet::is_empty));
-        assert_eq!(
-            flat.skeleton.chains["ingress_c0_v4"],
-            ChainShape::Class {
-                family: Family::V4,
-                direction: Direction::Ingress,
-                sets: SetKind::ALL.to_vec(),
-            }
-        );
-        check_flatten_agrees_with_text_and_json(&ruleset);
-        // A peer appearing is an element of a set that was already there.
-        let mut allowing = ruleset.clone();
-        allowing.chains[0].any_protocol = IpSet::from_range(ip("10.0.0.1"), ip("10.0.0.1"));
-        let Update::Elements(delta) = diff(&ruleset, &allowing) else {
-            panic!("expected an element update")
-        };
-        assert_eq!(delta.len(), 1);
-    }
-
-    // ------------------------------------------------------ stable names
-
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
     }
 
-    fn chain(name: &str, policies: &[&str], members: &[&str]) -> ClassChain {
-        ClassChain {
-            name: name.into(),
-            family: Family::V4,
-            direction: Direction::Ingress,
-            class: 0,
-            members: members.iter().map(|m| m.to_string()).collect(),
-            policies: policies.iter().map(|p| p.to_string()).collect(),
-            any_protocol: IpSet::empty(),
-            ports: vec![],
-        }
-    }
-
-    fn ruleset(chains: Vec<ClassChain>) -> NodeRuleset {
-        let ingress_dispatch = chains
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                (
-                    IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8 + 1)),
-                    c.name.clone(),
-                )
-            })
-            .collect();
+    fn empty_ruleset() -> NodeRuleset {
         NodeRuleset {
             node: "n".into(),
-            ingress_dispatch,
-            egress_dispatch: vec![],
             local_node_addresses: IpSet::empty(),
-            pod_addresses: IpSet::empty(),
-            chains,
+            sides: Side::ORDER
+                .iter()
+                .map(|&(direction, family)| Side::empty(direction, family))
+                .collect(),
         }
     }
 
-    fn names(ruleset: &NodeRuleset) -> Vec<&str> {
-        ruleset.chains.iter().map(|c| c.name.as_str()).collect()
+    /// Group `name` allowing TCP `port` to each of `locals`.
+    fn group(name: &str, locals: &[&str], port: u16) -> PeerGroup {
+        PeerGroup {
+            name: name.into(),
+            ports: locals
+                .iter()
+                .map(|l| (ip(l), Protocol::Tcp, port))
+                .collect(),
+            ..PeerGroup::default()
+        }
+    }
+
+    /// An ingress IPv4 side isolating 10.0.0.1 and 10.0.0.2, with these
+    /// groups after group 0 and these peers (address, group index).
+    fn ingress_side(groups: Vec<PeerGroup>, peers: &[(&str, usize)]) -> NodeRuleset {
+        let mut ruleset = empty_ruleset();
+        let side = &mut ruleset.sides[0];
+        side.isolated.push(IsolatedClass {
+            class: 0,
+            members: vec!["x/a".into(), "x/b".into()],
+            addresses: vec![ip("10.0.0.1"), ip("10.0.0.2")],
+            policies: vec!["x/deny".into()],
+        });
+        side.groups.extend(groups);
+        side.peer_addresses = peers.iter().map(|&(a, g)| (ip(a), g)).collect();
+        side.peer_addresses.sort();
+        ruleset
+    }
+
+    fn group_names(ruleset: &NodeRuleset) -> Vec<&str> {
+        ruleset.sides[0]
+            .groups
+            .iter()
+            .map(|g| g.name.as_str())
+            .collect()
     }
 
     #[test]
-    fn chains_keep_their_committed_names_across_shifting_class_indices() {
-        let committed = ruleset(vec![
-            chain("ingress_c0_v4", &["x/a"], &["x/p1"]),
-            chain("ingress_c1_v4", &["x/b", "x/a"], &["x/p2"]),
-            chain("ingress_c2_v4", &["x/c"], &["x/p3"]),
-        ]);
-        // Class indices shifted: c0 is new, the others moved by one and
-        // swapped; x/c's chain is gone, x/d's is new and would take a
-        // committed name.
-        let mut next = ruleset(vec![
-            chain("ingress_c0_v4", &["x/d"], &["x/p4"]),
-            chain("ingress_c1_v4", &["x/a", "x/b"], &["x/p2", "x/p5"]),
-            chain("ingress_c2_v4", &["x/a"], &["x/p1"]),
-            chain("ingress_c3_v4", &["x/e"], &["x/p6"]),
-        ]);
-        stabilize_names(&committed, &mut next);
+    fn every_map_set_and_chain_is_declared_even_when_empty() {
+        let ruleset = empty_ruleset();
+        let flat = flatten(&ruleset);
+        let sets: Vec<&String> = flat.skeleton.sets.keys().collect();
+        assert_eq!(sets.len(), 2 + 4 * (3 + 3));
+        for name in [
+            "local_node_v4",
+            "ingress_v4_pods",
+            "ingress_v4_peers",
+            "ingress_v4_peer_ranges",
+            "ingress_v4_others_ports",
+            "ingress_v4_others_any",
+            "egress_v6_others_port_ranges",
+        ] {
+            assert!(flat.skeleton.sets.contains_key(name), "{name}: {sets:?}");
+        }
+        assert!(flat.elements.values().all(BTreeSet::is_empty));
         assert_eq!(
-            names(&next),
+            flat.skeleton.chains["ingress_v4"],
+            ChainShape::Side {
+                direction: Direction::Ingress,
+                family: Family::V4,
+                others: "ingress_v4_others".into(),
+            }
+        );
+        assert_eq!(flat.skeleton.chains.len(), 2 + 4 * 2);
+        check_flatten_agrees_with_text_and_json(&ruleset);
+        // A pod isolated and a peer allowed: elements of sets already there.
+        let mut allowing = ingress_side(vec![], &[]);
+        allowing.sides[0].groups[0] = group("ingress_v4_others", &["10.0.0.1"], 80);
+        check_flatten_agrees_with_text_and_json(&allowing);
+        let Update::Elements(delta) = diff(&ruleset, &allowing) else {
+            panic!("expected an element update")
+        };
+        assert_eq!(delta.len(), 3);
+    }
+
+    // ------------------------------------------------------ stable names
+
+    #[test]
+    fn groups_take_the_names_of_committed_groups_by_contents_then_by_peers() {
+        let committed = ingress_side(
+            vec![
+                group("ingress_v4_g1", &["10.0.0.1"], 80),
+                group("ingress_v4_g2", &["10.0.0.2"], 80),
+                group("ingress_v4_g3", &["10.0.0.1"], 443),
+            ],
+            &[
+                ("10.1.0.1", 1),
+                ("10.1.0.2", 2),
+                ("10.1.0.3", 3),
+                ("10.1.0.4", 3),
+            ],
+        );
+        // Compiled afresh: the groups are numbered otherwise, g3 now also
+        // allows 10.0.0.2 (same peers), and one group is new.
+        let mut next = ingress_side(
+            vec![
+                group("ingress_v4_g1", &["10.0.0.2"], 80),
+                group("ingress_v4_g2", &["10.0.0.1", "10.0.0.2"], 443),
+                group("ingress_v4_g3", &["10.0.0.1"], 80),
+                group("ingress_v4_g4", &["10.0.0.1"], 22),
+            ],
+            &[
+                ("10.1.0.2", 1),
+                ("10.1.0.3", 2),
+                ("10.1.0.4", 2),
+                ("10.1.0.1", 3),
+                ("10.1.0.5", 4),
+            ],
+        );
+        let compiled = next.clone();
+        stabilize_names(&committed, &mut next);
+        // Four groups where three were: a fresh name, and four spares (a
+        // quarter of the five groups, at least four) for groups to come.
+        assert_eq!(
+            group_names(&next),
             [
-                "ingress_c0_v4_1",
-                "ingress_c1_v4",
-                "ingress_c0_v4",
-                "ingress_c3_v4"
+                "ingress_v4_others",
+                "ingress_v4_g2",
+                "ingress_v4_g3",
+                "ingress_v4_g1",
+                "ingress_v4_g4",
+                "ingress_v4_g5",
+                "ingress_v4_g6",
+                "ingress_v4_g7",
+                "ingress_v4_g8",
             ]
         );
-        let targets: Vec<&str> = next
-            .ingress_dispatch
-            .iter()
-            .map(|(_, c)| c.as_str())
-            .collect();
-        assert_eq!(targets, names(&next));
+        check_stabilized(&compiled, &next).unwrap();
+        assert_eq!(diff(&committed, &next), Update::Replace);
+        // A fifth group later takes a spare: an element update.
+        let mut later = compiled.clone();
+        later.sides[0]
+            .groups
+            .push(group("ingress_v4_g5", &["10.0.0.2"], 22));
+        later.sides[0].peer_addresses.push((ip("10.1.0.6"), 5));
+        let committed = next;
+        let mut next = later.clone();
+        stabilize_names(&committed, &mut next);
+        check_stabilized(&later, &next).unwrap();
+        assert_eq!(next.sides[0].groups.len(), committed.sides[0].groups.len());
+        let Update::Elements(delta) = diff(&committed, &next) else {
+            panic!("expected an element update")
+        };
+        assert_eq!(delta.len(), 2, "{delta:?}");
     }
 
     #[test]
-    fn chains_with_the_same_policies_are_told_apart_by_their_pods() {
-        let committed = ruleset(vec![
-            chain("ingress_c0_v4", &["x/deny"], &["x/web"]),
-            chain("ingress_c1_v4", &["x/deny"], &["x/db"]),
-        ]);
-        let mut next = ruleset(vec![
-            chain("ingress_c0_v4", &["x/deny"], &["x/db"]),
-            chain("ingress_c1_v4", &["x/deny"], &["x/web"]),
-            chain("ingress_c2_v4", &["x/deny"], &["x/new"]),
-        ]);
-        stabilize_names(&committed, &mut next);
-        assert_eq!(
-            names(&next),
-            ["ingress_c1_v4", "ingress_c0_v4", "ingress_c2_v4"]
+    fn a_side_that_shrinks_keeps_its_unused_groups_as_spares() {
+        let committed = ingress_side(
+            vec![
+                group("ingress_v4_g1", &["10.0.0.1"], 80),
+                group("ingress_v4_g2", &["10.0.0.2"], 80),
+            ],
+            &[("10.1.0.1", 1), ("10.1.0.2", 2)],
         );
-        // Pods changed too: no pairing is certain, so both get new names.
-        let mut next = ruleset(vec![
-            chain("ingress_c0_v4", &["x/deny"], &["x/db", "x/db-2"]),
-            chain("ingress_c1_v4", &["x/deny"], &["x/cache"]),
-        ]);
+        let compiled = ingress_side(
+            vec![group("ingress_v4_g1", &["10.0.0.2"], 80)],
+            &[("10.1.0.2", 1)],
+        );
+        let mut next = compiled.clone();
         stabilize_names(&committed, &mut next);
-        assert_eq!(names(&next), ["ingress_c0_v4_1", "ingress_c1_v4_1"]);
-    }
-
-    #[test]
-    fn fresh_names_are_valid_identifiers_and_avoid_the_base_chains() {
-        let committed = ruleset(vec![]);
-        let mut next = ruleset(vec![
-            chain("forward", &["x/a"], &["x/p"]),
-            chain("9-bad.name", &["x/b"], &["x/q"]),
-        ]);
-        stabilize_names(&committed, &mut next);
-        assert_eq!(names(&next), ["forward_1", "c_9_bad_name"]);
+        check_stabilized(&compiled, &next).unwrap();
+        assert_eq!(
+            group_names(&next),
+            ["ingress_v4_others", "ingress_v4_g2", "ingress_v4_g1"]
+        );
+        let Update::Elements(delta) = diff(&committed, &next) else {
+            panic!("expected an element update")
+        };
+        // 10.1.0.1 leaves its map, g1's set empties.
+        assert_eq!(delta.len(), 2, "{delta:?}");
     }
 
     // ------------------------------------------------------ rendering
@@ -1415,43 +1457,45 @@ mod tests {
     fn delta() -> ElementDelta {
         let mut delta = ElementDelta::default();
         delta.sets.insert(
-            "ingress_v4".into(),
+            "ingress_v4_peers".into(),
             SetDelta {
-                delete: [Element::Jump {
+                delete: [Element::Goto {
                     address: ip("10.0.0.1"),
-                    chain: "ingress_c0_v4".into(),
+                    chain: "ingress_v4_g1".into(),
                 }]
                 .into(),
                 add: [
-                    Element::Jump {
+                    Element::Goto {
                         address: ip("10.0.0.1"),
-                        chain: "ingress_c1_v4".into(),
+                        chain: "ingress_v4_g2".into(),
                     },
-                    Element::Jump {
+                    Element::Goto {
                         address: ip("10.0.0.2"),
-                        chain: "ingress_c1_v4".into(),
+                        chain: "ingress_v4_g2".into(),
                     },
                 ]
                 .into(),
             },
         );
         delta.sets.insert(
-            "ingress_c1_v4_any_net".into(),
+            "ingress_v4_peer_ranges".into(),
             SetDelta {
-                delete: [Element::Range {
+                delete: [Element::RangeGoto {
                     first: ip("192.0.2.0"),
                     last: ip("192.0.2.127"),
+                    chain: "ingress_v4_g1".into(),
                 }]
                 .into(),
-                add: [Element::Range {
+                add: [Element::RangeGoto {
                     first: ip("192.0.2.0"),
                     last: ip("192.0.2.200"),
+                    chain: "ingress_v4_g1".into(),
                 }]
                 .into(),
             },
         );
         delta.sets.insert(
-            "ingress_c1_v4_port_ip".into(),
+            "ingress_v4_g2_ports".into(),
             SetDelta {
                 delete: BTreeSet::new(),
                 add: [Element::AddressPort {
@@ -1463,11 +1507,10 @@ mod tests {
             },
         );
         delta.sets.insert(
-            "egress_c2_v6_port_net".into(),
+            "egress_v6_g2_port_ranges".into(),
             SetDelta {
-                delete: [Element::RangePorts {
-                    first: ip("fd00::1"),
-                    last: ip("fd00::1"),
+                delete: [Element::AddressPortRange {
+                    address: ip("fd00::1"),
                     protocol: Protocol::Udp,
                     low: 5000,
                     high: 5010,
@@ -1477,7 +1520,7 @@ mod tests {
             },
         );
         delta.sets.insert(
-            "ingress_c1_v4_any_ip".into(),
+            "ingress_v4_pods".into(),
             SetDelta {
                 delete: [Element::Address(ip("10.0.0.7"))].into(),
                 add: BTreeSet::new(),
@@ -1492,31 +1535,32 @@ mod tests {
         assert_eq!(delta.len(), 8);
         assert_eq!(
             render_text(&delta),
-            "delete element inet netpol egress_c2_v6_port_net { fd00::1 . udp . 5000-5010 }\n\
-             delete element inet netpol ingress_c1_v4_any_ip { 10.0.0.7 }\n\
-             delete element inet netpol ingress_c1_v4_any_net { 192.0.2.0/25 }\n\
-             delete element inet netpol ingress_v4 { 10.0.0.1 }\n\
-             add element inet netpol ingress_c1_v4_any_net { 192.0.2.0-192.0.2.200 }\n\
-             add element inet netpol ingress_c1_v4_port_ip { 10.0.0.9 . tcp . 80 }\n\
-             add element inet netpol ingress_v4 { 10.0.0.1 : jump ingress_c1_v4,\n\
-             \t10.0.0.2 : jump ingress_c1_v4 }\n"
+            "delete element inet netpol egress_v6_g2_port_ranges { fd00::1 . udp . 5000-5010 }\n\
+             delete element inet netpol ingress_v4_peer_ranges { 192.0.2.0/25 }\n\
+             delete element inet netpol ingress_v4_peers { 10.0.0.1 }\n\
+             delete element inet netpol ingress_v4_pods { 10.0.0.7 }\n\
+             add element inet netpol ingress_v4_g2_ports { 10.0.0.9 . tcp . 80 }\n\
+             add element inet netpol ingress_v4_peer_ranges { 192.0.2.0-192.0.2.200 : goto ingress_v4_g1 }\n\
+             add element inet netpol ingress_v4_peers { 10.0.0.1 : goto ingress_v4_g2,\n\
+             \t10.0.0.2 : goto ingress_v4_g2 }\n"
         );
         let element = |command: &str, name: &str, elem: Value| json!({command: {"element": {"family": "inet", "table": "netpol", "name": name, "elem": elem}}});
         assert_eq!(
             render_json_value(&delta),
             json!({"nftables": [
-                element("delete", "egress_c2_v6_port_net",
+                element("delete", "egress_v6_g2_port_ranges",
                     json!([{"concat": ["fd00::1", "udp", {"range": [5000, 5010]}]}])),
-                element("delete", "ingress_c1_v4_any_ip", json!(["10.0.0.7"])),
-                element("delete", "ingress_c1_v4_any_net",
+                element("delete", "ingress_v4_peer_ranges",
                     json!([{"prefix": {"addr": "192.0.2.0", "len": 25}}])),
-                element("delete", "ingress_v4", json!(["10.0.0.1"])),
-                element("add", "ingress_c1_v4_any_net",
-                    json!([{"range": ["192.0.2.0", "192.0.2.200"]}])),
-                element("add", "ingress_c1_v4_port_ip", json!([{"concat": ["10.0.0.9", "tcp", 80]}])),
-                element("add", "ingress_v4", json!([
-                    ["10.0.0.1", {"jump": {"target": "ingress_c1_v4"}}],
-                    ["10.0.0.2", {"jump": {"target": "ingress_c1_v4"}}],
+                element("delete", "ingress_v4_peers", json!(["10.0.0.1"])),
+                element("delete", "ingress_v4_pods", json!(["10.0.0.7"])),
+                element("add", "ingress_v4_g2_ports", json!([{"concat": ["10.0.0.9", "tcp", 80]}])),
+                element("add", "ingress_v4_peer_ranges", json!([
+                    [{"range": ["192.0.2.0", "192.0.2.200"]}, {"goto": {"target": "ingress_v4_g1"}}],
+                ])),
+                element("add", "ingress_v4_peers", json!([
+                    ["10.0.0.1", {"goto": {"target": "ingress_v4_g2"}}],
+                    ["10.0.0.2", {"goto": {"target": "ingress_v4_g2"}}],
                 ])),
             ]})
         );
@@ -1542,8 +1586,9 @@ mod tests {
         match element {
             Element::Address(a)
             | Element::AddressPort { address: a, .. }
-            | Element::Jump { address: a, .. } => *a == address,
-            Element::Range { first, last } | Element::RangePorts { first, last, .. } => {
+            | Element::AddressPortRange { address: a, .. }
+            | Element::Goto { address: a, .. } => *a == address,
+            Element::Range { first, last } | Element::RangeGoto { first, last, .. } => {
                 within(first, last)
             }
         }
@@ -1614,8 +1659,8 @@ mod tests {
                 assert!(changes.add.iter().all(|e| mentions(e, new)), "{changes:?}");
             }
             if node == "node-0000" {
-                // The pod's own dispatch entries moved.
-                assert!(delta.sets.contains_key("ingress_v4"));
+                // The pod's own isolation entries moved.
+                assert!(delta.sets.contains_key("ingress_v4_pods"));
             }
             assert_eq!(apply(&flatten(&committed), &delta), flatten(&next));
         }

@@ -14,7 +14,7 @@ use nftables::expr::{
 use nftables::schema::{
     Chain, NfCmd, NfListObject, NfObject, Rule, Set, SetFlag, SetType, SetTypeValue, Table,
 };
-use nftables::stmt::{Match, Operator, Statement, VerdictMap};
+use nftables::stmt::{JumpTarget, Match, Operator, Statement, VerdictMap};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use policy_core::Direction;
 use policy_core::ipset::{Family, IpSet};
@@ -22,7 +22,7 @@ use policy_core::ports::Protocol;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::ruleset::{ChainElements, FAMILY, Interval, NodeRuleset, SetKind, TABLE};
+use crate::ruleset::{FAMILY, Interval, NodeRuleset, PeerGroup, SetKind, Side, TABLE};
 
 fn family_names(family: Family) -> (SetType, &'static str, &'static str) {
     match family {
@@ -71,44 +71,98 @@ pub(crate) fn port_expression(low: u16, high: u16) -> Expression<'static> {
     }
 }
 
-/// The elements of one of a chain's sets, as JSON expressions.
-fn set_elements(elements: &ChainElements, kind: SetKind) -> Vec<Expression<'static>> {
-    let concat =
-        |parts: Vec<Expression<'static>>| Expression::Named(NamedExpression::Concat(parts));
+/// The elements of one of a group's sets, as JSON expressions.
+pub(crate) fn group_elements(group: &PeerGroup, kind: SetKind) -> Vec<Expression<'static>> {
     match kind {
-        SetKind::AnyAddress => elements
-            .any_addresses
+        SetKind::Any => group
+            .any
             .iter()
             .map(|&address| address_expression(address, address))
             .collect(),
-        SetKind::PortAddress => elements
-            .port_addresses
+        SetKind::Port => group
+            .ports
             .iter()
-            .map(|&(address, protocol, port)| {
-                concat(vec![
-                    address_expression(address, address),
-                    protocol_keyword(protocol),
-                    port_expression(port, port),
-                ])
-            })
+            .map(|&(address, protocol, port)| port_element(address, protocol, port, port))
             .collect(),
-        SetKind::AnyRange => elements
-            .any_ranges
-            .iter()
-            .map(|&(first, last)| address_expression(first, last))
-            .collect(),
-        SetKind::PortRange => elements
+        SetKind::PortRange => group
             .port_ranges
             .iter()
-            .map(|&((first, last), protocol, (low, high))| {
-                concat(vec![
-                    address_expression(first, last),
-                    protocol_keyword(protocol),
-                    port_expression(low, high),
-                ])
-            })
+            .map(|&(address, protocol, low, high)| port_element(address, protocol, low, high))
             .collect(),
     }
+}
+
+/// `address . protocol . port` (or port range), as a set element.
+pub(crate) fn port_element(
+    address: std::net::IpAddr,
+    protocol: Protocol,
+    low: u16,
+    high: u16,
+) -> Expression<'static> {
+    Expression::Named(NamedExpression::Concat(vec![
+        address_expression(address, address),
+        protocol_keyword(protocol),
+        port_expression(low, high),
+    ]))
+}
+
+/// A verdict map element: `[key, {"goto": {"target": chain}}]`.
+pub(crate) type GotoElement<'a> = (Expression<'static>, Goto<'a>);
+
+/// The verdict `{"goto": {"target": chain}}`.
+#[derive(Serialize)]
+pub(crate) struct Goto<'a> {
+    goto: Target<'a>,
+}
+
+#[derive(Serialize)]
+struct Target<'a> {
+    target: &'a str,
+}
+
+/// `key : goto chain`, as a verdict map element.
+pub(crate) fn goto_element<'a>(key: Expression<'static>, chain: &'a str) -> GotoElement<'a> {
+    (
+        key,
+        Goto {
+            goto: Target { target: chain },
+        },
+    )
+}
+
+/// `{"add": {"element": {...}}}` for verdict map elements: serialised
+/// straight to text (the crate's element type has no verdicts, and a JSON
+/// tree would cost allocations per element).
+#[derive(Serialize)]
+pub(crate) struct AddGotoElements<'a> {
+    add: GotoElementsObject<'a>,
+}
+
+#[derive(Serialize)]
+struct GotoElementsObject<'a> {
+    element: GotoElements<'a>,
+}
+
+#[derive(Serialize)]
+struct GotoElements<'a> {
+    family: &'static str,
+    table: &'static str,
+    name: String,
+    elem: Vec<GotoElement<'a>>,
+}
+
+/// The command that adds `elements` to verdict map `name`.
+pub(crate) fn add_goto_elements(name: String, elements: Vec<GotoElement<'_>>) -> Command<'_> {
+    Command::Gotos(AddGotoElements {
+        add: GotoElementsObject {
+            element: GotoElements {
+                family: FAMILY,
+                table: TABLE,
+                name,
+                elem: elements,
+            },
+        },
+    })
 }
 
 fn add(object: NfListObject<'static>) -> NfObject<'static> {
@@ -202,16 +256,17 @@ fn established() -> Statement<'static> {
 /// crate has no type.
 #[derive(Serialize)]
 #[serde(untagged)]
-pub(crate) enum Command {
+pub(crate) enum Command<'a> {
     Typed(NfObject<'static>),
     Raw(Value),
+    Gotos(AddGotoElements<'a>),
 }
 
 /// The document, serialised straight to text without an intermediate
 /// `Value` tree (which would cost an allocation per JSON object and key).
 #[derive(Serialize)]
-pub(crate) struct Document {
-    pub(crate) nftables: Vec<Command>,
+pub(crate) struct Document<'a> {
+    pub(crate) nftables: Vec<Command<'a>>,
 }
 
 /// The ruleset as a libnftables JSON document.
@@ -225,7 +280,56 @@ pub fn render_string(ruleset: &NodeRuleset) -> String {
     serde_json::to_string(&document(ruleset)).expect("nftables objects serialise")
 }
 
-fn document(ruleset: &NodeRuleset) -> Document {
+fn address_set_type(family: Family) -> SetType {
+    family_names(family).0
+}
+
+/// The key expression `local address . meta l4proto . th dport` of a side,
+/// or the local address alone.
+fn local_key(side: &Side, with_ports: bool) -> Expression<'static> {
+    let address = payload(side.payload(), side.local_field());
+    if !with_ports {
+        return address;
+    }
+    Expression::Named(NamedExpression::Concat(vec![
+        address,
+        Expression::Named(NamedExpression::Meta(Meta {
+            key: MetaKey::L4proto,
+        })),
+        payload("th", "dport"),
+    ]))
+}
+
+/// The rule of a base chain that sends the packets of the side's isolated
+/// local pods to the side's chain.
+fn dispatch(side: &Side, chain: &'static str) -> NfObject<'static> {
+    rule(
+        chain,
+        vec![
+            matches(
+                payload(side.payload(), side.local_field()),
+                set_reference(&side.pods_set()),
+            ),
+            Statement::Jump(JumpTarget {
+                target: Cow::Owned(side.chain_name()),
+            }),
+        ],
+    )
+}
+
+/// A raw JSON verdict map declaration (the crate's set types have no `verdict`).
+fn verdict_map(name: &str, family: Family, interval: bool) -> Value {
+    let address_type = serde_json::to_value(address_set_type(family)).expect("set types serialise");
+    let mut map = json!({
+        "family": FAMILY, "table": TABLE, "name": name, "type": address_type, "map": "verdict",
+    });
+    if interval {
+        map["flags"] = json!(["interval"]);
+    }
+    json!({"add": {"map": map}})
+}
+
+fn document(ruleset: &NodeRuleset) -> Document<'_> {
     let table = Table {
         family: NfFamily::INet,
         name: Cow::Borrowed(TABLE),
@@ -236,114 +340,130 @@ fn document(ruleset: &NodeRuleset) -> Document {
         NfObject::CmdObject(NfCmd::Delete(NfListObject::Table(table.clone()))),
         add(NfListObject::Table(table)),
     ];
-    // Verdict maps: raw JSON (see the module documentation).
-    let mut raw_maps: Vec<Value> = Vec::new();
-    let mut raw_map_elements: Vec<Value> = Vec::new();
-    for (direction, dispatch) in [
-        (Direction::Ingress, &ruleset.ingress_dispatch),
-        (Direction::Egress, &ruleset.egress_dispatch),
-    ] {
-        for family in [Family::V4, Family::V6] {
-            let (set_type, _, suffix) = family_names(family);
-            let name = format!("{}_{suffix}", direction.field());
-            let address_type = serde_json::to_value(set_type).expect("set types serialise");
-            raw_maps.push(json!({"add": {"map": {
-                "family": FAMILY, "table": TABLE, "name": name, "type": address_type, "map": "verdict",
-            }}}));
-            let elements: Vec<Value> = dispatch
-                .iter()
-                .filter(|(ip, _)| ip.is_ipv4() == (family == Family::V4))
-                .map(|(ip, chain)| json!([ip.to_string(), {"jump": {"target": chain}}]))
-                .collect();
-            if !elements.is_empty() {
-                raw_map_elements.push(json!({"add": {"element": {
-                    "family": FAMILY, "table": TABLE, "name": name, "elem": elements,
-                }}}));
-            }
-        }
-    }
     // Chains are declared before anything that refers to them (rules, and
-    // the verdict map elements that jump to them); libnftables JSON resolves
-    // references in order.
+    // the verdict map elements that go to them); libnftables JSON resolves
+    // references in order. Verdict maps are raw JSON (see the module
+    // documentation).
     let mut chains: Vec<NfObject<'static>> = Vec::new();
+    let mut raw_maps: Vec<Value> = Vec::new();
     let mut objects: Vec<NfObject<'static>> = Vec::new();
+    let mut map_elements: Vec<Command<'_>> = Vec::new();
+    let chain = |name: String| {
+        add(NfListObject::Chain(Chain {
+            family: NfFamily::INet,
+            table: Cow::Borrowed(TABLE),
+            name: Cow::Owned(name),
+            ..Chain::default()
+        }))
+    };
     for family in [Family::V4, Family::V6] {
-        let (set_type, _, suffix) = family_names(family);
         objects.push(set(
-            format!("local_node_{suffix}"),
-            SetTypeValue::Single(set_type),
+            format!("local_node_{}", crate::ruleset::family_suffix(family)),
+            SetTypeValue::Single(address_set_type(family)),
             true,
             address_elements(&ruleset.local_node_addresses, family),
         ));
     }
-    for chain in &ruleset.chains {
-        let peer_field = match chain.direction {
-            Direction::Ingress => "saddr",
-            Direction::Egress => "daddr",
-        };
-        let mut statements_by_rule: Vec<Vec<Statement<'static>>> = Vec::new();
-        let (set_type, protocol, _) = family_names(chain.family);
-        let elements = chain.elements(&ruleset.pod_addresses);
-        // All four sets, empty or not: a fixed number of lookups per
-        // packet, and a peer that appears or goes is an element update, not
-        // a change of structure (see `diff`).
-        for kind in SetKind::ALL {
-            let name = chain.set_name(kind);
-            let (set_type, key) = if kind.has_ports() {
-                (
+    for side in &ruleset.sides {
+        let address_type = address_set_type(side.family);
+        objects.push(set(
+            side.pods_set(),
+            SetTypeValue::Single(address_type),
+            false,
+            side.isolated_addresses()
+                .into_iter()
+                .map(|address| address_expression(address, address))
+                .collect(),
+        ));
+        raw_maps.push(verdict_map(&side.peers_map(), side.family, false));
+        raw_maps.push(verdict_map(&side.peer_ranges_map(), side.family, true));
+        if !side.peer_addresses.is_empty() {
+            let elements = side
+                .peer_addresses
+                .iter()
+                .map(|&(address, group)| {
+                    goto_element(
+                        address_expression(address, address),
+                        &side.groups[group].name,
+                    )
+                })
+                .collect();
+            map_elements.push(add_goto_elements(side.peers_map(), elements));
+        }
+        if !side.peer_ranges.is_empty() {
+            let elements = side
+                .peer_ranges
+                .iter()
+                .map(|&(first, last, group)| {
+                    goto_element(address_expression(first, last), &side.groups[group].name)
+                })
+                .collect();
+            map_elements.push(add_goto_elements(side.peer_ranges_map(), elements));
+        }
+        // Every group chain has all three sets, empty or not: a fixed
+        // number of lookups per packet, and a set filling up or emptying is
+        // an element update, not a change of structure (see `diff`).
+        for group in &side.groups {
+            chains.push(chain(group.name.clone()));
+            for kind in SetKind::ALL {
+                let name = group.set_name(kind);
+                let set_type = if kind.has_ports() {
                     SetTypeValue::Concatenated(Cow::Owned(vec![
-                        set_type,
+                        address_type,
                         SetType::InetProto,
                         SetType::InetService,
-                    ])),
-                    Expression::Named(NamedExpression::Concat(vec![
-                        payload(protocol, peer_field),
-                        Expression::Named(NamedExpression::Meta(Meta {
-                            key: MetaKey::L4proto,
-                        })),
-                        payload("th", "dport"),
-                    ])),
-                )
-            } else {
-                (
-                    SetTypeValue::Single(set_type),
-                    payload(protocol, peer_field),
-                )
-            };
-            objects.push(set(
-                name.clone(),
-                set_type,
-                kind.is_interval(),
-                set_elements(&elements, kind),
+                    ]))
+                } else {
+                    SetTypeValue::Single(address_type)
+                };
+                objects.push(set(
+                    name.clone(),
+                    set_type,
+                    kind.is_interval(),
+                    group_elements(group, kind),
+                ));
+                objects.push(rule(
+                    &group.name,
+                    vec![
+                        matches(local_key(side, kind.has_ports()), set_reference(&name)),
+                        Statement::Return(None),
+                    ],
+                ));
+            }
+            objects.push(rule(&group.name, vec![Statement::Drop(None)]));
+        }
+        let name = side.chain_name();
+        chains.push(chain(name.clone()));
+        for map in [side.peers_map(), side.peer_ranges_map()] {
+            objects.push(rule(
+                &name,
+                vec![vmap(side.payload(), side.peer_field(), &map)],
             ));
-            statements_by_rule.push(vec![
-                matches(key, set_reference(&name)),
-                Statement::Return(None),
-            ]);
         }
-        statements_by_rule.push(vec![Statement::Drop(None)]);
-        chains.push(add(NfListObject::Chain(Chain {
-            family: NfFamily::INet,
-            table: Cow::Borrowed(TABLE),
-            name: Cow::Owned(chain.name.clone()),
-            ..Chain::default()
-        })));
-        for statements in statements_by_rule {
-            objects.push(rule(&chain.name, statements));
-        }
+        objects.push(rule(
+            &name,
+            vec![Statement::Goto(JumpTarget {
+                target: Cow::Owned(side.groups[0].name.clone()),
+            })],
+        ));
     }
+    // Egress first: a side's chain returns when it allows, and drops otherwise.
+    let egress: Vec<&Side> = ruleset
+        .sides
+        .iter()
+        .filter(|side| side.direction == Direction::Egress)
+        .collect();
+    let ingress = ruleset
+        .sides
+        .iter()
+        .filter(|side| side.direction == Direction::Ingress);
     chains.push(base_chain("forward", NfHook::Forward));
     objects.push(rule(
         "forward",
         vec![established(), Statement::Accept(None)],
     ));
-    for (protocol, field, map) in [
-        ("ip", "saddr", "egress_v4"),
-        ("ip6", "saddr", "egress_v6"),
-        ("ip", "daddr", "ingress_v4"),
-        ("ip6", "daddr", "ingress_v6"),
-    ] {
-        objects.push(rule("forward", vec![vmap(protocol, field, map)]));
+    for side in egress.iter().copied().chain(ingress) {
+        objects.push(dispatch(side, "forward"));
     }
     chains.push(base_chain("input", NfHook::Input));
     objects.push(rule("input", vec![established(), Statement::Accept(None)]));
@@ -356,14 +476,14 @@ fn document(ruleset: &NodeRuleset) -> Document {
             ],
         ));
     }
-    for (protocol, map) in [("ip", "egress_v4"), ("ip6", "egress_v6")] {
-        objects.push(rule("input", vec![vmap(protocol, "saddr", map)]));
+    for side in egress {
+        objects.push(dispatch(side, "input"));
     }
 
     let mut commands: Vec<Command> = typed.into_iter().map(Command::Typed).collect();
     commands.extend(chains.into_iter().map(Command::Typed));
     commands.extend(raw_maps.into_iter().map(Command::Raw));
     commands.extend(objects.into_iter().map(Command::Typed));
-    commands.extend(raw_map_elements.into_iter().map(Command::Raw));
+    commands.extend(map_elements);
     Document { nftables: commands }
 }

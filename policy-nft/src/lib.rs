@@ -14,16 +14,21 @@
 //!   (`net.bridge.bridge-nf-call-iptables=1`).
 //! - `ct state established,related accept` first: replies of allowed
 //!   connections flow.
-//! - Dispatch: verdict maps from local pod address to the chain of the pod's
-//!   class, one map per direction and family. A pod no policy isolates has no
-//!   entry and is untouched.
-//! - A class chain returns (allows) when the peer address is in one of the
-//!   class's any-protocol sets, or when `address . protocol . port` is in one
-//!   of its concatenated sets; otherwise it drops. Pod addresses go into hash
-//!   sets, ipBlock ranges and port ranges into interval sets
-//!   ([`ruleset::SetKind`]); all four are declared, also when empty. So a
-//!   packet costs two map lookups and four set lookups, whatever the number
-//!   of policies and pods.
+//! - Sides: per direction and family, a set of the isolated local pod
+//!   addresses sends their packets to the side's chain. A pod no policy
+//!   isolates is in no set and is untouched.
+//! - Peer groups: the side's chain looks the peer address up in a verdict
+//!   map (pod addresses, hash) and then an interval verdict map (ipBlock
+//!   ranges), which `goto` the chain of the peer's group; peers in neither
+//!   go to group 0. Peers that every local pod of the node treats alike
+//!   share a group, so a peer address is one element per direction and
+//!   family, however many local pods name it.
+//! - A group chain returns (allows) when the local address is in its
+//!   any-protocol set, or `local address . protocol . port` in one of its
+//!   two port sets (exact ports: hash; port ranges: interval); otherwise it
+//!   drops. All three are declared, also when empty ([`ruleset::SetKind`]).
+//!   So a packet costs one set lookup, one or two map lookups and three set
+//!   lookups per side, whatever the number of policies, pods and groups.
 //!
 //! The per-packet semantics equal the model's: [`Compiler`] turns peer sets
 //! into address sets (ipBlock `except` subtracted by the model; pod addresses
@@ -46,8 +51,9 @@
 //! workload starts, stops or gets a new address), writes just those element
 //! deletions and additions as one transaction; otherwise the whole ruleset
 //! is loaded.
-//! [`diff::stabilize_names`] keeps class chain names stable across
-//! recompilations (the compiler names them after class indices, which shift).
+//! [`diff::stabilize_names`] keeps group chain names stable across
+//! recompilations (the compiler numbers groups afresh) and keeps spare
+//! groups, so that the structure rarely changes.
 
 #![warn(missing_docs)]
 
@@ -59,4 +65,4 @@ pub mod runner;
 pub mod text;
 
 pub use compile::{CompileError, Compiler, Unenforceable};
-pub use ruleset::{ClassChain, NodeRuleset};
+pub use ruleset::{NodeRuleset, PeerGroup, Side};

@@ -72,8 +72,10 @@ fn a_cluster_without_policies_isolates_nothing() {
     let text = std::fs::read_to_string(repo().join("testdata/conformance/cluster.yaml")).unwrap();
     let model = model(&text, Config::default());
     let (ruleset, _) = Compiler::new(&model).unwrap().compile("node-1");
-    assert!(ruleset.chains.is_empty());
-    assert!(ruleset.ingress_dispatch.is_empty() && ruleset.egress_dispatch.is_empty());
+    assert!(ruleset.isolates_nothing());
+    assert!(ruleset.sides.iter().all(|side| side.groups.len() == 1
+        && side.peer_addresses.is_empty()
+        && side.peer_ranges.is_empty()));
 }
 
 #[test]
@@ -121,9 +123,16 @@ fn json_declares_verdict_maps_raw_and_everything_else_typed() {
         .iter()
         .filter_map(|c| c["add"].get("map"))
         .collect();
-    assert_eq!(maps.len(), 4);
+    // Per direction and family, the peer maps: exact and ranges.
+    assert_eq!(maps.len(), 8);
     assert!(maps.iter().all(|m| m["map"] == "verdict"));
-    // Chains come before the map elements that jump to them.
+    assert_eq!(
+        maps.iter()
+            .filter(|m| m["flags"] == serde_json::json!(["interval"]))
+            .count(),
+        4
+    );
+    // Chains come before the map elements that go to them.
     let first_element = commands
         .iter()
         .position(|c| c["add"].get("element").is_some())
@@ -174,7 +183,10 @@ spec:
         policy_nft::text::render(&ruleset)
     };
     let any = render(AddressFamily::Any);
-    assert!(any.contains("elements = { 10.0.0.0/24 }"), "{any}");
+    assert!(
+        any.contains("elements = { 10.0.0.0/24 : goto ingress_v4_g1 }"),
+        "{any}"
+    );
     assert!(
         !any.contains("fd00::1"),
         "the IPv4 block must not admit the IPv6 address: {any}"

@@ -157,7 +157,7 @@ fn check_pair(
             let strict = |name: &String| {
                 !matches!(
                     shapes[name],
-                    SetShape::Class {
+                    SetShape::Group {
                         kind: SetKind::PortRange,
                         ..
                     }
@@ -305,6 +305,8 @@ struct Shop {
     end_port: u16,
     ops_label: &'static str,
     ops_policy: bool,
+    /// ipBlocks web accepts on TCP 9090, one policy each.
+    partners: Vec<&'static str>,
 }
 
 const HTTP: &str = "{name: http, containerPort: 8080}";
@@ -321,6 +323,7 @@ impl Shop {
             end_port: 30100,
             ops_label: "ops",
             ops_policy: false,
+            partners: vec![],
         }
     }
 
@@ -351,6 +354,21 @@ impl Shop {
             text += &host_network_pod(&format!("agent-{index}"), "node-1", address);
         }
         text += &policies(self.except, self.end_port, self.ops_label);
+        for (index, cidr) in self.partners.iter().enumerate() {
+            text += &format!(
+                "---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: web-from-partner-{index}, namespace: shop}}
+spec:
+  podSelector: {{matchLabels: {{app: web}}}}
+  ingress:
+  - from: [{{ipBlock: {{cidr: {cidr}}}}}]
+    ports: [{{port: {}}}]
+",
+                9090 + index
+            );
+        }
         if self.ops_policy {
             text += "---
 apiVersion: networking.k8s.io/v1
@@ -439,6 +457,14 @@ fn element_updates_and_replacements_leave_the_table_a_fresh_load_gives() {
             Some(true),
         ),
         (
+            "peers no rule named before (a new peer group: the structure grows)",
+            Shop {
+                partners: vec!["203.0.113.0/24"],
+                ..base.clone()
+            },
+            Some(false),
+        ),
+        (
             "a policy isolates another namespace",
             Shop {
                 ops_policy: true,
@@ -479,11 +505,34 @@ fn element_updates_and_replacements_leave_the_table_a_fresh_load_gives() {
             }
         }
     }
+    // A side that grew got spare groups; a group that appears next fills
+    // one, as an element update.
+    let grown = Shop {
+        partners: vec!["203.0.113.0/24"],
+        ..base.clone()
+    };
+    let grown_more = Shop {
+        partners: vec!["203.0.113.0/24", "198.51.100.0/24"],
+        ..base.clone()
+    };
+    let (a, b, c) = (
+        compile(&base_yaml, "node-1"),
+        compile(&grown.yaml(), "node-1"),
+        compile(&grown_more.yaml(), "node-1"),
+    );
+    let mut committed = b.clone();
+    stabilize_names(&a, &mut committed);
+    assert!(committed.group_count() > b.group_count(), "no spares");
+    match check_pair(&testbed, &committed, &c, &mut tally) {
+        Ok(Update::Elements(_)) => {}
+        Ok(other) => failures.push(format!("a group filling a spare: {other:?}")),
+        Err(error) => failures.push(format!("a group filling a spare: {error}")),
+    }
     testbed.clear(COMMITTED).unwrap();
     testbed.clear(FRESH).unwrap();
     eprintln!("{tally:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    assert!(tally.elements >= 7 && tally.replace >= 1, "{tally:?}");
+    assert!(tally.elements >= 8 && tally.replace >= 1, "{tally:?}");
 }
 
 // ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 //! `netpol-scale`: phase timings and peak memory of netpol on a synthetic cluster.
 //!
 //! ```text
-//! netpol-scale generate --pods N --policies N [--shape realistic|worst-case] [--seed S] --out FILE
+//! netpol-scale generate --pods N --policies N [--shape realistic|worst-case] [--nodes N] [--seed S] --out FILE
 //! netpol-scale run FILE [--port 80] [--count] [--breakdown] [--repeat N]
 //! netpol-scale all --pods N --policies N [--seed S] [--port 80] [--count] [--breakdown] [--repeat N]
 //! ```
@@ -111,11 +111,12 @@ struct Options {
     breakdown: bool,
     repeat: usize,
     worst_case: bool,
+    nodes: Option<usize>,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage:\n  netpol-scale generate --pods N --policies N [--shape realistic|worst-case] [--seed S] --out FILE\n  netpol-scale run FILE [--port 80] [--count] [--breakdown] [--repeat N]\n  netpol-scale all --pods N --policies N [--seed S] [--port 80] [--count] [--breakdown] [--repeat N]"
+        "usage:\n  netpol-scale generate --pods N --policies N [--shape realistic|worst-case] [--nodes N] [--seed S] --out FILE\n  netpol-scale run FILE [--port 80] [--count] [--breakdown] [--repeat N]\n  netpol-scale all --pods N --policies N [--seed S] [--port 80] [--count] [--breakdown] [--repeat N]"
     );
     std::process::exit(2);
 }
@@ -132,6 +133,7 @@ fn parse(args: &[String]) -> Options {
         breakdown: false,
         repeat: 1,
         worst_case: false,
+        nodes: None,
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -150,6 +152,7 @@ fn parse(args: &[String]) -> Options {
                     _ => usage(),
                 }
             }
+            "--nodes" => options.nodes = Some(value().parse().unwrap_or_else(|_| usage())),
             "--breakdown" => options.breakdown = true,
             "--repeat" => options.repeat = value().parse().unwrap_or_else(|_| usage()),
             other if !other.starts_with('-') && options.input.is_none() => {
@@ -166,6 +169,10 @@ fn params(options: &Options) -> Params {
         Params::worst_case(options.pods, options.policies)
     } else {
         Params::scale(options.pods, options.policies)
+    };
+    let params = match options.nodes {
+        Some(nodes) => Params { nodes, ..params },
+        None => params,
     };
     match options.seed {
         Some(seed) => params.with_seed(seed),
