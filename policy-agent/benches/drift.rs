@@ -79,7 +79,11 @@ fn ruleset() -> &'static NodeRuleset {
         let (ruleset, _) = Compiler::new(&model).expect("compilable").compile(NODE);
         eprintln!(
             "{NODE}: {} peer groups, {} elements",
-            ruleset.sides.iter().map(|side| side.groups.len()).sum::<usize>(),
+            ruleset
+                .sides
+                .iter()
+                .map(|side| side.groups.len())
+                .sum::<usize>(),
             ruleset.element_count()
         );
         ruleset

@@ -78,7 +78,25 @@ pub struct Decoded<T> {
 /// the server (`kubectl get -o yaml`), never by authors, and some kinds no
 /// longer define one.
 pub fn decode<'de, T: de::Deserialize<'de>>(node: &'de Node) -> Decoded<T> {
-    let context = Context::default();
+    decode_with(node, Context::default())
+}
+
+/// [`decode`], but every `metadata.managedFields[].fieldsV1` is read as
+/// `null`. A `FieldsV1` holds any JSON value, so nothing in it can be an
+/// unknown field or a type error: the diagnostics are those of [`decode`].
+/// It is most of a Pod as the API server returns it, and the loader never
+/// reads it.
+pub fn decode_lean<'de, T: de::Deserialize<'de>>(node: &'de Node) -> Decoded<T> {
+    decode_with(
+        node,
+        Context {
+            skip_fields_v1: true,
+            ..Context::default()
+        },
+    )
+}
+
+fn decode_with<'de, T: de::Deserialize<'de>>(node: &'de Node, context: Context<'de>) -> Decoded<T> {
     let value = T::deserialize(NodeDeserializer {
         node,
         context: &context,
@@ -95,6 +113,8 @@ pub fn decode<'de, T: de::Deserialize<'de>>(node: &'de Node) -> Decoded<T> {
 struct Context<'de> {
     path: RefCell<Vec<Segment<'de>>>,
     unknown: RefCell<Vec<UnknownField>>,
+    /// Read every `FieldsV1` as `null` (see [`decode_lean`]).
+    skip_fields_v1: bool,
 }
 
 impl<'de> Context<'de> {
@@ -233,9 +253,13 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de, '_> {
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
+        if name == "FieldsV1" && self.context.skip_fields_v1 {
+            let null: de::value::UnitDeserializer<DecodeError> = ().into_deserializer();
+            return visitor.visit_newtype_struct(null);
+        }
         visitor.visit_newtype_struct(self)
     }
 
@@ -408,6 +432,29 @@ mod tests {
         let spec = policy.spec.unwrap();
         assert!(spec.pod_selector.is_none());
         assert!(spec.ingress.is_none());
+    }
+
+    #[test]
+    fn lean_decoding_reads_field_sets_as_null_and_reports_the_same() {
+        let node = parse(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  managedFields:\n  - manager: m\n    fieldsType: FieldsV1\n    fieldsV1: {f:spec: {f:containers: {}}}\n    bogus: 1\n    time: 7\nspec: {containers: [{name: c, image: i}]}\n",
+        );
+        let full = decode::<k8s_openapi::api::core::v1::Pod>(&node);
+        let lean = decode_lean::<k8s_openapi::api::core::v1::Pod>(&node);
+        assert_eq!(full.unknown_fields, lean.unknown_fields);
+        assert_eq!(full.unknown_fields.len(), 1);
+        let (full, lean) = (full.value.unwrap_err(), lean.value.unwrap_err());
+        assert_eq!(full, lean);
+        assert_eq!(full.path.to_string(), "metadata.managedFields[0].time");
+        let node = parse(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  managedFields:\n  - manager: m\n    fieldsV1: {f:spec: {f:containers: {}}}\n",
+        );
+        let pod = decode_lean::<k8s_openapi::api::core::v1::Pod>(&node)
+            .value
+            .unwrap();
+        let entry = &pod.metadata.managed_fields.unwrap()[0];
+        assert_eq!(entry.manager.as_deref(), Some("m"));
+        assert_eq!(entry.fields_v1.as_ref().unwrap().0, serde_json::Value::Null);
     }
 
     #[test]

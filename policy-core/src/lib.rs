@@ -68,6 +68,7 @@ pub mod explain;
 pub mod exposure;
 pub mod graph;
 pub mod ipset;
+pub mod json;
 pub mod lint;
 pub mod load;
 pub mod model;

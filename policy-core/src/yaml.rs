@@ -5,7 +5,9 @@
 //! runs over that tree (see [`crate::decode`]), so every error and every
 //! unknown field can name its line and field path.
 //!
-//! JSON is a subset of YAML 1.2 flow syntax, so the same parser reads both.
+//! JSON is a subset of YAML 1.2 flow syntax, so the YAML parser reads both;
+//! but JSON text goes to the faster [`crate::json`] parser, which builds the
+//! same trees.
 
 use std::fmt;
 
@@ -170,7 +172,39 @@ const BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// document is parsed on its own. So a syntax error loses at most the rest of
 /// its document, and large streams parse on every core: this function starts
 /// threads, but does no I/O.
+///
+/// A text whose first non-whitespace byte is `{` or `[` is read as JSON (see
+/// [`crate::json`]). If it is not JSON, the YAML parser reads it, as it would
+/// a YAML flow collection; if that fails too, the JSON parser's error is the
+/// one reported.
 pub fn for_each_document(text: &str, mut visit: impl FnMut(Result<Node, SyntaxError>)) {
+    if crate::json::looks_like_json(text) {
+        match crate::json::parse(text) {
+            Ok(node) => visit(Ok(node)),
+            Err(json_error) => {
+                let documents = parse_yaml_documents(text);
+                if documents.iter().all(Result::is_ok) {
+                    documents.into_iter().for_each(visit);
+                } else {
+                    visit(Err(json_error));
+                }
+            }
+        }
+        return;
+    }
+    for_each_yaml_document(text, visit);
+}
+
+/// Parses every document of a YAML stream with the YAML parser, even when
+/// the text is JSON (for comparisons and benchmarks).
+pub fn parse_yaml_documents(text: &str) -> Vec<Result<Node, SyntaxError>> {
+    let mut documents = Vec::new();
+    for_each_yaml_document(text, |document| documents.push(document));
+    documents
+}
+
+/// [`for_each_document`] with the YAML parser.
+fn for_each_yaml_document(text: &str, mut visit: impl FnMut(Result<Node, SyntaxError>)) {
     let pieces = split_documents(text);
     let threads = if text.len() < PARALLEL_THRESHOLD {
         1

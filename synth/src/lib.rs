@@ -33,6 +33,12 @@
 //!   whose share is larger than all of that gets "allow from namespace X"
 //!   policies, one per workload and other namespace.
 //!
+//! [`generate_in`] writes the same cluster in other [`Format`]s: the `List`
+//! that `kubectl get namespaces,pods,networkpolicies,services -A -o json`
+//! (or `-o yaml`) prints, with full objects as the API server returns them
+//! (`managedFields`, status, environment, volumes; about 11 KB of JSON per
+//! pod).
+//!
 //! Output is a pure function of [`Params`]: the seed drives hashes, UIDs,
 //! versions and a few labels through a small SplitMix64 generator, and
 //! nothing reads the clock or the OS.
@@ -52,6 +58,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
+
+mod kubectl;
+
+pub use kubectl::{Format, generate_in, generate_kubectl_json};
 
 /// Pods in the infrastructure namespaces (CoreDNS 2, Prometheus 2,
 /// OpenTelemetry collector 2, backup agent 1, ingress controller 2).
@@ -223,7 +233,7 @@ pub struct Summary {
     /// NetworkPolicies per kind (`default-deny-ingress`, `chain-ingress`,
     /// `external-https`, ...).
     pub policies_by_kind: BTreeMap<&'static str, usize>,
-    /// Size of the YAML text in bytes.
+    /// Size of the text in bytes.
     pub bytes: usize,
 }
 

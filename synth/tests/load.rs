@@ -277,3 +277,104 @@ fn the_policies_allow_the_chain_and_deny_the_rest() {
         .unwrap();
     assert!(!verdict.allowed());
 }
+
+/// The `kubectl get -o json` dump (full objects: managedFields, status,
+/// environment, volumes) loads without a diagnostic into the same cluster
+/// as the YAML manifests, and so does its `-o yaml` twin.
+#[test]
+fn kubectl_dumps_load_into_the_same_cluster() {
+    use netpol_synth::{Format, generate_in};
+    let params = Params::small();
+    let (yaml, _) = generate_in(&params, Format::Yaml);
+    let from_yaml = load(&yaml);
+    let expected = params.expected();
+    for format in [Format::KubectlJson, Format::KubectlYaml] {
+        let (text, summary) = generate_in(&params, format);
+        assert_eq!(summary.counts, expected);
+        assert_eq!(summary.bytes, text.len());
+        if format == Format::KubectlJson {
+            assert!(text.starts_with("{\n    \"apiVersion\": \"v1\",\n    \"items\": ["));
+            // Full objects: over 10 KB per pod (about 34 KB with its share of
+            // the policies and Services).
+            let per_pod = text.len() / expected.pods;
+            assert!(
+                (10_000..45_000).contains(&per_pod),
+                "{per_pod} bytes per pod"
+            );
+        }
+        for field in [
+            "managedFields",
+            "fieldsV1",
+            "containerStatuses",
+            "valueFrom",
+            "projected",
+            "tolerations",
+            "readinessProbe",
+        ] {
+            assert!(text.contains(field), "{format:?} has no {field}");
+        }
+        let loaded = load(&text);
+        assert!(
+            loaded.diagnostics.is_empty(),
+            "{format:?}: {:#?}",
+            &loaded.diagnostics[..loaded.diagnostics.len().min(5)]
+        );
+        assert!(
+            loaded.skipped.is_empty(),
+            "{format:?}: {:?}",
+            loaded.skipped
+        );
+        let (a, b) = (&from_yaml.cluster, &loaded.cluster);
+        assert_eq!(b.namespaces.len(), expected.namespaces);
+        assert_eq!(b.endpoints.len(), expected.pods);
+        assert_eq!(b.policies.len(), expected.policies);
+        assert_eq!(b.services.len(), expected.services);
+        let summary = |c: &policy_core::Cluster| {
+            c.endpoints
+                .iter()
+                .map(|e| {
+                    (
+                        e.namespace.clone(),
+                        e.name.clone(),
+                        e.labels.clone(),
+                        e.ips.clone(),
+                        e.node.clone(),
+                        e.ports.clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(summary(a), summary(b), "{format:?}");
+        // The same policies, apart from where they are written.
+        let policies = |c: &policy_core::Cluster| {
+            c.policies
+                .iter()
+                .map(|p| {
+                    let rules = |rules: &Option<Vec<policy_core::policy::Rule>>| {
+                        rules.as_ref().map(|rules| {
+                            rules
+                                .iter()
+                                .map(|r| (r.peers.clone(), r.ports.clone()))
+                                .collect::<Vec<_>>()
+                        })
+                    };
+                    (
+                        p.reference(),
+                        p.pod_selector.clone(),
+                        rules(&p.ingress),
+                        rules(&p.egress),
+                        p.policy_types_explicit,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(policies(a), policies(b), "{format:?}");
+        let namespaces = |c: &policy_core::Cluster| {
+            c.namespaces
+                .iter()
+                .map(|n| (n.name.clone(), n.labels.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(namespaces(a), namespaces(b));
+    }
+}

@@ -34,7 +34,7 @@ use crate::cluster::{
     Cluster, ContainerPort, Endpoint, EndpointKind, NAMESPACE_NAME_LABEL, Namespace, Owner,
     Service, WorkloadKind,
 };
-use crate::decode::{DecodeError, UnknownField, decode};
+use crate::decode::{DecodeError, UnknownField, decode_lean};
 use crate::diagnostic::{Diagnostic, DiagnosticKind, ObjectRef, Severity, SourceLocation};
 use crate::path::{FieldPath, PathStep};
 use crate::policy::Policy;
@@ -428,7 +428,7 @@ impl Loader {
         // Each retry removes one field, so this ends; the bound guards against surprises.
         for _ in 0..64 {
             let node = repaired.as_ref().unwrap_or(origin.node);
-            let decoded = decode::<T>(node);
+            let decoded = decode_lean::<T>(node);
             if !reported_unknown {
                 for unknown in &decoded.unknown_fields {
                     self.diagnostics

@@ -1,7 +1,7 @@
 //! `netpol-scale`: phase timings and peak memory of netpol on a synthetic cluster.
 //!
 //! ```text
-//! netpol-scale generate --pods N --policies N [--shape realistic|worst-case] [--nodes N] [--seed S] --out FILE
+//! netpol-scale generate --pods N --policies N [--shape realistic|worst-case] [--nodes N] [--format yaml|kubectl-json|kubectl-yaml] [--seed S] --out FILE
 //! netpol-scale run FILE [--port 80] [--count] [--breakdown] [--repeat N]
 //! netpol-scale all --pods N --policies N [--seed S] [--port 80] [--count] [--breakdown] [--repeat N]
 //! ```
@@ -12,7 +12,7 @@
 //! allocator) and the process's resident memory (`VmRSS`) and peak resident
 //! memory so far (`VmHWM`, from /proc/self/status). `--count` adds the
 //! endpoint-level count of allowed pairs (n² lookups); `--breakdown` first
-//! times the YAML parse alone (the first step of `load`); `--repeat N` builds
+//! times the parse alone (the first step of `load`); `--repeat N` builds
 //! the model and matrix N times (later rounds are warm). `all` generates in
 //! process first, so its peak includes the generator's text.
 
@@ -20,7 +20,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use netpol_synth::{Params, generate_with_summary};
+use netpol_synth::{Format, Params, generate_in};
 use policy_core::{Config, Loader, Model, PortQuery, Protocol};
 
 /// The system allocator, counting live bytes and their peak.
@@ -112,11 +112,12 @@ struct Options {
     repeat: usize,
     worst_case: bool,
     nodes: Option<usize>,
+    format: Format,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage:\n  netpol-scale generate --pods N --policies N [--shape realistic|worst-case] [--nodes N] [--seed S] --out FILE\n  netpol-scale run FILE [--port 80] [--count] [--breakdown] [--repeat N]\n  netpol-scale all --pods N --policies N [--seed S] [--port 80] [--count] [--breakdown] [--repeat N]"
+        "usage:\n  netpol-scale generate --pods N --policies N [--shape realistic|worst-case] [--nodes N] [--format yaml|kubectl-json|kubectl-yaml] [--seed S] --out FILE\n  netpol-scale run FILE [--port 80] [--count] [--breakdown] [--repeat N]\n  netpol-scale all --pods N --policies N [--seed S] [--port 80] [--count] [--breakdown] [--repeat N]"
     );
     std::process::exit(2);
 }
@@ -134,6 +135,7 @@ fn parse(args: &[String]) -> Options {
         repeat: 1,
         worst_case: false,
         nodes: None,
+        format: Format::Yaml,
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -153,6 +155,7 @@ fn parse(args: &[String]) -> Options {
                 }
             }
             "--nodes" => options.nodes = Some(value().parse().unwrap_or_else(|_| usage())),
+            "--format" => options.format = Format::from_name(&value()).unwrap_or_else(|| usage()),
             "--breakdown" => options.breakdown = true,
             "--repeat" => options.repeat = value().parse().unwrap_or_else(|_| usage()),
             other if !other.starts_with('-') && options.input.is_none() => {
@@ -204,7 +207,7 @@ fn describe(params: &Params) {
 
 fn analyse(text: String, options: &Options) {
     if options.breakdown {
-        // The YAML parse alone (text to spanned trees), which `load` also does.
+        // The parse alone (text to spanned trees), which `load` also does.
         let documents = phase("parse-only", || policy_core::yaml::parse_documents(&text));
         println!("parsed: {} documents", documents.len());
         phase("drop-trees", || drop(documents));
@@ -278,7 +281,7 @@ fn main() {
             let params = params(&options);
             describe(&params);
             let Some(out) = &options.out else { usage() };
-            let (text, summary) = phase("generate", || generate_with_summary(&params));
+            let (text, summary) = phase("generate", || generate_in(&params, options.format));
             println!("policy mix: {:?}", summary.policies_by_kind);
             std::fs::write(out, &text).unwrap_or_else(|error| {
                 eprintln!("cannot write {out}: {error}");
@@ -300,7 +303,7 @@ fn main() {
         "all" => {
             let params = params(&options);
             describe(&params);
-            let (text, summary) = phase("generate", || generate_with_summary(&params));
+            let (text, summary) = phase("generate", || generate_in(&params, options.format));
             println!("policy mix: {:?}", summary.policies_by_kind);
             println!("text: {:.1} MiB", summary.bytes as f64 / MIB);
             analyse(text, &options);
