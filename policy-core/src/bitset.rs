@@ -112,6 +112,37 @@ impl BitSet {
         }
     }
 
+    /// Removes `index`.
+    pub fn remove(&mut self, index: usize) {
+        if index >= self.len {
+            return;
+        }
+        match &mut self.repr {
+            // No `settle`: one removal stays O(1); representation never
+            // changes what the set holds.
+            Repr::Dense(words) => words[index / WORD] &= !(1u64 << (index % WORD)),
+            Repr::Sparse(indices) => {
+                if let Ok(at) = indices.binary_search(&(index as u32)) {
+                    indices.remove(at);
+                }
+            }
+        }
+    }
+
+    /// Widens the universe to `0..len` (no smaller than today's), keeping the
+    /// elements: the incremental model adds classes this way.
+    pub fn grow(&mut self, len: usize) {
+        assert!(len >= self.len, "a universe only grows");
+        assert!(
+            u32::try_from(len).is_ok(),
+            "a class set holds at most 2^32 indices"
+        );
+        self.len = len;
+        if let Repr::Dense(words) = &mut self.repr {
+            words.resize(words_for(len), 0);
+        }
+    }
+
     /// True if `index` is in the set.
     #[inline]
     pub fn contains(&self, index: usize) -> bool {

@@ -481,7 +481,7 @@ pub struct IngressClass {
 }
 
 /// Everything that was loaded.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Cluster {
     /// Namespaces, sorted by name.
     pub namespaces: Vec<Namespace>,

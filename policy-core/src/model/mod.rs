@@ -17,6 +17,7 @@
 
 mod checks;
 mod external;
+mod incremental;
 mod matrix;
 mod permits;
 mod query;
@@ -31,6 +32,7 @@ use std::ops::Range;
 
 pub use checks::UnresolvedNamedPort;
 pub use external::partition;
+pub use incremental::{Change, RebuildReason, UpdateStats, differences};
 pub use matrix::{ConnectionMatrix, PortMatrix};
 pub use permits::{Counterpart, SidePermit};
 pub use query::{PortQuery, QueryEndpoint, QueryError, RuleRef, SideVerdict, Verdict};
@@ -195,6 +197,8 @@ pub struct Model {
     distinct_ports: Vec<RulePorts>,
     /// Node addresses (Node objects, host-network pods) to node names.
     node_addresses: HashMap<IpAddr, String>,
+    /// Indexes for [`Model::apply`], built on its first call.
+    incremental: Option<Box<incremental::Incremental>>,
 }
 
 fn direction_index(direction: Direction) -> usize {
@@ -244,22 +248,7 @@ impl Model {
         let mut classes: Vec<PodClass> = Vec::new();
         let mut endpoint_class = Vec::with_capacity(cluster.endpoints.len());
         for (id, endpoint) in cluster.endpoints.iter().enumerate() {
-            let mut named_ports: Vec<(&str, Protocol, u16)> = endpoint
-                .ports
-                .iter()
-                .filter_map(|p| p.name.as_deref().map(|name| (name, p.protocol, p.port)))
-                .collect();
-            named_ports.sort_unstable();
-            named_ports.dedup();
-            let selectable =
-                !(endpoint.host_network && config.host_network == HostNetworkMode::Node);
-            let key = ClassKey {
-                namespace: &endpoint.namespace,
-                labels: &endpoint.labels,
-                named_ports,
-                selectable,
-                ip_blocks: &endpoint_blocks[id],
-            };
+            let key = ClassKey::of(endpoint, &endpoint_blocks[id], &config);
             let next = classes.len();
             let class = *class_of_key.entry(key).or_insert_with_key(|key| {
                 classes.push(PodClass {
@@ -344,6 +333,7 @@ impl Model {
             policy_rules,
             class_policies,
             distinct_ports,
+            incremental: None,
         }
     }
 
@@ -357,7 +347,8 @@ impl Model {
         &self.config
     }
 
-    /// The classes of indistinguishable endpoints.
+    /// The classes of indistinguishable endpoints. After [`Model::apply`]
+    /// some may be empty (no endpoint belongs to them any more).
     pub fn classes(&self) -> &[PodClass] {
         &self.classes
     }
@@ -594,11 +585,15 @@ impl<'a> SelectorIndex<'a> {
         let mut by_namespace: FxHashMap<&str, BitSet> = FxHashMap::default();
         let mut by_label: FxHashMap<&str, (BitSet, FxHashMap<&str, BitSet>)> = FxHashMap::default();
         for (class_id, class) in classes.iter().enumerate() {
+            // An emptied class (after `Model::apply`) matches no selector.
+            let Some(&first) = class.members.first() else {
+                continue;
+            };
             if class.selectable {
                 selectable.insert(class_id);
             }
-            let representative = &cluster.endpoints[class.members[0]];
-            debug_assert_eq!(endpoint_class[class.members[0]], class_id);
+            let representative = &cluster.endpoints[first];
+            debug_assert_eq!(endpoint_class[first], class_id);
             by_namespace
                 .entry(representative.namespace.as_str())
                 .or_insert_with(|| BitSet::new(class_count))

@@ -341,11 +341,11 @@ fn labels_strategy(
     )
 }
 
-fn pod_labels() -> impl Strategy<Value = Labels> {
+pub fn pod_labels() -> impl Strategy<Value = Labels> {
     labels_strategy(&["app", "tier", "role"], &["web", "db", "api"])
 }
 
-fn namespace_labels() -> impl Strategy<Value = Labels> {
+pub fn namespace_labels() -> impl Strategy<Value = Labels> {
     labels_strategy(&["team", "env"], &["web", "db", "prod"])
 }
 
@@ -610,6 +610,11 @@ fn pod_spec(endpoint: &NaiveEndpoint) -> PodSpec {
 }
 
 pub fn build_model(world: &World) -> Model {
+    Model::new(build_cluster(world), world.config)
+}
+
+/// The world, loaded (panics on a diagnostic error: generated input is valid).
+pub fn build_cluster(world: &World) -> policy_core::Cluster {
     let mut loader = Loader::new();
     for (name, labels) in &world.namespaces {
         loader.add(Namespace {
@@ -670,5 +675,5 @@ pub fn build_model(world: &World) -> Model {
         errors.is_empty(),
         "generated input was rejected: {errors:#?}"
     );
-    Model::new(loaded.cluster, world.config)
+    loaded.cluster
 }

@@ -68,7 +68,11 @@ impl Rule for DnsBlocked {
         let cluster = model.cluster();
         let dns_classes: Vec<ClassId> = (0..model.classes().len())
             .filter(|&class| {
-                let member = &cluster.endpoints[model.classes()[class].members[0]];
+                // Classes emptied by `Model::apply` have no member to look at.
+                let Some(&first) = model.classes()[class].members.first() else {
+                    return false;
+                };
+                let member = &cluster.endpoints[first];
                 member.labels.get(DNS_LABEL.0).map(String::as_str) == Some(DNS_LABEL.1)
             })
             .collect();
@@ -106,8 +110,10 @@ impl Rule for DnsBlocked {
             });
         let mut blocked: BTreeMap<PolicyId, Vec<(ClassId, Vec<Protocol>)>> = BTreeMap::new();
         for class in 0..model.classes().len() {
-            let policies =
-                model.policies_selecting(model.classes()[class].members[0], Direction::Egress);
+            let Some(&first) = model.classes()[class].members.first() else {
+                continue;
+            };
+            let policies = model.policies_selecting(first, Direction::Egress);
             if policies.is_empty()
                 || dns_classes.contains(&class)
                 || service_backends

@@ -84,7 +84,7 @@ impl Rule for IntermittentService {
                 some.difference_with(&all);
                 let candidates: Vec<usize> = some
                     .ones()
-                    .map(|class| model.classes()[class].members[0])
+                    .filter_map(|class| model.classes()[class].members.first().copied())
                     .collect();
                 let mut clients = Vec::new();
                 for &source in &candidates {

@@ -1,0 +1,1112 @@
+//! Keeping a [`Model`] current as the cluster changes, without rebuilding it.
+//!
+//! The agent sees one pod or policy change at a time, on clusters where a
+//! rebuild costs seconds. [`Model::apply`] touches only what a change
+//! reaches:
+//!
+//! - **A pod whose class already exists** (another replica, a new IP) joins
+//!   or leaves that class's member list. Selector results, peer sets and
+//!   policy lists are per class, so nothing else moves.
+//! - **A pod with a new class key** (new labels, a StatefulSet's own
+//!   `pod-name`) appends a class. Only the rules that could match it are
+//!   evaluated against it: those of policies in its namespace, and the few
+//!   whose peers reach across namespaces (namespaceSelector, ipBlock, no
+//!   peers). Likewise only the policies of its namespace can select it.
+//! - **A class whose last member leaves** stays as an empty *tombstone*:
+//!   class ids never move, so no bit set is renumbered. Its bits are cleared
+//!   from the peer sets that held them, so equal peer sets stay equal.
+//!   Tombstones are compacted by a rebuild once they are a quarter of all
+//!   classes.
+//! - **A policy change** recompiles that policy's rules only, evaluating its
+//!   selectors against the classes of the namespaces they can reach.
+//!
+//! Endpoint and policy ids stay what a fresh [`Model::new`] would give
+//! (the cluster's sorted order), so every answer is the same; class ids
+//! differ, and `tests/incremental.rs` proves the answers equal on random
+//! event sequences. Changes that move the class partition of many pods at
+//! once rebuild instead ([`RebuildReason`]).
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use rustc_hash::{FxHashMap, FxHasher};
+
+use super::{
+    ClassId, ClassKey, CompiledRule, Model, PeerSet, PodClass, PolicyId, RulePorts,
+    direction_index, node_addresses,
+};
+use crate::bitset::BitSet;
+use crate::cluster::{
+    Cluster, Endpoint, EndpointId, EndpointKind, EndpointSlice, Ingress, IngressClass, Namespace,
+    Node, Service,
+};
+use crate::config::{Config, IpBlockMode};
+use crate::ipset::IpSet;
+use crate::policy::{Direction, NamespaceScope, Peer, Policy, Rule};
+
+/// One change to the cluster, for [`Model::apply`].
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// A pod or workload appeared or changed (the same namespace, name and
+    /// kind is the same endpoint).
+    UpsertEndpoint(Endpoint),
+    /// A pod or workload went away.
+    RemoveEndpoint {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// Pod, or the workload kind.
+        kind: EndpointKind,
+    },
+    /// A NetworkPolicy appeared or changed (by namespace and name).
+    UpsertPolicy(Policy),
+    /// A NetworkPolicy went away.
+    RemovePolicy {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// All namespaces, sorted by name.
+    Namespaces(Vec<Namespace>),
+    /// All nodes, sorted by name.
+    Nodes(Vec<Node>),
+    /// The objects the model reads only when asked: Services, EndpointSlices,
+    /// Ingresses and IngressClasses, each sorted as in [`Cluster`].
+    ServiceObjects {
+        /// Services.
+        services: Vec<Service>,
+        /// EndpointSlices.
+        endpoint_slices: Vec<EndpointSlice>,
+        /// Ingresses.
+        ingresses: Vec<Ingress>,
+        /// IngressClasses.
+        ingress_classes: Vec<IngressClass>,
+    },
+}
+
+/// Why [`Model::apply`] rebuilt the model instead of updating it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RebuildReason {
+    /// A namespace's labels changed, or a namespace holding pods came or
+    /// went: any namespaceSelector may now match differently.
+    Namespaces,
+    /// With ipBlocks matching pod IPs, the set of distinct ipBlocks changed:
+    /// pods split or merge into classes by the blocks holding their IPs.
+    IpBlocks,
+    /// Empty classes had become a quarter of all classes.
+    Compaction,
+    /// So much changed at once that a rebuild is cheaper.
+    ManyChanges,
+}
+
+/// What one [`Model::apply`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpdateStats {
+    /// Endpoint changes applied in place.
+    pub endpoints: usize,
+    /// Policy changes applied in place.
+    pub policies: usize,
+    /// Classes created.
+    pub classes_added: usize,
+    /// Classes that lost their last member.
+    pub classes_emptied: usize,
+    /// Set when the model was rebuilt from the changed cluster instead.
+    pub rebuilt: Option<RebuildReason>,
+}
+
+/// The indexes an update needs and a query does not: built on the first
+/// [`Model::apply`], so a one-shot model never pays for them.
+pub(crate) struct Incremental {
+    /// Live classes, by the hash of their [`ClassKey`].
+    classes_by_key: FxHashMap<u64, Vec<ClassId>>,
+    /// Per endpoint, the ids of the ipBlocks holding one of its IPs (only
+    /// with [`IpBlockMode::Match`]; empty otherwise).
+    endpoint_blocks: Vec<Vec<usize>>,
+    /// Every distinct ipBlock address set of the policies, numbered.
+    block_ids: HashMap<IpSet, usize>,
+    /// [`Model::distinct_ports`], inverted.
+    ports_ids: HashMap<RulePorts, usize>,
+    /// Rules with a peer that can match outside their policy's namespace
+    /// (namespaceSelector, ipBlock, or no peers at all).
+    cross_namespace_rules: Vec<usize>,
+    /// Classes without members.
+    emptied: usize,
+}
+
+/// More changes than this share of the endpoints at once rebuild instead.
+const MANY_CHANGES_PER_ENDPOINT: usize = 8;
+
+/// Outcome of applying one change in place.
+enum Step {
+    Done,
+    Rebuild(RebuildReason),
+}
+
+impl Model {
+    /// Applies `changes` in order, updating the model in place where that is
+    /// cheaper than a rebuild (see the module documentation of
+    /// `model::incremental`). Afterwards every answer equals that of
+    /// `Model::new` on the changed cluster; [`Model::classes`] may then hold
+    /// empty classes, which no endpoint belongs to.
+    pub fn apply(&mut self, changes: Vec<Change>) -> UpdateStats {
+        let mut stats = UpdateStats::default();
+        let mut rebuild = None;
+        if changes.len() > 64
+            && changes.len() * MANY_CHANGES_PER_ENDPOINT > self.endpoint_class.len()
+        {
+            rebuild = Some(RebuildReason::ManyChanges);
+        }
+        for change in changes {
+            if rebuild.is_none() {
+                if self.incremental.is_none() {
+                    self.incremental = Some(Box::new(Incremental::build(self)));
+                }
+                match self.apply_one(&change, &mut stats) {
+                    Step::Done => continue,
+                    Step::Rebuild(reason) => rebuild = Some(reason),
+                }
+            }
+            apply_to_cluster(&mut self.cluster, change);
+        }
+        if rebuild.is_none()
+            && let Some(incremental) = &self.incremental
+            && incremental.emptied >= 64
+            && incremental.emptied * 4 > self.classes.len()
+        {
+            rebuild = Some(RebuildReason::Compaction);
+        }
+        if let Some(reason) = rebuild {
+            let cluster = std::mem::take(&mut self.cluster);
+            *self = Model::new(cluster, self.config);
+            stats.rebuilt = Some(reason);
+        }
+        stats
+    }
+
+    /// Brings the model to `cluster` by applying the differences
+    /// ([`Model::apply`]). Both clusters must be in [`Cluster`]'s sorted
+    /// orders, as the loader leaves them.
+    pub fn update_to(&mut self, cluster: Cluster) -> UpdateStats {
+        let changes = differences(&self.cluster, cluster);
+        self.apply(changes)
+    }
+
+    fn apply_one(&mut self, change: &Change, stats: &mut UpdateStats) -> Step {
+        match change {
+            Change::Namespaces(namespaces) => {
+                if self.namespaces_change_selection(namespaces) {
+                    return Step::Rebuild(RebuildReason::Namespaces);
+                }
+                self.cluster.namespaces = namespaces.clone();
+            }
+            Change::Nodes(nodes) => {
+                self.cluster.nodes = nodes.clone();
+                self.node_addresses = node_addresses(&self.cluster);
+            }
+            Change::ServiceObjects { .. } => {
+                apply_to_cluster(&mut self.cluster, change.clone());
+            }
+            Change::UpsertEndpoint(endpoint) => {
+                self.upsert_endpoint(endpoint.clone(), stats);
+                stats.endpoints += 1;
+            }
+            Change::RemoveEndpoint {
+                namespace,
+                name,
+                kind,
+            } => {
+                if let Ok(position) = endpoint_position(&self.cluster, namespace, name, *kind) {
+                    self.remove_endpoint(position, stats);
+                }
+                stats.endpoints += 1;
+            }
+            Change::UpsertPolicy(policy) => {
+                let position = policy_position(&self.cluster, &policy.namespace, &policy.name);
+                let old = position.ok().map(|p| &self.cluster.policies[p]);
+                if old.is_some_and(|old| same_policy_rules(old, policy)) {
+                    // Only where it is written moved.
+                    self.cluster.policies[position.unwrap_or_default()] = policy.clone();
+                    return Step::Done;
+                }
+                if self.blocks_would_change(old, Some(policy)) {
+                    return Step::Rebuild(RebuildReason::IpBlocks);
+                }
+                match position {
+                    Ok(position) => self.replace_policy(position, policy.clone()),
+                    Err(position) => self.insert_policy(position, policy.clone()),
+                }
+                stats.policies += 1;
+            }
+            Change::RemovePolicy { namespace, name } => {
+                if let Ok(position) = policy_position(&self.cluster, namespace, name) {
+                    let old = &self.cluster.policies[position];
+                    if self.blocks_would_change(Some(old), None) {
+                        return Step::Rebuild(RebuildReason::IpBlocks);
+                    }
+                    self.remove_policy(position);
+                }
+                stats.policies += 1;
+            }
+        }
+        Step::Done
+    }
+
+    fn incremental(&mut self) -> &mut Incremental {
+        self.incremental.as_mut().expect("built by apply")
+    }
+
+    /// True if replacing the namespaces could change which classes a
+    /// namespaceSelector matches.
+    fn namespaces_change_selection(&self, namespaces: &[Namespace]) -> bool {
+        let old = &self.cluster.namespaces;
+        let has_endpoints = |name: &str| {
+            let endpoints = &self.cluster.endpoints;
+            let start = endpoints.partition_point(|e| e.namespace.as_str() < name);
+            endpoints.get(start).is_some_and(|e| e.namespace == name)
+        };
+        let (mut i, mut j) = (0, 0);
+        while i < old.len() || j < namespaces.len() {
+            match (old.get(i), namespaces.get(j)) {
+                (Some(a), Some(b)) if a.name == b.name => {
+                    if a.labels != b.labels {
+                        return true;
+                    }
+                    i += 1;
+                    j += 1;
+                }
+                (Some(a), b) if b.is_none_or(|b| a.name < b.name) => {
+                    if has_endpoints(&a.name) {
+                        return true;
+                    }
+                    i += 1;
+                }
+                (_, Some(b)) => {
+                    if has_endpoints(&b.name) {
+                        return true;
+                    }
+                    j += 1;
+                }
+                (None, None) => break,
+                (Some(_), None) => unreachable!("handled above"),
+            }
+        }
+        false
+    }
+
+    /// With ipBlocks matching pod IPs, true if replacing policy `old` by
+    /// `new` changes the set of distinct ipBlocks (and so the classes).
+    fn blocks_would_change(&self, old: Option<&Policy>, new: Option<&Policy>) -> bool {
+        if self.config.ip_block != IpBlockMode::Match {
+            return false;
+        }
+        let has_blocks =
+            |policy: Option<&Policy>| policy.is_some_and(|p| !blocks_of_policy(p).is_empty());
+        if !has_blocks(old) && !has_blocks(new) {
+            return false;
+        }
+        let mut after: std::collections::HashSet<&IpSet> = std::collections::HashSet::new();
+        let old_key = old.map(|p| (p.namespace.as_str(), p.name.as_str()));
+        for policy in &self.cluster.policies {
+            if Some((policy.namespace.as_str(), policy.name.as_str())) != old_key {
+                after.extend(blocks_of_policy(policy));
+            }
+        }
+        if let Some(new) = new {
+            after.extend(blocks_of_policy(new));
+        }
+        let known = &self.incremental.as_ref().expect("built by apply").block_ids;
+        after.len() != known.len() || after.iter().any(|block| !known.contains_key(*block))
+    }
+
+    fn upsert_endpoint(&mut self, endpoint: Endpoint, stats: &mut UpdateStats) {
+        let blocks = self.blocks_holding(&endpoint);
+        let found = endpoint_position(
+            &self.cluster,
+            &endpoint.namespace,
+            &endpoint.name,
+            endpoint.kind,
+        );
+        let touches_nodes = endpoint.host_network;
+        match found {
+            Ok(position) => {
+                let old = &self.cluster.endpoints[position];
+                let old_key = ClassKey::of(
+                    old,
+                    &self.incremental_ref().endpoint_blocks[position],
+                    &self.config,
+                );
+                let same_class = old_key == ClassKey::of(&endpoint, &blocks, &self.config);
+                let touches_nodes = touches_nodes || old.host_network;
+                if same_class {
+                    self.cluster.endpoints[position] = endpoint;
+                    self.incremental().endpoint_blocks[position] = blocks;
+                } else {
+                    self.detach(position, stats);
+                    self.cluster.endpoints[position] = endpoint;
+                    self.incremental().endpoint_blocks[position] = blocks;
+                    self.attach(position, stats);
+                }
+                if touches_nodes {
+                    self.node_addresses = node_addresses(&self.cluster);
+                }
+            }
+            Err(position) => {
+                self.cluster.endpoints.insert(position, endpoint);
+                self.endpoint_class.insert(position, ClassId::MAX);
+                self.incremental().endpoint_blocks.insert(position, blocks);
+                for class in &mut self.classes {
+                    for member in &mut class.members {
+                        if *member >= position {
+                            *member += 1;
+                        }
+                    }
+                }
+                self.attach(position, stats);
+                if touches_nodes {
+                    self.node_addresses = node_addresses(&self.cluster);
+                }
+            }
+        }
+    }
+
+    fn remove_endpoint(&mut self, position: EndpointId, stats: &mut UpdateStats) {
+        self.detach(position, stats);
+        let removed = self.cluster.endpoints.remove(position);
+        self.endpoint_class.remove(position);
+        self.incremental().endpoint_blocks.remove(position);
+        for class in &mut self.classes {
+            for member in &mut class.members {
+                if *member > position {
+                    *member -= 1;
+                }
+            }
+        }
+        if removed.host_network {
+            self.node_addresses = node_addresses(&self.cluster);
+        }
+    }
+
+    fn incremental_ref(&self) -> &Incremental {
+        self.incremental.as_ref().expect("built by apply")
+    }
+
+    /// The ipBlocks holding one of the endpoint's addresses.
+    fn blocks_holding(&self, endpoint: &Endpoint) -> Vec<usize> {
+        if self.config.ip_block != IpBlockMode::Match {
+            return Vec::new();
+        }
+        let family = self.config.address_family;
+        let mut blocks: Vec<usize> = self
+            .incremental_ref()
+            .block_ids
+            .iter()
+            .filter(|(set, _)| {
+                endpoint
+                    .ips
+                    .iter()
+                    .any(|ip| family.includes(*ip) && set.contains(*ip))
+            })
+            .map(|(_, &id)| id)
+            .collect();
+        blocks.sort_unstable();
+        blocks
+    }
+
+    fn class_key_hash(&self, endpoint: EndpointId) -> u64 {
+        let key = ClassKey::of(
+            &self.cluster.endpoints[endpoint],
+            &self.incremental_ref().endpoint_blocks[endpoint],
+            &self.config,
+        );
+        let mut hasher = FxHasher::default();
+        key.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// Puts endpoint `position` into its class, creating the class if needed.
+    fn attach(&mut self, position: EndpointId, stats: &mut UpdateStats) {
+        let hash = self.class_key_hash(position);
+        let endpoint = &self.cluster.endpoints[position];
+        let blocks = &self.incremental_ref().endpoint_blocks[position];
+        let key = ClassKey::of(endpoint, blocks, &self.config);
+        let existing = self
+            .incremental_ref()
+            .classes_by_key
+            .get(&hash)
+            .and_then(|candidates| {
+                candidates.iter().copied().find(|&class| {
+                    let member = self.classes[class].members[0];
+                    ClassKey::of(
+                        &self.cluster.endpoints[member],
+                        &self.incremental_ref().endpoint_blocks[member],
+                        &self.config,
+                    ) == key
+                })
+            });
+        let class = match existing {
+            Some(class) => class,
+            None => {
+                let class = self.add_class(position);
+                self.incremental()
+                    .classes_by_key
+                    .entry(hash)
+                    .or_default()
+                    .push(class);
+                stats.classes_added += 1;
+                class
+            }
+        };
+        self.endpoint_class[position] = class;
+        let members = &mut self.classes[class].members;
+        let at = members.partition_point(|&m| m < position);
+        members.insert(at, position);
+    }
+
+    /// Takes endpoint `position` out of its class; an emptied class becomes
+    /// a tombstone.
+    fn detach(&mut self, position: EndpointId, stats: &mut UpdateStats) {
+        let class = self.endpoint_class[position];
+        let members = &mut self.classes[class].members;
+        if let Ok(at) = members.binary_search(&position) {
+            members.remove(at);
+        }
+        if !self.classes[class].members.is_empty() {
+            return;
+        }
+        let hash = self.class_key_hash(position);
+        let incremental = self.incremental();
+        if let Some(candidates) = incremental.classes_by_key.get_mut(&hash) {
+            candidates.retain(|&c| c != class);
+            if candidates.is_empty() {
+                incremental.classes_by_key.remove(&hash);
+            }
+        }
+        incremental.emptied += 1;
+        let namespace = self.cluster.endpoints[position].namespace.clone();
+        for rule_id in self.candidate_rules(&namespace) {
+            let rule = &mut self.rules[rule_id];
+            if !rule.peers.everyone {
+                rule.peers.classes.remove(class);
+            }
+        }
+        for per_class in &mut self.class_policies {
+            per_class[class] = Vec::new();
+        }
+        stats.classes_emptied += 1;
+    }
+
+    /// The rules whose peers could match a class in `namespace`.
+    fn candidate_rules(&self, namespace: &str) -> Vec<usize> {
+        let policies = self.policies_in(namespace);
+        let mut rules: Vec<usize> = policies
+            .flat_map(|policy| {
+                let [ingress, egress] = &self.policy_rules[policy];
+                ingress.clone().chain(egress.clone())
+            })
+            .chain(self.incremental_ref().cross_namespace_rules.iter().copied())
+            .collect();
+        rules.sort_unstable();
+        rules.dedup();
+        rules
+    }
+
+    /// The ids of the policies in `namespace` (they are sorted by namespace).
+    fn policies_in(&self, namespace: &str) -> std::ops::Range<PolicyId> {
+        let policies = &self.cluster.policies;
+        let start = policies.partition_point(|p| p.namespace.as_str() < namespace);
+        let end = policies.partition_point(|p| p.namespace.as_str() <= namespace);
+        start..end
+    }
+
+    /// Appends the class of endpoint `representative` and evaluates the
+    /// rules and policies that can reach it.
+    fn add_class(&mut self, representative: EndpointId) -> ClassId {
+        let class = self.classes.len();
+        let endpoint = &self.cluster.endpoints[representative];
+        let key = ClassKey::of(
+            endpoint,
+            &self.incremental_ref().endpoint_blocks[representative],
+            &self.config,
+        );
+        self.classes.push(PodClass {
+            namespace: endpoint.namespace.clone(),
+            members: Vec::new(),
+            selectable: key.selectable,
+            named_ports: key
+                .named_ports
+                .iter()
+                .map(|&(name, protocol, port)| (name.to_string(), protocol, port))
+                .collect(),
+        });
+        let count = self.classes.len();
+        for rule in &mut self.rules {
+            rule.peers.classes.grow(count);
+            if rule.peers.everyone {
+                rule.peers.classes.insert(class);
+            }
+        }
+        for per_class in &mut self.class_policies {
+            per_class.push(Vec::new());
+        }
+        let namespace = endpoint.namespace.clone();
+        let matched: Vec<usize> = self
+            .candidate_rules(&namespace)
+            .into_iter()
+            .filter(|&rule_id| {
+                let rule = &self.rules[rule_id];
+                !rule.peers.everyone && self.rule_matches(rule_id, representative)
+            })
+            .collect();
+        for rule_id in matched {
+            self.rules[rule_id].peers.classes.insert(class);
+        }
+        if self.classes[class].selectable {
+            let labels = &self.cluster.endpoints[representative].labels;
+            for policy_id in self.policies_in(&namespace) {
+                let policy = &self.cluster.policies[policy_id];
+                if !policy.pod_selector.matches(labels) {
+                    continue;
+                }
+                for direction in [Direction::Ingress, Direction::Egress] {
+                    if policy.rules(direction).is_some() {
+                        self.class_policies[direction_index(direction)][class].push(policy_id);
+                    }
+                }
+            }
+        }
+        class
+    }
+
+    /// The policy rule behind compiled rule `rule_id`.
+    fn source_rule(&self, rule_id: usize) -> &Rule {
+        let compiled = &self.rules[rule_id];
+        let policy = &self.cluster.policies[compiled.policy];
+        for direction in [Direction::Ingress, Direction::Egress] {
+            let range = &self.policy_rules[compiled.policy][direction_index(direction)];
+            if range.contains(&rule_id) {
+                let rules = policy
+                    .rules(direction)
+                    .expect("compiled from this direction");
+                return &rules[rule_id - range.start];
+            }
+        }
+        unreachable!("rule {rule_id} belongs to its policy's ranges")
+    }
+
+    /// True if a peer of rule `rule_id` (with peers) matches the class of
+    /// endpoint `representative`.
+    fn rule_matches(&self, rule_id: usize, representative: EndpointId) -> bool {
+        let rule = self.source_rule(rule_id);
+        let endpoint = &self.cluster.endpoints[representative];
+        let selectable = ClassKey::selectable(endpoint, &self.config);
+        let blocks = &self.incremental_ref().endpoint_blocks[representative];
+        let block_ids = &self.incremental_ref().block_ids;
+        rule.peers.iter().flatten().any(|peer| match peer {
+            Peer::Pods { namespaces, pods } => {
+                selectable
+                    && self.scope_includes(namespaces, &endpoint.namespace)
+                    && pods.matches(&endpoint.labels)
+            }
+            Peer::IpBlock { addresses, .. } => block_ids
+                .get(addresses)
+                .is_some_and(|id| blocks.binary_search(id).is_ok()),
+        })
+    }
+
+    fn scope_includes(&self, scope: &NamespaceScope, namespace: &str) -> bool {
+        match scope {
+            NamespaceScope::Own(own) => own == namespace,
+            NamespaceScope::Selected(selector) => self
+                .cluster
+                .namespace(namespace)
+                .is_some_and(|n| selector.matches(&n.labels)),
+        }
+    }
+
+    /// The live classes of the endpoints in `namespace`.
+    fn classes_in(&self, namespace: &str) -> impl Iterator<Item = ClassId> + '_ {
+        let endpoints = &self.cluster.endpoints;
+        let start = endpoints.partition_point(|e| e.namespace.as_str() < namespace);
+        let end = endpoints.partition_point(|e| e.namespace.as_str() <= namespace);
+        (start..end).map(|id| self.endpoint_class[id])
+    }
+
+    /// Compiles one rule of `policy` against the current classes.
+    fn compile_rule(&mut self, policy_id: PolicyId, rule: &Rule) -> CompiledRule {
+        let ports = RulePorts::from_rule(rule);
+        let next = self.distinct_ports.len();
+        let ports = match self.incremental().ports_ids.get(&ports) {
+            Some(&id) => id,
+            None => {
+                self.incremental().ports_ids.insert(ports.clone(), next);
+                self.distinct_ports.push(ports);
+                next
+            }
+        };
+        let count = self.classes.len();
+        let peers = match &rule.peers {
+            None => PeerSet {
+                everyone: true,
+                classes: BitSet::full(count),
+                addresses: IpSet::everything(),
+            },
+            Some(peers) => {
+                let mut classes: Vec<ClassId> = Vec::new();
+                let mut addresses = IpSet::empty();
+                for peer in peers {
+                    match peer {
+                        Peer::Pods { namespaces, pods } => {
+                            let names: Vec<String> = match namespaces {
+                                NamespaceScope::Own(namespace) => vec![namespace.clone()],
+                                NamespaceScope::Selected(selector) => self
+                                    .cluster
+                                    .namespaces
+                                    .iter()
+                                    .filter(|n| selector.matches(&n.labels))
+                                    .map(|n| n.name.clone())
+                                    .collect(),
+                            };
+                            for name in &names {
+                                classes.extend(self.classes_in(name).filter(|&class| {
+                                    let class_info = &self.classes[class];
+                                    class_info.selectable
+                                        && pods.matches(
+                                            &self.cluster.endpoints[class_info.members[0]].labels,
+                                        )
+                                }));
+                            }
+                        }
+                        Peer::IpBlock {
+                            addresses: block, ..
+                        } => {
+                            addresses.union_with(block);
+                            if let Some(&id) = self.incremental_ref().block_ids.get(block) {
+                                let blocks = &self.incremental_ref().endpoint_blocks;
+                                classes.extend(
+                                    (0..blocks.len())
+                                        .filter(|&e| blocks[e].binary_search(&id).is_ok())
+                                        .map(|e| self.endpoint_class[e]),
+                                );
+                            }
+                        }
+                    }
+                }
+                classes.sort_unstable();
+                classes.dedup();
+                PeerSet {
+                    everyone: false,
+                    classes: BitSet::from_sorted(count, classes),
+                    addresses,
+                }
+            }
+        };
+        CompiledRule {
+            policy: policy_id,
+            index: rule.index,
+            peers,
+            ports,
+        }
+    }
+
+    /// Compiles `policy` (at `policy_id`) into new rules at the end of
+    /// [`Model::rules`], returning its ranges.
+    fn compile_policy(
+        &mut self,
+        policy_id: PolicyId,
+        policy: &Policy,
+    ) -> [std::ops::Range<usize>; 2] {
+        let mut ranges = [0..0, 0..0];
+        for direction in [Direction::Ingress, Direction::Egress] {
+            let Some(rules) = policy.rules(direction) else {
+                continue;
+            };
+            let start = self.rules.len();
+            for rule in rules {
+                let compiled = self.compile_rule(policy_id, rule);
+                self.rules.push(compiled);
+            }
+            ranges[direction_index(direction)] = start..self.rules.len();
+        }
+        ranges
+    }
+
+    /// The live classes `policy` selects.
+    fn classes_selected(&self, policy: &Policy) -> Vec<ClassId> {
+        let mut classes: Vec<ClassId> = self
+            .classes_in(&policy.namespace)
+            .filter(|&class| {
+                let info = &self.classes[class];
+                info.selectable
+                    && policy
+                        .pod_selector
+                        .matches(&self.cluster.endpoints[info.members[0]].labels)
+            })
+            .collect();
+        classes.sort_unstable();
+        classes.dedup();
+        classes
+    }
+
+    /// Drops the compiled rules of `policy_id`, shifting later rule ids.
+    fn drop_rules(&mut self, policy_id: PolicyId) {
+        let ranges = self.policy_rules[policy_id].clone();
+        let non_empty: Vec<&std::ops::Range<usize>> =
+            ranges.iter().filter(|r| r.start < r.end).collect();
+        let Some(start) = non_empty.iter().map(|r| r.start).min() else {
+            return;
+        };
+        let end = non_empty.iter().map(|r| r.end).max().expect("non-empty");
+        let removed = end - start;
+        self.rules.drain(start..end);
+        for (other, other_ranges) in self.policy_rules.iter_mut().enumerate() {
+            if other == policy_id {
+                continue;
+            }
+            for range in other_ranges.iter_mut() {
+                // Empty ranges move too: they must stay within `rules`.
+                if range.start >= end {
+                    *range = range.start - removed..range.end - removed;
+                }
+            }
+        }
+        self.policy_rules[policy_id] = [0..0, 0..0];
+    }
+
+    fn set_selection(&mut self, policy_id: PolicyId, policy: &Policy, selected: bool) {
+        for class in self.classes_selected(policy) {
+            for direction in [Direction::Ingress, Direction::Egress] {
+                if policy.rules(direction).is_none() {
+                    continue;
+                }
+                let list = &mut self.class_policies[direction_index(direction)][class];
+                match (list.binary_search(&policy_id), selected) {
+                    (Err(at), true) => list.insert(at, policy_id),
+                    (Ok(at), false) => {
+                        list.remove(at);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn replace_policy(&mut self, position: PolicyId, policy: Policy) {
+        let old = self.cluster.policies[position].clone();
+        self.set_selection(position, &old, false);
+        self.drop_rules(position);
+        self.cluster.policies[position] = policy.clone();
+        let ranges = self.compile_policy(position, &policy);
+        self.policy_rules[position] = ranges;
+        self.set_selection(position, &policy, true);
+        self.refresh_cross_namespace_rules();
+    }
+
+    fn insert_policy(&mut self, position: PolicyId, policy: Policy) {
+        self.renumber_policies(|id| if id >= position { id + 1 } else { id });
+        self.cluster.policies.insert(position, policy.clone());
+        self.policy_rules.insert(position, [0..0, 0..0]);
+        let ranges = self.compile_policy(position, &policy);
+        self.policy_rules[position] = ranges;
+        self.set_selection(position, &policy, true);
+        self.refresh_cross_namespace_rules();
+    }
+
+    fn remove_policy(&mut self, position: PolicyId) {
+        let old = self.cluster.policies[position].clone();
+        self.set_selection(position, &old, false);
+        self.drop_rules(position);
+        self.cluster.policies.remove(position);
+        self.policy_rules.remove(position);
+        self.renumber_policies(|id| if id > position { id - 1 } else { id });
+        self.refresh_cross_namespace_rules();
+    }
+
+    fn renumber_policies(&mut self, renumber: impl Fn(PolicyId) -> PolicyId) {
+        for rule in &mut self.rules {
+            rule.policy = renumber(rule.policy);
+        }
+        for per_class in &mut self.class_policies {
+            for list in per_class.iter_mut() {
+                for policy in list.iter_mut() {
+                    *policy = renumber(*policy);
+                }
+            }
+        }
+    }
+
+    fn refresh_cross_namespace_rules(&mut self) {
+        let rules = cross_namespace_rules(self);
+        self.incremental().cross_namespace_rules = rules;
+    }
+}
+
+impl Incremental {
+    fn build(model: &Model) -> Incremental {
+        let cluster = &model.cluster;
+        let mut block_ids: HashMap<IpSet, usize> = HashMap::new();
+        for policy in &cluster.policies {
+            for block in blocks_of_policy(policy) {
+                let next = block_ids.len();
+                block_ids.entry(block.clone()).or_insert(next);
+            }
+        }
+        let endpoint_blocks = if model.config.ip_block == IpBlockMode::Match {
+            super::blocks_containing_endpoints(cluster, &block_ids, model.config.address_family)
+        } else {
+            vec![Vec::new(); cluster.endpoints.len()]
+        };
+        let mut classes_by_key: FxHashMap<u64, Vec<ClassId>> = FxHashMap::default();
+        for (class, info) in model.classes.iter().enumerate() {
+            let Some(&member) = info.members.first() else {
+                continue;
+            };
+            let key = ClassKey::of(
+                &cluster.endpoints[member],
+                &endpoint_blocks[member],
+                &model.config,
+            );
+            let mut hasher = FxHasher::default();
+            key.hash(&mut hasher);
+            classes_by_key
+                .entry(hasher.finish())
+                .or_default()
+                .push(class);
+        }
+        let ports_ids = model
+            .distinct_ports
+            .iter()
+            .enumerate()
+            .map(|(id, ports)| (ports.clone(), id))
+            .collect();
+        let emptied = model
+            .classes
+            .iter()
+            .filter(|c| c.members.is_empty())
+            .count();
+        Incremental {
+            classes_by_key,
+            endpoint_blocks,
+            block_ids,
+            ports_ids,
+            cross_namespace_rules: cross_namespace_rules(model),
+            emptied,
+        }
+    }
+}
+
+fn cross_namespace_rules(model: &Model) -> Vec<usize> {
+    let mut found = Vec::new();
+    for (policy_id, policy) in model.cluster.policies.iter().enumerate() {
+        for direction in [Direction::Ingress, Direction::Egress] {
+            let range = model.policy_rules[policy_id][direction_index(direction)].clone();
+            for (rule_id, rule) in range.zip(policy.rules(direction).unwrap_or_default()) {
+                let crosses = match &rule.peers {
+                    None => true,
+                    Some(peers) => peers.iter().any(|peer| match peer {
+                        Peer::Pods { namespaces, .. } => {
+                            matches!(namespaces, NamespaceScope::Selected(_))
+                        }
+                        Peer::IpBlock { .. } => true,
+                    }),
+                };
+                if crosses {
+                    found.push(rule_id);
+                }
+            }
+        }
+    }
+    found
+}
+
+fn blocks_of_policy(policy: &Policy) -> Vec<&IpSet> {
+    [Direction::Ingress, Direction::Egress]
+        .into_iter()
+        .flat_map(|direction| policy.rules(direction).unwrap_or_default())
+        .flat_map(|rule| rule.peers.iter().flatten())
+        .filter_map(|peer| match peer {
+            Peer::IpBlock { addresses, .. } => Some(addresses),
+            Peer::Pods { .. } => None,
+        })
+        .collect()
+}
+
+/// True if two versions of a policy mean the same (they may be written at
+/// other places).
+fn same_policy_rules(a: &Policy, b: &Policy) -> bool {
+    let strip = |policy: &Policy| {
+        let mut policy = policy.clone();
+        policy.source = None;
+        policy.field_sources = Vec::new();
+        for rules in [&mut policy.ingress, &mut policy.egress]
+            .into_iter()
+            .flatten()
+        {
+            for rule in rules {
+                rule.source = None;
+                rule.peer_sources = Vec::new();
+                rule.port_sources = Vec::new();
+            }
+        }
+        policy
+    };
+    strip(a) == strip(b)
+}
+
+fn endpoint_position(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    kind: EndpointKind,
+) -> Result<EndpointId, EndpointId> {
+    cluster.endpoints.binary_search_by(|e| {
+        (e.namespace.as_str(), e.name.as_str(), e.kind).cmp(&(namespace, name, kind))
+    })
+}
+
+fn policy_position(cluster: &Cluster, namespace: &str, name: &str) -> Result<PolicyId, PolicyId> {
+    cluster
+        .policies
+        .binary_search_by(|p| (p.namespace.as_str(), p.name.as_str()).cmp(&(namespace, name)))
+}
+
+/// Applies a change to the cluster alone (before a rebuild).
+fn apply_to_cluster(cluster: &mut Cluster, change: Change) {
+    match change {
+        Change::UpsertEndpoint(endpoint) => {
+            match endpoint_position(cluster, &endpoint.namespace, &endpoint.name, endpoint.kind) {
+                Ok(position) => cluster.endpoints[position] = endpoint,
+                Err(position) => cluster.endpoints.insert(position, endpoint),
+            }
+        }
+        Change::RemoveEndpoint {
+            namespace,
+            name,
+            kind,
+        } => {
+            if let Ok(position) = endpoint_position(cluster, &namespace, &name, kind) {
+                cluster.endpoints.remove(position);
+            }
+        }
+        Change::UpsertPolicy(policy) => {
+            match policy_position(cluster, &policy.namespace, &policy.name) {
+                Ok(position) => cluster.policies[position] = policy,
+                Err(position) => cluster.policies.insert(position, policy),
+            }
+        }
+        Change::RemovePolicy { namespace, name } => {
+            if let Ok(position) = policy_position(cluster, &namespace, &name) {
+                cluster.policies.remove(position);
+            }
+        }
+        Change::Namespaces(namespaces) => cluster.namespaces = namespaces,
+        Change::Nodes(nodes) => cluster.nodes = nodes,
+        Change::ServiceObjects {
+            services,
+            endpoint_slices,
+            ingresses,
+            ingress_classes,
+        } => {
+            cluster.services = services;
+            cluster.endpoint_slices = endpoint_slices;
+            cluster.ingresses = ingresses;
+            cluster.ingress_classes = ingress_classes;
+        }
+    }
+}
+
+/// The changes that turn `old` into `new` (both in [`Cluster`]'s orders).
+pub fn differences(old: &Cluster, new: Cluster) -> Vec<Change> {
+    let Cluster {
+        namespaces,
+        endpoints,
+        services,
+        policies,
+        nodes,
+        endpoint_slices,
+        ingresses,
+        ingress_classes,
+    } = new;
+    let mut changes = Vec::new();
+    if namespaces != old.namespaces {
+        changes.push(Change::Namespaces(namespaces));
+    }
+    if nodes != old.nodes {
+        changes.push(Change::Nodes(nodes));
+    }
+    changes.push(Change::ServiceObjects {
+        services,
+        endpoint_slices,
+        ingresses,
+        ingress_classes,
+    });
+    merge_differences(
+        &old.endpoints,
+        endpoints,
+        |e| (e.namespace.clone(), e.name.clone(), e.kind),
+        Change::UpsertEndpoint,
+        |(namespace, name, kind)| Change::RemoveEndpoint {
+            namespace,
+            name,
+            kind,
+        },
+        &mut changes,
+    );
+    merge_differences(
+        &old.policies,
+        policies,
+        |p| (p.namespace.clone(), p.name.clone()),
+        Change::UpsertPolicy,
+        |(namespace, name)| Change::RemovePolicy { namespace, name },
+        &mut changes,
+    );
+    changes
+}
+
+fn merge_differences<T: PartialEq, K: Ord>(
+    old: &[T],
+    new: Vec<T>,
+    key: impl Fn(&T) -> K,
+    upsert: impl Fn(T) -> Change,
+    remove: impl Fn(K) -> Change,
+    changes: &mut Vec<Change>,
+) {
+    let mut old = old.iter().peekable();
+    for item in new {
+        let item_key = key(&item);
+        while let Some(gone) = old.next_if(|o| key(o) < item_key) {
+            changes.push(remove(key(gone)));
+        }
+        match old.next_if(|o| key(o) == item_key) {
+            Some(same) if *same == item => {}
+            _ => changes.push(upsert(item)),
+        }
+    }
+    for gone in old {
+        changes.push(remove(key(gone)));
+    }
+}
+
+impl<'c> ClassKey<'c> {
+    pub(super) fn selectable(endpoint: &Endpoint, config: &Config) -> bool {
+        !(endpoint.host_network && config.host_network == crate::config::HostNetworkMode::Node)
+    }
+
+    pub(super) fn of(endpoint: &'c Endpoint, ip_blocks: &'c [usize], config: &Config) -> Self {
+        let mut named_ports: Vec<(&str, crate::ports::Protocol, u16)> = endpoint
+            .ports
+            .iter()
+            .filter_map(|p| p.name.as_deref().map(|name| (name, p.protocol, p.port)))
+            .collect();
+        named_ports.sort_unstable();
+        named_ports.dedup();
+        ClassKey {
+            namespace: &endpoint.namespace,
+            labels: &endpoint.labels,
+            named_ports,
+            selectable: Self::selectable(endpoint, config),
+            ip_blocks,
+        }
+    }
+}
