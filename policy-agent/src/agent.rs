@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use policy_core::{Config, Diagnostic};
 use policy_nft::runner::Nft;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::enforce::{Applied, Drift, DriftCheck, Enforcer};
 use crate::http::{Health, serve};
@@ -304,6 +304,18 @@ fn sync(
         }
     };
     let planned_in = started.elapsed();
+    match &plan.model_update {
+        Some(update) => debug!(
+            model_us = plan.model_time.as_micros() as u64,
+            endpoints = update.endpoints,
+            policies = update.policies,
+            classes_added = update.classes_added,
+            classes_emptied = update.classes_emptied,
+            rebuilt = ?update.rebuilt,
+            "model updated"
+        ),
+        None => debug!(model_us = plan.model_time.as_micros() as u64, "model built"),
+    }
     for diagnostic in &plan.errors {
         warn!(error = %describe(diagnostic), "invalid input");
     }

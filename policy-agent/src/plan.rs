@@ -23,6 +23,7 @@ use std::str::FromStr;
 
 use policy_core::cluster::Cluster;
 use policy_core::diagnostic::{ObjectRef, SourceLocation};
+use policy_core::model::UpdateStats;
 use policy_core::selector::Selector;
 use policy_core::{
     Config, Diagnostic, DiagnosticKind, Loader, Model, Policy, Severity, cluster::Endpoint,
@@ -89,6 +90,11 @@ pub struct Plan {
     pub without_address: Vec<String>,
     /// Pods, policies and namespaces in the model.
     pub counts: Counts,
+    /// How the model followed the snapshot: `None` when it was built from
+    /// scratch (the first snapshot), else what [`Model::update_to`] did.
+    pub model_update: Option<UpdateStats>,
+    /// Time spent building or updating the model.
+    pub model_time: std::time::Duration,
 }
 
 /// Sizes of the cluster a plan was made from.
@@ -213,11 +219,20 @@ impl Planner {
             policies: cluster.policies.len(),
             namespaces: cluster.namespaces.len(),
         };
-        let model = Model::new(cluster, self.config);
-        let compiler = Compiler::new(&model).map_err(|e| PlanError(e.to_string()))?;
-        let (ruleset, unenforceable) = compiler.compile(&self.node);
-        drop(compiler);
+        // The last model follows the snapshot in place: a pod or policy
+        // event costs what it touches, not a rebuild (Model::apply).
+        let started = std::time::Instant::now();
+        let (model, model_update) = match self.last_good.take() {
+            Some(mut model) => {
+                let stats = model.update_to(cluster);
+                (model, Some(stats))
+            }
+            None => (Model::new(cluster, self.config), None),
+        };
+        let model_time = started.elapsed();
+        let compiled = Compiler::new(&model).map(|compiler| compiler.compile(&self.node));
         self.last_good = Some(model);
+        let (ruleset, unenforceable) = compiled.map_err(|e| PlanError(e.to_string()))?;
         Ok(Plan {
             ruleset,
             errors,
@@ -225,6 +240,8 @@ impl Planner {
             failed_closed: repairs.failed_closed,
             without_address: unenforceable.without_address,
             counts,
+            model_update,
+            model_time,
         })
     }
 
@@ -462,6 +479,36 @@ spec:
 
     fn planner(mode: OnUnreadable) -> Planner {
         Planner::new("node-1", Config::default(), mode)
+    }
+
+    #[test]
+    fn later_snapshots_update_the_model_in_place() {
+        let mut planner = planner(OnUnreadable::KeepLastGood);
+        let first = planner.plan(files(DB_ONLY_FROM_WEB)).unwrap();
+        assert_eq!(first.model_update, None, "the first model is built");
+        assert!(allows(&planner, "shop/web", "shop/db", 5432));
+        let looser = DB_ONLY_FROM_WEB.replace("port: 5432", "port: 6432");
+        let second = planner.plan(files(&looser)).unwrap();
+        let update = second.model_update.expect("updated in place");
+        assert_eq!((update.policies, update.rebuilt), (1, None));
+        // The kept model itself answers for the new snapshot.
+        let model = planner.last_good.as_ref().unwrap();
+        let end =
+            |name: &str| QueryEndpoint::Endpoint(model.cluster().find_endpoint(name).unwrap());
+        let allowed = |port| {
+            model
+                .query(
+                    end("shop/web"),
+                    end("shop/db"),
+                    &PortQuery::Number(port),
+                    Protocol::Tcp,
+                )
+                .unwrap()
+                .allowed()
+        };
+        assert!(!allowed(5432));
+        assert!(allowed(6432));
+        assert_eq!(second.ruleset.isolated_addresses(Direction::Ingress), 1);
     }
 
     #[test]

@@ -131,6 +131,9 @@ pub(crate) struct Incremental {
     /// Rules with a peer that can match outside their policy's namespace
     /// (namespaceSelector, ipBlock, or no peers at all).
     cross_namespace_rules: Vec<usize>,
+    /// Per namespace, the rules of `cross_namespace_rules` that can match a
+    /// class there (filled on first use, emptied when policies change).
+    cross_rules_by_namespace: FxHashMap<String, Vec<usize>>,
     /// Classes without members.
     emptied: usize,
 }
@@ -200,6 +203,8 @@ impl Model {
                     return Step::Rebuild(RebuildReason::Namespaces);
                 }
                 self.cluster.namespaces = namespaces.clone();
+                // A namespace without pods may have come or gone.
+                self.incremental().cross_rules_by_namespace.clear();
             }
             Change::Nodes(nodes) => {
                 self.cluster.nodes = nodes.clone();
@@ -497,16 +502,14 @@ impl Model {
         stats.classes_emptied += 1;
     }
 
-    /// The rules whose peers could match a class in `namespace`.
-    fn candidate_rules(&self, namespace: &str) -> Vec<usize> {
-        let policies = self.policies_in(namespace);
-        let mut rules: Vec<usize> = policies
-            .flat_map(|policy| {
-                let [ingress, egress] = &self.policy_rules[policy];
-                ingress.clone().chain(egress.clone())
-            })
-            .chain(self.incremental_ref().cross_namespace_rules.iter().copied())
-            .collect();
+    /// The rules whose peers could match a class in `namespace` (rules
+    /// without peers aside: they match every class).
+    fn candidate_rules(&mut self, namespace: &str) -> Vec<usize> {
+        let mut rules = self.cross_rules_reaching(namespace).to_vec();
+        rules.extend(self.policies_in(namespace).flat_map(|policy| {
+            let [ingress, egress] = &self.policy_rules[policy];
+            ingress.clone().chain(egress.clone())
+        }));
         rules.sort_unstable();
         rules.dedup();
         rules
@@ -838,7 +841,42 @@ impl Model {
 
     fn refresh_cross_namespace_rules(&mut self) {
         let rules = cross_namespace_rules(self);
-        self.incremental().cross_namespace_rules = rules;
+        let incremental = self.incremental();
+        incremental.cross_namespace_rules = rules;
+        incremental.cross_rules_by_namespace.clear();
+    }
+
+    /// The rules of other namespaces' policies (and namespaceSelector or
+    /// ipBlock rules of this one) that can match a class in `namespace`.
+    fn cross_rules_reaching(&mut self, namespace: &str) -> &[usize] {
+        if !self.incremental_ref().cross_rules_by_namespace.contains_key(namespace) {
+            let labels = self.cluster.namespace(namespace).map(|n| &n.labels);
+            let reaching: Vec<usize> = self
+                .incremental_ref()
+                .cross_namespace_rules
+                .iter()
+                .copied()
+                .filter(|&rule_id| {
+                    let Some(peers) = &self.source_rule(rule_id).peers else {
+                        // No peers: everyone, bits kept by `add_class` itself.
+                        return false;
+                    };
+                    peers.iter().any(|peer| match peer {
+                        Peer::Pods { namespaces, .. } => match namespaces {
+                            NamespaceScope::Own(own) => own == namespace,
+                            NamespaceScope::Selected(selector) => {
+                                labels.is_some_and(|labels| selector.matches(labels))
+                            }
+                        },
+                        Peer::IpBlock { .. } => true,
+                    })
+                })
+                .collect();
+            self.incremental()
+                .cross_rules_by_namespace
+                .insert(namespace.to_string(), reaching);
+        }
+        &self.incremental_ref().cross_rules_by_namespace[namespace]
     }
 }
 
@@ -891,6 +929,7 @@ impl Incremental {
             block_ids,
             ports_ids,
             cross_namespace_rules: cross_namespace_rules(model),
+            cross_rules_by_namespace: FxHashMap::default(),
             emptied,
         }
     }
