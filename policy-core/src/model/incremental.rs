@@ -849,7 +849,11 @@ impl Model {
     /// The rules of other namespaces' policies (and namespaceSelector or
     /// ipBlock rules of this one) that can match a class in `namespace`.
     fn cross_rules_reaching(&mut self, namespace: &str) -> &[usize] {
-        if !self.incremental_ref().cross_rules_by_namespace.contains_key(namespace) {
+        if !self
+            .incremental_ref()
+            .cross_rules_by_namespace
+            .contains_key(namespace)
+        {
             let labels = self.cluster.namespace(namespace).map(|n| &n.labels);
             let reaching: Vec<usize> = self
                 .incremental_ref()
