@@ -533,16 +533,7 @@ impl Model {
             &self.incremental_ref().endpoint_blocks[representative],
             &self.config,
         );
-        self.classes.push(PodClass {
-            namespace: endpoint.namespace.clone(),
-            members: Vec::new(),
-            selectable: key.selectable,
-            named_ports: key
-                .named_ports
-                .iter()
-                .map(|&(name, protocol, port)| (name.to_string(), protocol, port))
-                .collect(),
-        });
+        self.classes.push(PodClass::without_members(&key));
         let count = self.classes.len();
         for rule in &mut self.rules {
             rule.peers.classes.grow(count);

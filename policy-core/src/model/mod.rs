@@ -72,6 +72,20 @@ pub struct PodClass {
 }
 
 impl PodClass {
+    /// The class of `key`, before its members are added.
+    fn without_members(key: &ClassKey<'_>) -> Self {
+        PodClass {
+            namespace: key.namespace.to_string(),
+            members: Vec::new(),
+            selectable: key.selectable,
+            named_ports: key
+                .named_ports
+                .iter()
+                .map(|&(name, protocol, port)| (name.to_string(), protocol, port))
+                .collect(),
+        }
+    }
+
     /// The port number of the container port `name` with `protocol`.
     pub fn named_port(&self, name: &str, protocol: Protocol) -> Option<u16> {
         self.named_ports
@@ -251,16 +265,7 @@ impl Model {
             let key = ClassKey::of(endpoint, &endpoint_blocks[id], &config);
             let next = classes.len();
             let class = *class_of_key.entry(key).or_insert_with_key(|key| {
-                classes.push(PodClass {
-                    namespace: key.namespace.to_string(),
-                    members: Vec::new(),
-                    selectable: key.selectable,
-                    named_ports: key
-                        .named_ports
-                        .iter()
-                        .map(|&(name, protocol, port)| (name.to_string(), protocol, port))
-                        .collect(),
-                });
+                classes.push(PodClass::without_members(key));
                 next
             });
             classes[class].members.push(id);
