@@ -120,7 +120,7 @@ impl BitSet {
         match &mut self.repr {
             // No `settle`: one removal stays O(1); representation never
             // changes what the set holds.
-            Repr::Dense(words) => words[index / WORD] &= !(1u64 << (index % WORD)),
+            Repr::Dense(words) => clear_bit(words, index),
             Repr::Sparse(indices) => {
                 if let Ok(at) = indices.binary_search(&(index as u32)) {
                     indices.remove(at);
@@ -276,7 +276,7 @@ impl BitSet {
             }
             (Repr::Dense(a), Repr::Sparse(b)) => {
                 for &index in b {
-                    a[index as usize / WORD] &= !(1u64 << (index as usize % WORD));
+                    clear_bit(a, index as usize);
                 }
                 self.settle();
             }
@@ -336,6 +336,11 @@ fn bit_is_set(words: &[u64], index: usize) -> bool {
 #[inline]
 fn set_bit(words: &mut [u64], index: usize) {
     words[index / WORD] |= 1u64 << (index % WORD);
+}
+
+#[inline]
+fn clear_bit(words: &mut [u64], index: usize) {
+    words[index / WORD] &= !(1u64 << (index % WORD));
 }
 
 fn set_bits(words: &mut [u64], indices: &[u32]) {
@@ -672,6 +677,34 @@ mod tests {
                 let mut full = BitSet::full(universe);
                 full.difference_with(&a);
                 assert_eq!(full.count(), universe - model_a.len());
+
+                // Removal, of present and absent indices and past the end.
+                let mut removed = a.clone();
+                let mut model_removed = model_a.clone();
+                for i in (0..universe + 2).step_by(3) {
+                    removed.remove(i);
+                    model_removed.remove(&i);
+                }
+                check(&removed, model_removed, "remove");
+
+                // A grown universe keeps the elements and takes new ones.
+                let mut grown = a.clone();
+                grown.grow(universe + 70);
+                grown.insert(universe + 69);
+                let mut model_grown = model_a.clone();
+                model_grown.insert(universe + 69);
+                assert_eq!(grown.universe(), universe + 70);
+                assert_eq!(
+                    grown.ones().collect::<Vec<_>>(),
+                    model_grown.iter().copied().collect::<Vec<_>>(),
+                    "grow at universe {universe}, density {density}"
+                );
+                let mut other = BitSet::full(universe + 70);
+                other.intersect_with(&grown);
+                assert_eq!(
+                    other, grown,
+                    "a grown set works with sets of its new universe"
+                );
             }
         }
     }

@@ -141,11 +141,9 @@ pub(crate) struct Incremental {
 /// More changes than this share of the endpoints at once rebuild instead.
 const MANY_CHANGES_PER_ENDPOINT: usize = 8;
 
-/// Outcome of applying one change in place.
-enum Step {
-    Done,
-    Rebuild(RebuildReason),
-}
+/// A change that cannot be applied in place, handed back with the reason
+/// (boxed: rebuilds are rare and a `Change` is large).
+type Refused = Box<(RebuildReason, Change)>;
 
 impl Model {
     /// Applies `changes` in order, updating the model in place where that is
@@ -166,12 +164,17 @@ impl Model {
                 if self.incremental.is_none() {
                     self.incremental = Some(Box::new(Incremental::build(self)));
                 }
-                match self.apply_one(&change, &mut stats) {
-                    Step::Done => continue,
-                    Step::Rebuild(reason) => rebuild = Some(reason),
+                match self.apply_one(change, &mut stats) {
+                    Ok(()) => continue,
+                    Err(refused) => {
+                        let (reason, change) = *refused;
+                        rebuild = Some(reason);
+                        apply_to_cluster(&mut self.cluster, change);
+                    }
                 }
+            } else {
+                apply_to_cluster(&mut self.cluster, change);
             }
-            apply_to_cluster(&mut self.cluster, change);
         }
         if rebuild.is_none()
             && let Some(incremental) = &self.incremental
@@ -196,25 +199,26 @@ impl Model {
         self.apply(changes)
     }
 
-    fn apply_one(&mut self, change: &Change, stats: &mut UpdateStats) -> Step {
+    fn apply_one(&mut self, change: Change, stats: &mut UpdateStats) -> Result<(), Refused> {
         match change {
             Change::Namespaces(namespaces) => {
-                if self.namespaces_change_selection(namespaces) {
-                    return Step::Rebuild(RebuildReason::Namespaces);
+                if self.namespaces_change_selection(&namespaces) {
+                    return Err(Box::new((
+                        RebuildReason::Namespaces,
+                        Change::Namespaces(namespaces),
+                    )));
                 }
-                self.cluster.namespaces = namespaces.clone();
+                self.cluster.namespaces = namespaces;
                 // A namespace without pods may have come or gone.
                 self.incremental().cross_rules_by_namespace.clear();
             }
             Change::Nodes(nodes) => {
-                self.cluster.nodes = nodes.clone();
+                self.cluster.nodes = nodes;
                 self.node_addresses = node_addresses(&self.cluster);
             }
-            Change::ServiceObjects { .. } => {
-                apply_to_cluster(&mut self.cluster, change.clone());
-            }
+            Change::ServiceObjects { .. } => apply_to_cluster(&mut self.cluster, change),
             Change::UpsertEndpoint(endpoint) => {
-                self.upsert_endpoint(endpoint.clone(), stats);
+                self.upsert_endpoint(endpoint, stats);
                 stats.endpoints += 1;
             }
             Change::RemoveEndpoint {
@@ -222,7 +226,7 @@ impl Model {
                 name,
                 kind,
             } => {
-                if let Ok(position) = endpoint_position(&self.cluster, namespace, name, *kind) {
+                if let Ok(position) = endpoint_position(&self.cluster, &namespace, &name, kind) {
                     self.remove_endpoint(position, stats);
                 }
                 stats.endpoints += 1;
@@ -230,32 +234,38 @@ impl Model {
             Change::UpsertPolicy(policy) => {
                 let position = policy_position(&self.cluster, &policy.namespace, &policy.name);
                 let old = position.ok().map(|p| &self.cluster.policies[p]);
-                if old.is_some_and(|old| same_policy_rules(old, policy)) {
+                if let (Ok(position), Some(old)) = (position, old)
+                    && same_policy_rules(old, &policy)
+                {
                     // Only where it is written moved.
-                    self.cluster.policies[position.unwrap_or_default()] = policy.clone();
-                    return Step::Done;
+                    self.cluster.policies[position] = policy;
+                    return Ok(());
                 }
-                if self.blocks_would_change(old, Some(policy)) {
-                    return Step::Rebuild(RebuildReason::IpBlocks);
+                if self.blocks_would_change(old, Some(&policy)) {
+                    return Err(Box::new((
+                        RebuildReason::IpBlocks,
+                        Change::UpsertPolicy(policy),
+                    )));
                 }
                 match position {
-                    Ok(position) => self.replace_policy(position, policy.clone()),
-                    Err(position) => self.insert_policy(position, policy.clone()),
+                    Ok(position) => self.replace_policy(position, policy),
+                    Err(position) => self.insert_policy(position, policy),
                 }
                 stats.policies += 1;
             }
             Change::RemovePolicy { namespace, name } => {
-                if let Ok(position) = policy_position(&self.cluster, namespace, name) {
+                if let Ok(position) = policy_position(&self.cluster, &namespace, &name) {
                     let old = &self.cluster.policies[position];
                     if self.blocks_would_change(Some(old), None) {
-                        return Step::Rebuild(RebuildReason::IpBlocks);
+                        let change = Change::RemovePolicy { namespace, name };
+                        return Err(Box::new((RebuildReason::IpBlocks, change)));
                     }
                     self.remove_policy(position);
                 }
                 stats.policies += 1;
             }
         }
-        Step::Done
+        Ok(())
     }
 
     fn incremental(&mut self) -> &mut Incremental {
@@ -321,7 +331,7 @@ impl Model {
         if let Some(new) = new {
             after.extend(blocks_of_policy(new));
         }
-        let known = &self.incremental.as_ref().expect("built by apply").block_ids;
+        let known = &self.incremental_ref().block_ids;
         after.len() != known.len() || after.iter().any(|block| !known.contains_key(*block))
     }
 
@@ -336,14 +346,9 @@ impl Model {
         let touches_nodes = endpoint.host_network;
         match found {
             Ok(position) => {
-                let old = &self.cluster.endpoints[position];
-                let old_key = ClassKey::of(
-                    old,
-                    &self.incremental_ref().endpoint_blocks[position],
-                    &self.config,
-                );
-                let same_class = old_key == ClassKey::of(&endpoint, &blocks, &self.config);
-                let touches_nodes = touches_nodes || old.host_network;
+                let same_class =
+                    self.class_key(position) == ClassKey::of(&endpoint, &blocks, &self.config);
+                let touches_nodes = touches_nodes || self.cluster.endpoints[position].host_network;
                 if same_class {
                     self.cluster.endpoints[position] = endpoint;
                     self.incremental().endpoint_blocks[position] = blocks;
@@ -361,13 +366,7 @@ impl Model {
                 self.cluster.endpoints.insert(position, endpoint);
                 self.endpoint_class.insert(position, ClassId::MAX);
                 self.incremental().endpoint_blocks.insert(position, blocks);
-                for class in &mut self.classes {
-                    for member in &mut class.members {
-                        if *member >= position {
-                            *member += 1;
-                        }
-                    }
-                }
+                self.shift_members(position, |member| member + 1);
                 self.attach(position, stats);
                 if touches_nodes {
                     self.node_addresses = node_addresses(&self.cluster);
@@ -381,15 +380,21 @@ impl Model {
         let removed = self.cluster.endpoints.remove(position);
         self.endpoint_class.remove(position);
         self.incremental().endpoint_blocks.remove(position);
-        for class in &mut self.classes {
-            for member in &mut class.members {
-                if *member > position {
-                    *member -= 1;
-                }
-            }
-        }
+        self.shift_members(position + 1, |member| member - 1);
         if removed.host_network {
             self.node_addresses = node_addresses(&self.cluster);
+        }
+    }
+
+    /// Renumbers the class members from endpoint id `from` on (after an
+    /// insertion or removal in the sorted endpoint list).
+    fn shift_members(&mut self, from: EndpointId, shift: impl Fn(EndpointId) -> EndpointId) {
+        for class in &mut self.classes {
+            let members = &mut class.members;
+            let start = members.partition_point(|&m| m < from);
+            for member in &mut members[start..] {
+                *member = shift(*member);
+            }
         }
     }
 
@@ -419,36 +424,28 @@ impl Model {
         blocks
     }
 
-    fn class_key_hash(&self, endpoint: EndpointId) -> u64 {
-        let key = ClassKey::of(
-            &self.cluster.endpoints[endpoint],
-            &self.incremental_ref().endpoint_blocks[endpoint],
+    /// The class key of endpoint `id`.
+    fn class_key(&self, id: EndpointId) -> ClassKey<'_> {
+        ClassKey::of(
+            &self.cluster.endpoints[id],
+            &self.incremental_ref().endpoint_blocks[id],
             &self.config,
-        );
-        let mut hasher = FxHasher::default();
-        key.hash(&mut hasher);
-        hasher.finish()
+        )
     }
 
     /// Puts endpoint `position` into its class, creating the class if needed.
     fn attach(&mut self, position: EndpointId, stats: &mut UpdateStats) {
-        let hash = self.class_key_hash(position);
-        let endpoint = &self.cluster.endpoints[position];
-        let blocks = &self.incremental_ref().endpoint_blocks[position];
-        let key = ClassKey::of(endpoint, blocks, &self.config);
+        let key = self.class_key(position);
+        let hash = key_hash(&key);
         let existing = self
             .incremental_ref()
             .classes_by_key
             .get(&hash)
             .and_then(|candidates| {
-                candidates.iter().copied().find(|&class| {
-                    let member = self.classes[class].members[0];
-                    ClassKey::of(
-                        &self.cluster.endpoints[member],
-                        &self.incremental_ref().endpoint_blocks[member],
-                        &self.config,
-                    ) == key
-                })
+                candidates
+                    .iter()
+                    .copied()
+                    .find(|&class| self.class_key(self.classes[class].members[0]) == key)
             });
         let class = match existing {
             Some(class) => class,
@@ -480,7 +477,7 @@ impl Model {
         if !self.classes[class].members.is_empty() {
             return;
         }
-        let hash = self.class_key_hash(position);
+        let hash = key_hash(&self.class_key(position));
         let incremental = self.incremental();
         if let Some(candidates) = incremental.classes_by_key.get_mut(&hash) {
             candidates.retain(|&c| c != class);
@@ -528,12 +525,8 @@ impl Model {
     fn add_class(&mut self, representative: EndpointId) -> ClassId {
         let class = self.classes.len();
         let endpoint = &self.cluster.endpoints[representative];
-        let key = ClassKey::of(
-            endpoint,
-            &self.incremental_ref().endpoint_blocks[representative],
-            &self.config,
-        );
-        self.classes.push(PodClass::without_members(&key));
+        self.classes
+            .push(PodClass::without_members(&self.class_key(representative)));
         let count = self.classes.len();
         for rule in &mut self.rules {
             rule.peers.classes.grow(count);
@@ -627,20 +620,21 @@ impl Model {
         (start..end).map(|id| self.endpoint_class[id])
     }
 
-    /// Compiles one rule of `policy` against the current classes.
-    fn compile_rule(&mut self, policy_id: PolicyId, rule: &Rule) -> CompiledRule {
-        let ports = RulePorts::from_rule(rule);
+    /// The id of `ports` in [`Model::distinct_ports`], added if new.
+    fn intern_ports(&mut self, ports: RulePorts) -> usize {
         let next = self.distinct_ports.len();
-        let ports = match self.incremental().ports_ids.get(&ports) {
-            Some(&id) => id,
-            None => {
-                self.incremental().ports_ids.insert(ports.clone(), next);
-                self.distinct_ports.push(ports);
-                next
-            }
-        };
+        if let Some(&id) = self.incremental_ref().ports_ids.get(&ports) {
+            return id;
+        }
+        self.incremental().ports_ids.insert(ports.clone(), next);
+        self.distinct_ports.push(ports);
+        next
+    }
+
+    /// A rule's peers among the current classes.
+    fn rule_peers(&self, rule: &Rule) -> PeerSet {
         let count = self.classes.len();
-        let peers = match &rule.peers {
+        match &rule.peers {
             None => PeerSet {
                 everyone: true,
                 classes: BitSet::full(count),
@@ -652,17 +646,17 @@ impl Model {
                 for peer in peers {
                     match peer {
                         Peer::Pods { namespaces, pods } => {
-                            let names: Vec<String> = match namespaces {
-                                NamespaceScope::Own(namespace) => vec![namespace.clone()],
+                            let names: Vec<&str> = match namespaces {
+                                NamespaceScope::Own(namespace) => vec![namespace],
                                 NamespaceScope::Selected(selector) => self
                                     .cluster
                                     .namespaces
                                     .iter()
                                     .filter(|n| selector.matches(&n.labels))
-                                    .map(|n| n.name.clone())
+                                    .map(|n| n.name.as_str())
                                     .collect(),
                             };
-                            for name in &names {
+                            for name in names {
                                 classes.extend(self.classes_in(name).filter(|&class| {
                                     let class_info = &self.classes[class];
                                     class_info.selectable
@@ -695,31 +689,36 @@ impl Model {
                     addresses,
                 }
             }
-        };
-        CompiledRule {
-            policy: policy_id,
-            index: rule.index,
-            peers,
-            ports,
         }
     }
 
     /// Compiles `policy` (at `policy_id`) into new rules at the end of
     /// [`Model::rules`], returning its ranges.
-    fn compile_policy(
-        &mut self,
-        policy_id: PolicyId,
-        policy: &Policy,
-    ) -> [std::ops::Range<usize>; 2] {
+    fn compile_policy(&mut self, policy_id: PolicyId) -> [std::ops::Range<usize>; 2] {
         let mut ranges = [0..0, 0..0];
         for direction in [Direction::Ingress, Direction::Egress] {
-            let Some(rules) = policy.rules(direction) else {
+            let Some(rules) = self.cluster.policies[policy_id].rules(direction) else {
                 continue;
             };
+            let compiled: Vec<(usize, PeerSet, RulePorts)> = rules
+                .iter()
+                .map(|rule| {
+                    (
+                        rule.index,
+                        self.rule_peers(rule),
+                        RulePorts::from_rule(rule),
+                    )
+                })
+                .collect();
             let start = self.rules.len();
-            for rule in rules {
-                let compiled = self.compile_rule(policy_id, rule);
-                self.rules.push(compiled);
+            for (index, peers, ports) in compiled {
+                let ports = self.intern_ports(ports);
+                self.rules.push(CompiledRule {
+                    policy: policy_id,
+                    index,
+                    peers,
+                    ports,
+                });
             }
             ranges[direction_index(direction)] = start..self.rules.len();
         }
@@ -768,12 +767,16 @@ impl Model {
         self.policy_rules[policy_id] = [0..0, 0..0];
     }
 
-    fn set_selection(&mut self, policy_id: PolicyId, policy: &Policy, selected: bool) {
+    /// Adds policy `policy_id` to (or takes it from) the policy lists of the
+    /// classes it selects.
+    fn set_selection(&mut self, policy_id: PolicyId, selected: bool) {
+        let policy = &self.cluster.policies[policy_id];
+        let directions: Vec<Direction> = [Direction::Ingress, Direction::Egress]
+            .into_iter()
+            .filter(|&direction| policy.rules(direction).is_some())
+            .collect();
         for class in self.classes_selected(policy) {
-            for direction in [Direction::Ingress, Direction::Egress] {
-                if policy.rules(direction).is_none() {
-                    continue;
-                }
+            for &direction in &directions {
                 let list = &mut self.class_policies[direction_index(direction)][class];
                 match (list.binary_search(&policy_id), selected) {
                     (Err(at), true) => list.insert(at, policy_id),
@@ -787,29 +790,25 @@ impl Model {
     }
 
     fn replace_policy(&mut self, position: PolicyId, policy: Policy) {
-        let old = self.cluster.policies[position].clone();
-        self.set_selection(position, &old, false);
+        self.set_selection(position, false);
         self.drop_rules(position);
-        self.cluster.policies[position] = policy.clone();
-        let ranges = self.compile_policy(position, &policy);
-        self.policy_rules[position] = ranges;
-        self.set_selection(position, &policy, true);
+        self.cluster.policies[position] = policy;
+        self.policy_rules[position] = self.compile_policy(position);
+        self.set_selection(position, true);
         self.refresh_cross_namespace_rules();
     }
 
     fn insert_policy(&mut self, position: PolicyId, policy: Policy) {
         self.renumber_policies(|id| if id >= position { id + 1 } else { id });
-        self.cluster.policies.insert(position, policy.clone());
+        self.cluster.policies.insert(position, policy);
         self.policy_rules.insert(position, [0..0, 0..0]);
-        let ranges = self.compile_policy(position, &policy);
-        self.policy_rules[position] = ranges;
-        self.set_selection(position, &policy, true);
+        self.policy_rules[position] = self.compile_policy(position);
+        self.set_selection(position, true);
         self.refresh_cross_namespace_rules();
     }
 
     fn remove_policy(&mut self, position: PolicyId) {
-        let old = self.cluster.policies[position].clone();
-        self.set_selection(position, &old, false);
+        self.set_selection(position, false);
         self.drop_rules(position);
         self.cluster.policies.remove(position);
         self.policy_rules.remove(position);
@@ -900,10 +899,8 @@ impl Incremental {
                 &endpoint_blocks[member],
                 &model.config,
             );
-            let mut hasher = FxHasher::default();
-            key.hash(&mut hasher);
             classes_by_key
-                .entry(hasher.finish())
+                .entry(key_hash(&key))
                 .or_default()
                 .push(class);
         }
@@ -928,6 +925,12 @@ impl Incremental {
             emptied,
         }
     }
+}
+
+fn key_hash(key: &ClassKey<'_>) -> u64 {
+    let mut hasher = FxHasher::default();
+    key.hash(&mut hasher);
+    hasher.finish()
 }
 
 fn cross_namespace_rules(model: &Model) -> Vec<usize> {
@@ -1078,48 +1081,50 @@ pub fn differences(old: &Cluster, new: Cluster) -> Vec<Change> {
     merge_differences(
         &old.endpoints,
         endpoints,
-        |e| (e.namespace.clone(), e.name.clone(), e.kind),
+        |a, b| (&a.namespace, &a.name, a.kind).cmp(&(&b.namespace, &b.name, b.kind)),
         Change::UpsertEndpoint,
-        |(namespace, name, kind)| Change::RemoveEndpoint {
-            namespace,
-            name,
-            kind,
+        |e| Change::RemoveEndpoint {
+            namespace: e.namespace.clone(),
+            name: e.name.clone(),
+            kind: e.kind,
         },
         &mut changes,
     );
     merge_differences(
         &old.policies,
         policies,
-        |p| (p.namespace.clone(), p.name.clone()),
+        |a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)),
         Change::UpsertPolicy,
-        |(namespace, name)| Change::RemovePolicy { namespace, name },
+        |p| Change::RemovePolicy {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+        },
         &mut changes,
     );
     changes
 }
 
-fn merge_differences<T: PartialEq, K: Ord>(
+/// The upserts and removals between two lists sorted by `order` (which
+/// compares identities: namespace and name).
+fn merge_differences<T: PartialEq>(
     old: &[T],
     new: Vec<T>,
-    key: impl Fn(&T) -> K,
+    order: impl Fn(&T, &T) -> std::cmp::Ordering,
     upsert: impl Fn(T) -> Change,
-    remove: impl Fn(K) -> Change,
+    remove: impl Fn(&T) -> Change,
     changes: &mut Vec<Change>,
 ) {
     let mut old = old.iter().peekable();
     for item in new {
-        let item_key = key(&item);
-        while let Some(gone) = old.next_if(|o| key(o) < item_key) {
-            changes.push(remove(key(gone)));
+        while let Some(gone) = old.next_if(|o| order(o, &item).is_lt()) {
+            changes.push(remove(gone));
         }
-        match old.next_if(|o| key(o) == item_key) {
+        match old.next_if(|o| order(o, &item).is_eq()) {
             Some(same) if *same == item => {}
             _ => changes.push(upsert(item)),
         }
     }
-    for gone in old {
-        changes.push(remove(key(gone)));
-    }
+    changes.extend(old.map(remove));
 }
 
 impl<'c> ClassKey<'c> {
@@ -1142,5 +1147,84 @@ impl<'c> ClassKey<'c> {
             selectable: Self::selectable(endpoint, config),
             ip_blocks,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Loader;
+
+    /// `pods` pods in one namespace, each its own class, each allowed in
+    /// only from the pod before it.
+    fn chain(pods: usize) -> Cluster {
+        let mut text = String::new();
+        for i in 0..pods {
+            text += &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}, namespace: a, labels: {{id: \"{i}\"}}}}\nspec: {{containers: [{{name: c, image: i}}]}}\nstatus: {{podIP: 10.0.{}.{}}}\n---\n",
+                i / 200,
+                i % 200 + 1
+            );
+            if i > 0 {
+                text += &format!(
+                    "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: n{i}, namespace: a}}\nspec:\n  podSelector: {{matchLabels: {{id: \"{i}\"}}}}\n  ingress: [{{from: [{{podSelector: {{matchLabels: {{id: \"{}\"}}}}}}]}}]\n---\n",
+                    i - 1
+                );
+            }
+        }
+        let mut loader = Loader::new();
+        loader.load_str("chain.yaml", &text);
+        let loaded = loader.finish();
+        assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+        loaded.cluster
+    }
+
+    fn allowed_pairs(model: &Model) -> Vec<(EndpointId, Vec<EndpointId>)> {
+        let matrix = model.port_matrix(crate::Protocol::Tcp, &super::super::PortQuery::Number(80));
+        (0..model.cluster().endpoints.len())
+            .map(|s| (s, matrix.destinations(s)))
+            .collect()
+    }
+
+    #[test]
+    fn emptied_classes_are_compacted_by_a_rebuild() {
+        let mut model = Model::new(chain(100), Config::default());
+        let mut reasons = Vec::new();
+        for i in (0..100).step_by(3).chain((1..100).step_by(3)) {
+            let stats = model.apply(vec![Change::RemoveEndpoint {
+                namespace: "a".into(),
+                name: format!("p{i}"),
+                kind: EndpointKind::Pod,
+            }]);
+            reasons.extend(stats.rebuilt);
+            let fresh = Model::new(model.cluster().clone(), Config::default());
+            assert_eq!(allowed_pairs(&model), allowed_pairs(&fresh), "after p{i}");
+        }
+        assert_eq!(reasons, [RebuildReason::Compaction]);
+        let emptied = model
+            .classes()
+            .iter()
+            .filter(|c| c.members.is_empty())
+            .count();
+        assert!(
+            emptied < 64,
+            "{emptied} empty classes left after compaction"
+        );
+    }
+
+    #[test]
+    fn many_changes_at_once_rebuild() {
+        let mut model = Model::new(chain(100), Config::default());
+        let stats = model.update_to(chain(300));
+        assert_eq!(stats.rebuilt, Some(RebuildReason::ManyChanges));
+        let fresh = Model::new(chain(300), Config::default());
+        assert_eq!(allowed_pairs(&model), allowed_pairs(&fresh));
+        // A few changes stay in place.
+        let stats = model.update_to(chain(299));
+        assert_eq!((stats.rebuilt, stats.endpoints), (None, 1));
+        assert_eq!(
+            allowed_pairs(&model),
+            allowed_pairs(&Model::new(chain(299), Config::default()))
+        );
     }
 }
