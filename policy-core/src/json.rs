@@ -910,4 +910,23 @@ mod tests {
             location: Location::default(),
         }
     }
+
+    proptest::proptest! {
+        /// Malformed input is an error with a position, never a panic:
+        /// random mixes of JSON tokens, escapes and multi-byte characters.
+        #[test]
+        fn malformed_input_never_panics(
+            text in "[\\[\\]{}:,\"\\\\ubtnrfl0-9a-fA-FeE+.\\- \n\té𝄞\u{0}]{0,48}"
+        ) {
+            if let Err(error) = parse(&text) {
+                // Where: a line of the text (or the one after its end).
+                let lines = text.split('\n').count();
+                proptest::prop_assert!(
+                    (1..=lines + 1).contains(&(error.location.line as usize)),
+                    "{:?} for {:?}", error, text
+                );
+                proptest::prop_assert!(!error.message.is_empty());
+            }
+        }
+    }
 }
