@@ -165,6 +165,37 @@ impl Params {
         Params::scale(10_000, 10_000)
     }
 
+    /// The realistic mix at about `pods` pods and exactly `policies`
+    /// policies, with a node per 110 pods (the kubelet's default pod
+    /// limit), as the per-node targets of the scale work assume.
+    pub fn realistic(pods: usize, policies: usize) -> Params {
+        Params {
+            nodes: pods.div_ceil(110).max(3),
+            ..Params::scale(pods, policies)
+        }
+    }
+
+    /// A named preset: `small`, `1k`, `10k` (the benchmark sizes), and for
+    /// 10k, 50k and 100k pods (as many policies) `-realistic` ([`Params::realistic`])
+    /// and `-worst` ([`Params::worst_case`]). See [`PRESETS`].
+    pub fn preset(name: &str) -> Option<Params> {
+        let (size, shape) = name.split_once('-').unwrap_or((name, ""));
+        let pods = match size {
+            "small" if shape.is_empty() => return Some(Params::small()),
+            "1k" if shape.is_empty() => return Some(Params::medium()),
+            "10k" if shape.is_empty() => return Some(Params::large()),
+            "10k" => 10_000,
+            "50k" => 50_000,
+            "100k" => 100_000,
+            _ => return None,
+        };
+        match shape {
+            "realistic" => Some(Params::realistic(pods, pods)),
+            "worst" => Some(Params::worst_case(pods, pods)),
+            _ => None,
+        }
+    }
+
     /// The same parameters with another seed.
     pub fn with_seed(mut self, seed: u64) -> Params {
         self.seed = seed;
@@ -205,6 +236,19 @@ impl Params {
         }
     }
 }
+
+/// The names [`Params::preset`] knows.
+pub const PRESETS: &[&str] = &[
+    "small",
+    "1k",
+    "10k",
+    "10k-realistic",
+    "10k-worst",
+    "50k-realistic",
+    "50k-worst",
+    "100k-realistic",
+    "100k-worst",
+];
 
 /// Object counts of a generated cluster.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

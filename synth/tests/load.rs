@@ -378,3 +378,51 @@ fn kubectl_dumps_load_into_the_same_cluster() {
         assert_eq!(namespaces(a), namespaces(b));
     }
 }
+
+#[test]
+fn presets_have_the_sizes_and_shapes_their_names_say() {
+    for &name in netpol_synth::PRESETS {
+        let params = Params::preset(name).unwrap_or_else(|| panic!("{name} is listed"));
+        let expected = params.expected();
+        let size = match name.split('-').next().unwrap() {
+            "small" => 100,
+            "1k" => 1_000,
+            "10k" => 10_000,
+            "50k" => 50_000,
+            "100k" => 100_000,
+            other => panic!("unexpected size {other}"),
+        };
+        assert_eq!(expected.pods, size, "{name}: pods");
+        assert_eq!(expected.policies, size, "{name}: policies");
+        if name.ends_with("-worst") || name.ends_with("-realistic") {
+            assert_eq!(
+                expected.nodes,
+                size.div_ceil(110),
+                "{name}: a node per 110 pods"
+            );
+        }
+        assert_eq!(params.stateful_only, name.ends_with("-worst"), "{name}");
+    }
+    assert!(Params::preset("20k-worst").is_none());
+    assert!(Params::preset("10k-best").is_none());
+
+    // The shapes, at 10k: every pod its own class, or replicas sharing one.
+    for (name, every_pod_its_own_class) in [("10k-worst", true), ("10k-realistic", false)] {
+        let loaded = check_counts(&Params::preset(name).unwrap());
+        let pods = loaded.cluster.endpoints.len();
+        let model = Model::new(loaded.cluster, Config::default());
+        let classes = model.classes().len();
+        if every_pod_its_own_class {
+            // The infrastructure Deployments' replicas still share classes.
+            assert!(
+                classes * 100 >= pods * 99,
+                "{name}: {classes} classes, {pods} pods"
+            );
+        } else {
+            assert!(
+                classes * 3 <= pods * 2,
+                "{name}: {classes} classes, {pods} pods"
+            );
+        }
+    }
+}

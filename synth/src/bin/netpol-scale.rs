@@ -1,7 +1,7 @@
 //! `netpol-scale`: phase timings and peak memory of netpol on a synthetic cluster.
 //!
 //! ```text
-//! netpol-scale generate --pods N --policies N [--shape realistic|worst-case] [--nodes N] [--format yaml|kubectl-json|kubectl-yaml] [--seed S] --out FILE
+//! netpol-scale generate (--pods N --policies N [--shape realistic|worst-case] | --preset NAME) [--nodes N] [--format yaml|kubectl-json|kubectl-yaml] [--seed S] --out FILE
 //! netpol-scale run FILE [--port 80] [--count] [--breakdown] [--repeat N]
 //! netpol-scale all --pods N --policies N [--seed S] [--port 80] [--count] [--breakdown] [--repeat N]
 //! ```
@@ -111,13 +111,14 @@ struct Options {
     breakdown: bool,
     repeat: usize,
     worst_case: bool,
+    preset: Option<String>,
     nodes: Option<usize>,
     format: Format,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage:\n  netpol-scale generate --pods N --policies N [--shape realistic|worst-case] [--nodes N] [--format yaml|kubectl-json|kubectl-yaml] [--seed S] --out FILE\n  netpol-scale run FILE [--port 80] [--count] [--breakdown] [--repeat N]\n  netpol-scale all --pods N --policies N [--seed S] [--port 80] [--count] [--breakdown] [--repeat N]"
+        "usage:\n  netpol-scale generate (--pods N --policies N [--shape realistic|worst-case] | --preset NAME) [--nodes N] [--format yaml|kubectl-json|kubectl-yaml] [--seed S] --out FILE\n  netpol-scale run FILE [--port 80] [--count] [--breakdown] [--repeat N]\n  netpol-scale all --pods N --policies N [--seed S] [--port 80] [--count] [--breakdown] [--repeat N]"
     );
     std::process::exit(2);
 }
@@ -134,6 +135,7 @@ fn parse(args: &[String]) -> Options {
         breakdown: false,
         repeat: 1,
         worst_case: false,
+        preset: None,
         nodes: None,
         format: Format::Yaml,
     };
@@ -154,6 +156,7 @@ fn parse(args: &[String]) -> Options {
                     _ => usage(),
                 }
             }
+            "--preset" => options.preset = Some(value()),
             "--nodes" => options.nodes = Some(value().parse().unwrap_or_else(|_| usage())),
             "--format" => options.format = Format::from_name(&value()).unwrap_or_else(|| usage()),
             "--breakdown" => options.breakdown = true,
@@ -168,7 +171,15 @@ fn parse(args: &[String]) -> Options {
 }
 
 fn params(options: &Options) -> Params {
-    let params = if options.worst_case {
+    let params = if let Some(name) = &options.preset {
+        Params::preset(name).unwrap_or_else(|| {
+            eprintln!(
+                "unknown preset `{name}`: expected one of {}",
+                netpol_synth::PRESETS.join(", ")
+            );
+            std::process::exit(2)
+        })
+    } else if options.worst_case {
         Params::worst_case(options.pods, options.policies)
     } else {
         Params::scale(options.pods, options.policies)
