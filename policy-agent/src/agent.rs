@@ -21,7 +21,7 @@ use crate::http::{Health, serve};
 use crate::kernel::{DryRun, Kernel, NftKernel};
 use crate::metrics::{Metrics, Stage};
 use crate::plan::{OnUnreadable, Planner};
-use crate::source::{self, Inputs, SourceEvent};
+use crate::source::{self, Inputs, ObjectChange, SourceEvent};
 
 /// Where the cluster comes from.
 #[derive(Clone, Debug)]
@@ -212,23 +212,25 @@ fn control_loop(
         health.beat();
         let wait = next_check.saturating_duration_since(Instant::now());
         match inbox.recv_timeout(wait) {
-            Ok(Control::Source(SourceEvent::Snapshot(inputs))) => {
-                // Only the newest snapshot matters; act on other messages.
-                let mut newest = inputs;
+            Ok(Control::Source(event @ (SourceEvent::Snapshot(_) | SourceEvent::Changes(_)))) => {
+                // Act on everything queued at once: only the newest snapshot
+                // matters, and the changes after it, in order.
+                let mut work = Work::default();
+                work.add(event);
                 let mut stop = None;
                 while let Ok(message) = inbox.try_recv() {
                     match message {
-                        Control::Source(SourceEvent::Snapshot(inputs)) => newest = inputs,
                         Control::Source(SourceEvent::Error(message)) => {
                             source_error(metrics, &message)
                         }
+                        Control::Source(event) => work.add(event),
                         other => {
                             stop = Some(other);
                             break;
                         }
                     }
                 }
-                sync(&mut planner, &mut enforcer, newest, metrics, health);
+                sync(&mut planner, &mut enforcer, work, metrics, health);
                 match stop {
                     Some(Control::Shutdown(signal)) => break shutdown(signal),
                     Some(Control::SourceEnded(why)) => break source_ended(why),
@@ -287,15 +289,49 @@ fn describe(diagnostic: &Diagnostic) -> String {
     text
 }
 
+/// What the source sent since the agent last planned.
+#[derive(Default)]
+struct Work {
+    /// The newest snapshot, if one came.
+    snapshot: Option<Inputs>,
+    /// The changes after it (or after the last plan), in order.
+    changes: Vec<ObjectChange>,
+}
+
+impl Work {
+    fn add(&mut self, event: SourceEvent) {
+        match event {
+            SourceEvent::Snapshot(inputs) => {
+                self.snapshot = Some(inputs);
+                self.changes.clear();
+            }
+            SourceEvent::Changes(changes) => self.changes.extend(changes),
+            SourceEvent::Error(_) => {}
+        }
+    }
+}
+
 fn sync(
     planner: &mut Planner,
     enforcer: &mut Enforcer,
-    inputs: Inputs,
+    work: Work,
     metrics: &Metrics,
     health: &Health,
 ) {
     let started = Instant::now();
-    let plan = match planner.plan(inputs) {
+    let planned = match work.snapshot {
+        Some(inputs) if work.changes.is_empty() => planner.plan(inputs),
+        Some(inputs) => {
+            // The snapshot's own ruleset is superseded at once.
+            if let Err(e) = planner.plan(inputs) {
+                error!(error = %e, "cannot compile the snapshot");
+                metrics.error(Stage::Compile, 1);
+            }
+            planner.plan_changes(work.changes)
+        }
+        None => planner.plan_changes(work.changes),
+    };
+    let plan = match planned {
         Ok(plan) => plan,
         Err(e) => {
             error!(error = %e, "cannot compile the snapshot; enforcing the last applied ruleset");

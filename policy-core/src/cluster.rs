@@ -30,6 +30,19 @@ pub struct Namespace {
     pub source: Option<SourceLocation>,
 }
 
+impl Namespace {
+    /// A namespace no Namespace object declares, which exists because
+    /// something in it was given: its only label is its name.
+    pub fn implicit(name: String) -> Namespace {
+        Namespace {
+            labels: [(NAMESPACE_NAME_LABEL.to_string(), name.clone())].into(),
+            name,
+            declared: false,
+            source: None,
+        }
+    }
+}
+
 /// A workload kind whose pod template can stand in for its pods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum WorkloadKind {

@@ -1,14 +1,18 @@
 //! Where the agent's view of the cluster comes from.
 //!
 //! A source owns its I/O and sends [`SourceEvent`]s over a channel: the
-//! complete current state as [`Inputs`] (after its initial sync, and then
-//! after each debounced burst of changes), or an error it could not recover
-//! from by itself. The agent turns each snapshot into a ruleset; a source
+//! complete current state as [`Inputs`] (after its initial sync), what
+//! changed since (after each debounced burst of changes), or an error it
+//! could not recover from by itself. The directory source sends a snapshot
+//! after every burst; the Kubernetes source sends one snapshot and then
+//! only [`ObjectChange`]s, so a pod event costs what it touches rather than
+//! a reload of the cluster. The agent turns each into a ruleset; a source
 //! never decides anything about policy.
 
 pub mod dir;
 pub mod kube;
 
+use policy_core::diagnostic::ObjectRef;
 use policy_core::load::Object;
 
 /// A manifest file, as read from disk.
@@ -29,11 +33,33 @@ pub enum Inputs {
     Objects(Vec<Object>),
 }
 
+/// One change to a source's objects since its last event.
+#[derive(Clone, Debug)]
+pub enum ObjectChange {
+    /// An object was created or modified: its new state.
+    Applied(Object),
+    /// An object was deleted (kind, namespace, name as
+    /// [`Object::identity`] gives them).
+    Deleted(ObjectRef),
+    /// A kind was listed again (after its watch could not be resumed): the
+    /// complete current list of that kind (`Namespace`, `Pod`, ...). Objects
+    /// of the kind that are not in it were deleted meanwhile.
+    Relisted {
+        /// The kind, as in `kind:`.
+        kind: String,
+        /// Every object of the kind.
+        objects: Vec<Object>,
+    },
+}
+
 /// What a source reports.
 #[derive(Clone, Debug)]
 pub enum SourceEvent {
     /// The complete current state.
     Snapshot(Inputs),
+    /// Changes since the previous event, in the order they happened. Only
+    /// after a [`SourceEvent::Snapshot`] of [`Inputs::Objects`].
+    Changes(Vec<ObjectChange>),
     /// A problem reading the source. The agent logs and counts it, and keeps
     /// enforcing what it last applied.
     Error(String),

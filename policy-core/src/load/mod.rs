@@ -94,6 +94,19 @@ object_from! {
     IngressClass => K8sIngressClass,
 }
 
+impl Object {
+    /// Kind, namespace and name, as the loader tells duplicates apart: the
+    /// namespace is empty for cluster-scoped kinds and `default` for a
+    /// namespaced object that names none. `None` without a name.
+    pub fn identity(&self) -> Option<ObjectRef> {
+        identity_of(self).map(|(kind, namespace, name)| ObjectRef {
+            kind,
+            namespace,
+            name,
+        })
+    }
+}
+
 /// The result of loading: the cluster and everything worth telling the user.
 #[derive(Clone, Debug, Default)]
 pub struct Loaded {
@@ -1030,12 +1043,7 @@ impl Loader {
         let mut created = HashSet::new();
         for name in referenced {
             if !declared.contains(&name) && created.insert(name.clone()) {
-                namespaces.push(Namespace {
-                    labels: [(NAMESPACE_NAME_LABEL.to_string(), name.clone())].into(),
-                    name,
-                    declared: false,
-                    source: None,
-                });
+                namespaces.push(Namespace::implicit(name));
             }
         }
         namespaces.sort_by(|a, b| a.name.cmp(&b.name));

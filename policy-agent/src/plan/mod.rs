@@ -33,6 +33,8 @@ use policy_nft::{Compiler, NodeRuleset};
 
 use crate::source::Inputs;
 
+mod changes;
+
 /// What to enforce for an isolated pod whose NetworkPolicy became unreadable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OnUnreadable {
@@ -129,6 +131,21 @@ pub struct Planner {
     /// The model of the last good snapshot, which owns its cluster (kept
     /// whole rather than cloning a 10,000-pod cluster on every snapshot).
     last_good: Option<Model>,
+    /// The error diagnostics of every object that currently reads with
+    /// errors, so that following changes ([`Planner::plan_changes`]) can
+    /// report all of them, not only the latest.
+    unreadable: BTreeMap<Key, Vec<Diagnostic>>,
+    /// Errors of the last snapshot that belong to no object (syntax).
+    unattributed_errors: Vec<Diagnostic>,
+    /// Objects enforced in a repaired form, and which.
+    repaired: BTreeMap<Key, Repair>,
+}
+
+/// How an unreadable object is enforced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Repair {
+    KeptLastGood,
+    FailedClosed,
 }
 
 /// `(kind, namespace, name)`.
@@ -176,6 +193,9 @@ impl Planner {
             config,
             on_unreadable,
             last_good: None,
+            unreadable: BTreeMap::new(),
+            unattributed_errors: Vec::new(),
+            repaired: BTreeMap::new(),
         }
     }
 
@@ -230,6 +250,36 @@ impl Planner {
             None => (Model::new(cluster, self.config), None),
         };
         let model_time = started.elapsed();
+        self.unreadable.clear();
+        self.unattributed_errors.clear();
+        for error in &errors {
+            match &error.object {
+                Some(object) => self
+                    .unreadable
+                    .entry(object_key(object))
+                    .or_default()
+                    .push(error.clone()),
+                None => self.unattributed_errors.push(error.clone()),
+            }
+        }
+        self.repaired = (repairs.kept_last_good.iter())
+            .map(|o| (object_key(o), Repair::KeptLastGood))
+            .chain((repairs.failed_closed.iter()).map(|o| (object_key(o), Repair::FailedClosed)))
+            .collect();
+        self.compile(model, model_update, model_time, counts, errors, repairs)
+    }
+
+    /// Compiles the node's ruleset from `model`, which becomes the last
+    /// good state.
+    fn compile(
+        &mut self,
+        model: Model,
+        model_update: Option<UpdateStats>,
+        model_time: std::time::Duration,
+        counts: Counts,
+        errors: Vec<Diagnostic>,
+        repairs: Repairs,
+    ) -> Result<Plan, PlanError> {
         let compiled = Compiler::new(&model).map(|compiler| compiler.compile(&self.node));
         self.last_good = Some(model);
         let (ruleset, unenforceable) = compiled.map_err(|e| PlanError(e.to_string()))?;
@@ -344,16 +394,7 @@ impl Planner {
         for name in mentioned {
             namespaces
                 .entry(key("Namespace", "", &name))
-                .or_insert_with(|| Namespace {
-                    labels: [(
-                        policy_core::cluster::NAMESPACE_NAME_LABEL.to_string(),
-                        name.clone(),
-                    )]
-                    .into(),
-                    name,
-                    declared: false,
-                    source: None,
-                });
+                .or_insert_with(|| Namespace::implicit(name));
         }
         cluster.namespaces = namespaces.into_values().collect();
         // The cluster's documented orders.
