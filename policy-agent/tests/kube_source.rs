@@ -2,9 +2,10 @@
 //! (the `kube-fake` crate), which speaks the real list and watch protocol
 //! with recorded objects (`kube-fake/fixtures/`).
 //!
-//! Each test checks the snapshots' contents: a snapshot is turned into a
-//! [`View`] and compared with the server's objects read as typed
-//! k8s-openapi objects without `managedFields`.
+//! Each test checks what the source tells: its first snapshot, and then
+//! each batch of changes applied to it, is turned into a [`View`] and
+//! compared with the server's objects read as typed k8s-openapi objects
+//! without `managedFields`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -13,7 +14,9 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube_fake::{FakeApiServer, Res};
 use policy_agent::source::kube::{KubeSourceError, KubeSourceOptions, run};
-use policy_agent::source::{Inputs, SourceEvent};
+use policy_agent::source::{Inputs, ObjectChange, SourceEvent};
+use policy_agent::{OnUnreadable, Planner};
+use policy_core::Config;
 use policy_core::load::Object;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -25,8 +28,8 @@ use tokio::time::Instant;
 /// only reached when a test fails.
 const PATIENCE: Duration = Duration::from_secs(5);
 
-/// What a snapshot holds, keyed by `namespace/name` (or name).
-#[derive(Debug, PartialEq)]
+/// What the source has told so far, keyed by `namespace/name` (or name).
+#[derive(Clone, Debug, PartialEq)]
 struct View {
     namespaces: BTreeMap<String, Namespace>,
     pods: BTreeMap<String, Pod>,
@@ -93,6 +96,75 @@ impl View {
         }
     }
 
+    /// Applies a batch of changes.
+    fn follow(&mut self, changes: Vec<ObjectChange>) {
+        for change in changes {
+            match change {
+                ObjectChange::Applied(object) => self.insert(object),
+                ObjectChange::Deleted(object) => {
+                    let key = if object.namespace.is_empty() {
+                        object.name.clone()
+                    } else {
+                        format!("{}/{}", object.namespace, object.name)
+                    };
+                    let removed = match object.kind.as_str() {
+                        "Namespace" => self.namespaces.remove(&key).is_some(),
+                        "Pod" => self.pods.remove(&key).is_some(),
+                        "NetworkPolicy" => self.policies.remove(&key).is_some(),
+                        "Node" => self.nodes.remove(&key).is_some(),
+                        other => panic!("deleted {other}"),
+                    };
+                    assert!(removed, "deleted {object}, which was never sent");
+                }
+                ObjectChange::Relisted { kind, objects } => {
+                    match kind.as_str() {
+                        "Namespace" => self.namespaces.clear(),
+                        "Pod" => self.pods.clear(),
+                        "NetworkPolicy" => self.policies.clear(),
+                        "Node" => self.nodes.clear(),
+                        other => panic!("relisted {other}"),
+                    }
+                    for object in objects {
+                        assert_eq!(object.identity().unwrap().kind, kind);
+                        self.insert(object);
+                    }
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, object: Object) {
+        match object {
+            Object::Namespace(ns) => {
+                self.namespaces
+                    .insert(ns.metadata.name.clone().unwrap(), ns);
+            }
+            Object::Pod(pod) => {
+                self.pods.insert(key_of(&pod.metadata), pod);
+            }
+            Object::NetworkPolicy(np) => {
+                self.policies.insert(key_of(&np.metadata), np);
+            }
+            Object::Node(node) => {
+                self.nodes.insert(node.metadata.name.clone().unwrap(), node);
+            }
+            other => panic!("unexpected object: {other:?}"),
+        }
+    }
+
+    /// Everything, in the order of a snapshot.
+    fn objects(&self) -> Vec<Object> {
+        let namespaces = self.namespaces.values().cloned().map(Object::Namespace);
+        let pods = self.pods.values().cloned().map(Object::Pod);
+        let policies = self.policies.values().cloned().map(Object::NetworkPolicy);
+        let nodes = self.nodes.values().cloned().map(Object::Node);
+        namespaces
+            .chain(pods)
+            .chain(policies)
+            .chain(nodes)
+            .collect()
+    }
+
     fn pod_names(&self) -> BTreeSet<&str> {
         self.pods.keys().map(String::as_str).collect()
     }
@@ -135,6 +207,10 @@ struct Source {
     task: JoinHandle<Result<(), KubeSourceError>>,
     /// Errors received so far, in order.
     errors: Vec<String>,
+    /// What the source has told so far.
+    view: Option<View>,
+    /// The size of the last batch of changes (`None` for a snapshot).
+    last_batch: Option<usize>,
 }
 
 impl Source {
@@ -145,6 +221,8 @@ impl Source {
             events,
             task,
             errors: Vec::new(),
+            view: None,
+            last_batch: None,
         }
     }
 
@@ -157,17 +235,30 @@ impl Source {
         }
     }
 
-    /// The next snapshot within `within`, recording errors on the way.
+    /// The source's state after its next snapshot or batch of changes,
+    /// within `within`, recording errors on the way. Only the first event
+    /// is a snapshot; every later one is changes.
     async fn next_snapshot(&mut self, within: Duration) -> View {
         let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.next(left).await {
                 SourceEvent::Snapshot(Inputs::Objects(objects)) => {
-                    return View::from_objects(objects);
+                    assert!(self.view.is_none(), "a second snapshot");
+                    self.last_batch = None;
+                    let view = View::from_objects(objects);
+                    self.view = Some(view.clone());
+                    return view;
                 }
                 SourceEvent::Snapshot(Inputs::Files(_)) => {
                     panic!("files from the Kubernetes source")
+                }
+                SourceEvent::Changes(changes) => {
+                    assert!(!changes.is_empty(), "an empty batch of changes");
+                    self.last_batch = Some(changes.len());
+                    let view = self.view.as_mut().expect("changes before the snapshot");
+                    view.follow(changes);
+                    return view.clone();
                 }
                 SourceEvent::Error(message) => self.errors.push(message),
             }
@@ -401,7 +492,7 @@ async fn initial_snapshot_waits_for_all_three_lists_and_drops_managed_fields() {
 }
 
 #[tokio::test]
-async fn added_modified_and_deleted_objects_each_lead_to_a_snapshot() {
+async fn added_modified_and_deleted_objects_are_each_sent_as_a_change() {
     let server = FakeApiServer::start().await;
     let (mut source, _) = synced(&server, Duration::from_millis(50)).await;
     server
@@ -417,6 +508,7 @@ async fn added_modified_and_deleted_objects_each_lead_to_a_snapshot() {
     let view = source.next_snapshot(bound).await;
     assert!(started.elapsed() < bound);
     assert_eq!(view, View::expected(&server));
+    assert_eq!(source.last_batch, Some(1), "only the new pod is sent");
     let added = &view.pods["shop/web-new"];
     assert_eq!(
         added.status.as_ref().unwrap().pod_ip.as_deref(),
@@ -492,7 +584,7 @@ async fn added_modified_and_deleted_objects_each_lead_to_a_snapshot() {
 }
 
 #[tokio::test]
-async fn a_burst_of_events_gives_one_snapshot() {
+async fn a_burst_of_events_gives_one_batch() {
     let server = FakeApiServer::start().await;
     let debounce = Duration::from_millis(100);
     let (mut source, _) = synced(&server, debounce).await;
@@ -542,7 +634,7 @@ async fn a_burst_of_events_gives_one_snapshot() {
 }
 
 #[tokio::test]
-async fn a_constant_stream_of_events_still_gives_a_snapshot_each_second() {
+async fn a_constant_stream_of_events_still_gives_a_batch_each_second() {
     let server = FakeApiServer::start().await;
     let debounce = Duration::from_millis(200);
     let (mut source, _) = synced(&server, debounce).await;
@@ -903,6 +995,114 @@ async fn watcher_errors_are_sent_as_errors_and_retried() {
         "resumed, not relisted"
     );
     assert!(source.errors.is_empty(), "{:?}", source.errors);
+}
+
+/// What the agent does with the source: its first snapshot is planned,
+/// then every batch of changes is followed in place. After each step the
+/// planner must hold what planning the server's objects afresh gives.
+#[tokio::test]
+async fn a_planner_following_the_source_agrees_with_planning_the_server_afresh() {
+    let server = FakeApiServer::start().await;
+    let mut source = Source::start(&server, Duration::from_millis(30));
+    let mut planner = Planner::new("worker-1", Config::default(), OnUnreadable::KeepLastGood);
+    let mut view = None::<View>;
+    let mut batches = 0;
+    // Feeds events to the planner until the source's view is the server's.
+    let mut follow_until_current =
+        async |source: &mut Source, planner: &mut Planner, view: &mut Option<View>, what: &str| {
+            let expected = View::expected(&server);
+            while view.as_ref() != Some(&expected) {
+                match source.next(PATIENCE).await {
+                    SourceEvent::Snapshot(Inputs::Objects(objects)) => {
+                        *view = Some(View::from_objects(objects.clone()));
+                        planner.plan(Inputs::Objects(objects)).unwrap();
+                    }
+                    SourceEvent::Changes(changes) => {
+                        batches += 1;
+                        view.as_mut().unwrap().follow(changes.clone());
+                        planner.plan_changes(changes).unwrap();
+                    }
+                    SourceEvent::Error(_) => {}
+                    other => panic!("{other:?}"),
+                }
+            }
+            let mut fresh = Planner::new("worker-1", Config::default(), OnUnreadable::KeepLastGood);
+            let planned = fresh.plan(Inputs::Objects(expected.objects())).unwrap();
+            let following = planner.model().unwrap();
+            assert_eq!(
+                following.cluster(),
+                fresh.model().unwrap().cluster(),
+                "after {what}"
+            );
+            let followed = planner.plan_changes(Vec::new()).unwrap();
+            assert_eq!(
+                followed.ruleset.element_count(),
+                planned.ruleset.element_count(),
+                "after {what}"
+            );
+            assert_eq!(
+                followed.ruleset.group_count(),
+                planned.ruleset.group_count(),
+                "after {what}"
+            );
+            assert_eq!(followed.errors.len(), planned.errors.len(), "after {what}");
+        };
+    follow_until_current(&mut source, &mut planner, &mut view, "the first snapshot").await;
+    server
+        .wait_for("four watches", PATIENCE, |s| {
+            Res::WATCHED.iter().all(|&r| s.watch_count(r) == 1)
+        })
+        .await;
+
+    server.apply(Res::Pods, new_pod("shop", "web-new", "web", "10.244.1.40"));
+    follow_until_current(&mut source, &mut planner, &mut view, "a new pod").await;
+    server.modify(Res::Pods, "shop", "web-new", with_label("app", "db"));
+    follow_until_current(&mut source, &mut planner, &mut view, "a relabelled pod").await;
+    server.delete(Res::Pods, "shop", "db-0");
+    follow_until_current(&mut source, &mut planner, &mut view, "a deleted pod").await;
+    server.modify(
+        Res::Namespaces,
+        "",
+        "shop",
+        with_label("ingress", "allowed"),
+    );
+    follow_until_current(
+        &mut source,
+        &mut planner,
+        &mut view,
+        "a relabelled namespace",
+    )
+    .await;
+    server.delete(Res::NetworkPolicies, "shop", "db-from-web");
+    follow_until_current(&mut source, &mut planner, &mut view, "a deleted policy").await;
+    server.apply(
+        Res::Pods,
+        new_pod("blog", "writer", "writer", "10.244.1.41"),
+    );
+    follow_until_current(
+        &mut source,
+        &mut planner,
+        &mut view,
+        "a pod in a new namespace",
+    )
+    .await;
+    server.delete(Res::Pods, "blog", "writer");
+    follow_until_current(
+        &mut source,
+        &mut planner,
+        &mut view,
+        "that namespace emptied",
+    )
+    .await;
+    // A relist after 410 Gone, with a pod deleted and one added meanwhile.
+    server.expire_watches(Res::Pods);
+    server.delete(Res::Pods, "shop", "web-new");
+    server.apply(
+        Res::Pods,
+        new_pod("shop", "web-later", "web", "10.244.1.42"),
+    );
+    follow_until_current(&mut source, &mut planner, &mut view, "a pod relist").await;
+    assert!(batches >= 8, "{batches} batches");
 }
 
 #[tokio::test]

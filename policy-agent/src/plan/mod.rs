@@ -199,6 +199,11 @@ impl Planner {
         }
     }
 
+    /// The model of the last good state, once there is one.
+    pub fn model(&self) -> Option<&Model> {
+        self.last_good.as_ref()
+    }
+
     /// The node this planner compiles for.
     pub fn node(&self) -> &str {
         &self.node

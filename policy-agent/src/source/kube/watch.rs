@@ -3,21 +3,25 @@
 //!
 //! # What
 //!
-//! [`run`] keeps an in-memory copy of every Namespace, Pod and NetworkPolicy
-//! in the cluster (all namespaces) and sends it to the agent as one
-//! [`SourceEvent::Snapshot`] of [`Inputs::Objects`]: first once all three
-//! kinds have been listed, then after each burst of changes.
+//! [`run`] lists every Namespace, Pod, NetworkPolicy and Node in the
+//! cluster (all namespaces) and sends them to the agent as one
+//! [`SourceEvent::Snapshot`] of [`Inputs::Objects`] once all four kinds have
+//! been listed. From then on it sends only what changed, as
+//! [`SourceEvent::Changes`]: each object added or modified, each deleted,
+//! and the complete list of a kind that had to be listed again.
 //!
 //! # Why this shape
 //!
-//! The agent recompiles the node's whole ruleset from a complete view of the
-//! cluster, so the source sends complete snapshots, never deltas. A burst of
-//! watch events (a Deployment rolling out, a namespace being relabelled) is
-//! folded into one snapshot: after a change, the source waits until
-//! [`KubeSourceOptions::debounce`] has passed without another change, but
-//! never more than [`MAX_DELAY`] (or the debounce, if longer) after the first
-//! change of the burst, so a constant trickle of events cannot hold
-//! enforcement back.
+//! The agent follows changes in place ([`crate::plan::Planner::plan_changes`]),
+//! so a pod event in a 100,000-pod cluster costs one object, not a reload
+//! of the cluster; and the source keeps no copy of the cluster (the
+//! agent's model is the only one), which is most of the agent's memory at
+//! that size. A burst of watch events (a Deployment rolling out, a
+//! namespace being relabelled) is sent as one batch: after a change, the
+//! source waits until [`KubeSourceOptions::debounce`] has passed without
+//! another change, but never more than [`MAX_DELAY`] (or the debounce, if
+//! longer) after the first change of the burst, so a constant trickle of
+//! events cannot hold enforcement back.
 //!
 //! # API calls
 //!
@@ -39,21 +43,18 @@
 //! retried with the watcher's default backoff (exponential from 0.8 s to
 //! 30 s, with jitter); each is logged and sent as [`SourceEvent::Error`].
 //!
-//! Each kind's events feed a `kube::runtime::reflector` store.
-//! `metadata.managedFields` is dropped from every object before it is
-//! stored: it is often half an object's size and no policy reads it. Nothing
-//! else is filtered; Pods that have Succeeded or Failed are passed on, and
-//! the loader decides what they mean.
+//! `metadata.managedFields` is dropped from every object as it arrives: it
+//! is often half an object's size and no policy reads it. Nothing else is
+//! filtered; Pods that have Succeeded or Failed are passed on, and the
+//! loader decides what they mean.
 //!
 //! # Relists are atomic
 //!
-//! A (re)list arrives as `Init`, `InitApply`…, `InitDone`. The kube 5 store
-//! writer buffers the `InitApply` objects and swaps them in as a whole at
-//! `InitDone`, so until then the store keeps the previous state: a snapshot
-//! taken during a relist (triggered by a change of another kind) shows the
-//! old, complete list of the relisting kind, never a partial one. The stores
-//! are only written while this task polls the watch streams, and snapshots
-//! are taken by the same task, so a snapshot never interleaves with a write.
+//! A (re)list arrives as `Init`, `InitApply`…, `InitDone`. The source
+//! collects the `InitApply` objects and passes them on only at `InitDone`,
+//! as one [`ObjectChange::Relisted`] with the kind's complete list, so the
+//! agent never sees a partial list: until then it keeps the kind's previous
+//! state, and changes of other kinds go on being sent meanwhile.
 //!
 //! # RBAC
 //!
@@ -63,19 +64,18 @@
 //! watches; `get` is the conventional companion.) Until it has them, the
 //! 403 answers are sent as errors and retried, and no snapshot is sent.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fmt::Debug;
-use std::hash::Hash;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{BoxStream, SelectAll};
 use futures::{StreamExt, future};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::runtime::reflector::{self, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
+use policy_core::diagnostic::ObjectRef;
 use policy_core::load::Object;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::Sender;
@@ -83,7 +83,7 @@ use tokio::time::Instant;
 
 use super::error::ApiCallError;
 use super::kinds::ResourceKind;
-use crate::source::{Inputs, SourceEvent};
+use crate::source::{Inputs, ObjectChange, SourceEvent};
 
 /// The longest a snapshot waits after the first change of a burst, unless the
 /// debounce itself is longer.
@@ -127,8 +127,9 @@ impl fmt::Display for KubeSourceError {
 
 impl std::error::Error for KubeSourceError {}
 
-/// Lists and watches Namespaces, Pods and NetworkPolicies in all namespaces
-/// and sends snapshots of them to `events` (see the module documentation).
+/// Lists and watches Namespaces, Pods, NetworkPolicies and Nodes in all
+/// namespaces and sends a snapshot of them, then their changes, to `events`
+/// (see the module documentation).
 ///
 /// Runs until the receiver is dropped (then returns `Ok`); errors only for
 /// unrecoverable setup problems. Errors talking to the API server are
@@ -138,42 +139,26 @@ pub async fn run(
     options: KubeSourceOptions,
     events: Sender<SourceEvent>,
 ) -> Result<(), KubeSourceError> {
-    let (namespaces, namespace_writer) = reflector::store::<Namespace>();
-    let (pods, pod_writer) = reflector::store::<Pod>();
-    let (policies, policy_writer) = reflector::store::<NetworkPolicy>();
-    let (nodes, node_writer) = reflector::store::<Node>();
-    let stores = Stores {
-        namespaces,
-        pods,
-        policies,
-        nodes,
-    };
-
     let mut signals: SelectAll<BoxStream<'static, (ResourceKind, Signal)>> = SelectAll::new();
     signals.push(watch(
         ResourceKind::Namespace,
         Api::<Namespace>::all(client.clone()),
-        namespace_writer,
     ));
-    signals.push(watch(
-        ResourceKind::Pod,
-        Api::<Pod>::all(client.clone()),
-        pod_writer,
-    ));
+    signals.push(watch(ResourceKind::Pod, Api::<Pod>::all(client.clone())));
     signals.push(watch(
         ResourceKind::NetworkPolicy,
         Api::<NetworkPolicy>::all(client.clone()),
-        policy_writer,
     ));
-    signals.push(watch(
-        ResourceKind::Node,
-        Api::<Node>::all(client),
-        node_writer,
-    ));
+    signals.push(watch(ResourceKind::Node, Api::<Node>::all(client)));
 
     let max_delay = MAX_DELAY.max(options.debounce);
-    let mut listed = [false; ResourceKind::WATCHED.len()];
+    const KINDS: usize = ResourceKind::WATCHED.len();
+    // A (re)list in progress, per kind.
+    let mut listing: [Option<Vec<Object>>; KINDS] = Default::default();
+    // Until the initial sync: every kind's objects, once listed.
+    let mut initial: [Option<BTreeMap<ObjectRef, Object>>; KINDS] = Default::default();
     let mut synced = false;
+    let mut pending: Vec<ObjectChange> = Vec::new();
     let mut burst: Option<Burst> = None;
 
     loop {
@@ -183,7 +168,9 @@ pub async fn run(
             () = events.closed() => return Ok(()),
             () = sleep_until(deadline), if deadline.is_some() => {
                 burst = None;
-                if !send_snapshot(&events, &stores).await {
+                let changes = std::mem::take(&mut pending);
+                tracing::debug!(changes = changes.len(), "sending changes");
+                if events.send(SourceEvent::Changes(changes)).await.is_err() {
                     return Ok(());
                 }
             }
@@ -191,61 +178,93 @@ pub async fn run(
                 let Some((kind, signal)) = signal else {
                     return Err(KubeSourceError::WatchEnded);
                 };
-                let changed = match signal {
+                let index = watched_index(kind);
+                let change = match signal {
                     Signal::Relisting => {
-                        if listed[watched_index(kind)] {
+                        if synced || initial[index].is_some() {
                             tracing::info!(kind = kind.kind(), "relisting");
                         }
-                        false
+                        listing[index] = Some(Vec::new());
+                        None
+                    }
+                    Signal::Listing(object) => {
+                        listing[index].get_or_insert_with(Vec::new).push(object);
+                        None
                     }
                     Signal::Listed => {
-                        listed[watched_index(kind)] = true;
                         tracing::debug!(kind = kind.kind(), "list complete");
-                        true
+                        let mut objects = listing[index].take().unwrap_or_default();
+                        objects.sort_by_cached_key(Object::identity);
+                        Some(ObjectChange::Relisted { kind: kind.kind().to_owned(), objects })
                     }
-                    Signal::Changed => true,
+                    Signal::Applied(object) => Some(ObjectChange::Applied(object)),
+                    Signal::Deleted(object) => Some(ObjectChange::Deleted(object)),
                     Signal::Failed(message) => {
                         tracing::warn!(kind = kind.kind(), error = %message, "watch error");
                         let message = format!("watching {}: {message}", kind.plural());
                         if events.send(SourceEvent::Error(message)).await.is_err() {
                             return Ok(());
                         }
-                        false
+                        None
                     }
                 };
-                if !synced {
-                    if listed.iter().all(|&l| l) {
-                        synced = true;
-                        tracing::info!(
-                            namespaces = stores.namespaces.state().len(),
-                            pods = stores.pods.state().len(),
-                            networkpolicies = stores.policies.state().len(),
-                            nodes = stores.nodes.state().len(),
-                            "initial sync complete"
-                        );
-                        if !send_snapshot(&events, &stores).await {
-                            return Ok(());
-                        }
-                    }
-                } else if changed {
+                let Some(change) = change else { continue };
+                if synced {
+                    pending.push(change);
                     let now = Instant::now();
                     let first = burst.as_ref().map_or(now, |b| b.first);
                     burst = Some(Burst {
                         first,
                         deadline: (now + options.debounce).min(first + max_delay),
                     });
+                    continue;
+                }
+                follow_before_sync(&mut initial[index], change);
+                if initial.iter().all(Option::is_some) {
+                    synced = true;
+                    let lists = std::mem::take(&mut initial).map(Option::unwrap_or_default);
+                    tracing::info!(
+                        namespaces = lists[0].len(),
+                        pods = lists[1].len(),
+                        networkpolicies = lists[2].len(),
+                        nodes = lists[3].len(),
+                        "initial sync complete"
+                    );
+                    let objects: Vec<Object> = lists.into_iter().flat_map(BTreeMap::into_values).collect();
+                    tracing::debug!(objects = objects.len(), "sending snapshot");
+                    let snapshot = SourceEvent::Snapshot(Inputs::Objects(objects));
+                    if events.send(snapshot).await.is_err() {
+                        return Ok(());
+                    }
                 }
             }
         }
     }
 }
 
-/// Sends everything the stores hold; false if the receiver is gone.
-async fn send_snapshot(events: &Sender<SourceEvent>, stores: &Stores) -> bool {
-    let objects = stores.snapshot();
-    tracing::debug!(objects = objects.len(), "sending snapshot");
-    let snapshot = SourceEvent::Snapshot(Inputs::Objects(objects));
-    events.send(snapshot).await.is_ok()
+/// Keeps one kind's objects up to date until the initial sync; `None`
+/// until the kind is first listed.
+fn follow_before_sync(objects: &mut Option<BTreeMap<ObjectRef, Object>>, change: ObjectChange) {
+    match change {
+        ObjectChange::Relisted {
+            objects: listed, ..
+        } => {
+            let listed = (listed.into_iter())
+                .filter_map(|object| Some((object.identity()?, object)))
+                .collect();
+            *objects = Some(listed);
+        }
+        ObjectChange::Applied(object) => {
+            if let (Some(objects), Some(key)) = (objects.as_mut(), object.identity()) {
+                objects.insert(key, object);
+            }
+        }
+        ObjectChange::Deleted(key) => {
+            if let Some(objects) = objects.as_mut() {
+                objects.remove(&key);
+            }
+        }
+    }
 }
 
 /// A burst of changes not yet sent.
@@ -271,38 +290,44 @@ fn watched_index(kind: ResourceKind) -> usize {
         .expect("only watched kinds are watched")
 }
 
-/// What one watch event means for the snapshot.
+/// One watch event, as the source uses it.
 enum Signal {
-    /// A (re)list started; the store keeps its contents until it completes.
+    /// A (re)list started.
     Relisting,
-    /// A (re)list completed and replaced the store's contents.
+    /// An object of the list in progress.
+    Listing(Object),
+    /// The (re)list completed.
     Listed,
-    /// An object was added, modified or deleted.
-    Changed,
+    /// An object was added or modified.
+    Applied(Object),
+    /// An object was deleted.
+    Deleted(ObjectRef),
     /// The watcher reported an error; it retries after a backoff.
     Failed(String),
 }
 
-/// The watcher of one kind, reflected into `writer`, as a stream of signals.
-fn watch<K>(
-    kind: ResourceKind,
-    api: Api<K>,
-    writer: Writer<K>,
-) -> BoxStream<'static, (ResourceKind, Signal)>
+/// The watcher of one kind, as a stream of signals.
+fn watch<K>(kind: ResourceKind, api: Api<K>) -> BoxStream<'static, (ResourceKind, Signal)>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+    K: Into<Object>,
 {
     watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(|object: &mut K| object.meta_mut().managed_fields = None)
-        .reflect(writer)
         .filter_map(move |event| {
+            let strip = |mut object: K| {
+                object.meta_mut().managed_fields = None;
+                object.into()
+            };
             let signal = match event {
                 Ok(watcher::Event::Init) => Some(Signal::Relisting),
-                Ok(watcher::Event::InitApply(_)) => None,
+                Ok(watcher::Event::InitApply(object)) => Some(Signal::Listing(strip(object))),
                 Ok(watcher::Event::InitDone) => Some(Signal::Listed),
-                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => Some(Signal::Changed),
+                Ok(watcher::Event::Apply(object)) => Some(Signal::Applied(strip(object))),
+                Ok(watcher::Event::Delete(object)) => {
+                    let object: Object = object.into();
+                    object.identity().map(Signal::Deleted)
+                }
                 Err(error) => Some(Signal::Failed(describe_watch_error(kind, &error))),
             };
             future::ready(signal.map(|signal| (kind, signal)))
@@ -327,38 +352,4 @@ fn describe_watch_error(kind: ResourceKind, error: &watcher::Error) -> String {
         cause,
     );
     format!("{call} ({})", call.help())
-}
-
-/// The read sides of the stores.
-struct Stores {
-    namespaces: Store<Namespace>,
-    pods: Store<Pod>,
-    policies: Store<NetworkPolicy>,
-    nodes: Store<Node>,
-}
-
-impl Stores {
-    /// Everything currently stored: namespaces, then pods, then policies,
-    /// each sorted by namespace and name.
-    fn snapshot(&self) -> Vec<Object> {
-        let mut objects = Vec::new();
-        objects.extend(sorted(&self.namespaces).map(Object::Namespace));
-        objects.extend(sorted(&self.pods).map(Object::Pod));
-        objects.extend(sorted(&self.policies).map(Object::NetworkPolicy));
-        objects.extend(sorted(&self.nodes).map(Object::Node));
-        objects
-    }
-}
-
-fn sorted<K>(store: &Store<K>) -> impl Iterator<Item = K>
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + Hash + Clone,
-{
-    let mut objects: Vec<Arc<K>> = store.state();
-    objects.sort_by(|a, b| {
-        let (a, b) = (a.meta(), b.meta());
-        (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
-    });
-    objects.into_iter().map(Arc::unwrap_or_clone)
 }
