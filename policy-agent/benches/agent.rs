@@ -63,7 +63,7 @@ use std::time::{Duration, Instant};
 use netpol_synth::{Params, generate};
 use policy_agent::enforce::{Applied, DriftCheck, Enforcer};
 use policy_agent::kernel::NftKernel;
-use policy_agent::source::{Inputs, SourceFile};
+use policy_agent::source::{Inputs, ObjectChange, SourceFile};
 use policy_agent::{AgentOptions, OnUnreadable, Planner, SourceChoice};
 use policy_core::Config;
 use policy_core::load::Object;
@@ -73,6 +73,14 @@ use testbed::{Testbed, TestbedSpec};
 
 const NODE: &str = "node-0000";
 const PODS_PER_NODE: usize = 110;
+
+/// A pod that joins the cluster as a file of its own.
+const NEW_POD: &str = "apiVersion: v1
+kind: Pod
+metadata: {name: newcomer, namespace: default, labels: {app: newcomer}}
+spec: {nodeName: node-0001, containers: [{name: c, image: i}]}
+status: {podIP: 10.254.0.1}
+";
 
 fn rounds() -> usize {
     std::env::var("NETPOL_BENCH_ROUNDS")
@@ -221,18 +229,52 @@ fn main() {
     );
     let mut from_files = Vec::new();
     for _ in 0..3 {
+        let mut planner = Planner::new(NODE, Config::default(), OnUnreadable::KeepLastGood);
         let start = Instant::now();
         planner
             .plan(Inputs::Files(vec![SourceFile {
                 path: "cluster.yaml".into(),
-                text: text.clone(),
+                text: text.as_str().into(),
             }]))
             .expect("plan");
         from_files.push(ms(start.elapsed()));
     }
     report(
-        "from files (directory source: YAML parse)",
+        "from files (directory source: YAML parse of every file)",
         &mut from_files,
+        "ms",
+    );
+    // The same cluster as 64 files; one file with one new pod comes and goes.
+    let documents: Vec<&str> = text.split("\n---\n").collect();
+    let mut files: Vec<SourceFile> = documents
+        .chunks(documents.len().div_ceil(64))
+        .enumerate()
+        .map(|(index, chunk)| SourceFile {
+            path: format!("part-{index:02}.yaml"),
+            text: chunk.join("\n---\n").into(),
+        })
+        .collect();
+    let mut planner = Planner::new(NODE, Config::default(), OnUnreadable::KeepLastGood);
+    planner.plan(Inputs::Files(files.clone())).expect("plan");
+    let new_pod = SourceFile {
+        path: "zz-new-pod.yaml".into(),
+        text: NEW_POD.into(),
+    };
+    let mut one_file = Vec::new();
+    for round in 0..rounds.min(11) * 2 {
+        if round % 2 == 0 {
+            files.push(new_pod.clone());
+        } else {
+            files.pop();
+        }
+        let start = Instant::now();
+        let plan = planner.plan(Inputs::Files(files.clone())).expect("plan");
+        one_file.push(ms(start.elapsed()));
+        assert!(plan.files_parsed <= 1 && plan.errors.is_empty());
+    }
+    report(
+        "from 64 files, one pod file added or removed (the others reused)",
+        &mut one_file,
         "ms",
     );
     let base = base.expect("a ruleset");
@@ -307,6 +349,7 @@ fn main() {
     ] {
         let index = pod_index(&objects, ip);
         let changed = with_pod_ip(&objects, index, Ipv4Addr::new(10, 254, 254, 254));
+        let changed_pod = changed[index].clone();
         let mut planner = Planner::new(NODE, Config::default(), OnUnreadable::KeepLastGood);
         let before = planner
             .plan(Inputs::Objects(objects.clone()))
@@ -318,6 +361,16 @@ fn main() {
             .expect("plan")
             .ruleset;
         let plan_ms = ms(start.elapsed());
+        // The Kubernetes source sends the one pod: follow it in place.
+        let mut follow = Vec::new();
+        for round in 0..rounds * 2 {
+            let pod = if round % 2 == 0 { &changed_pod } else { &objects[index] };
+            let start = Instant::now();
+            planner
+                .plan_changes(vec![ObjectChange::Applied(pod.clone())])
+                .expect("plan");
+            follow.push(ms(start.elapsed()));
+        }
         let mut compute = Vec::new();
         let mut offline = Enforcer::new(Box::new(NoKernel));
         offline.enforce(before.clone()).expect("full");
@@ -359,6 +412,11 @@ fn main() {
             "one pod changes its IP: {what} ({}, on {}); recompiling took {plan_ms:.1} ms",
             ip,
             pod_node(&objects, index)
+        );
+        report(
+            "following the change (Kubernetes source): model update + compile",
+            &mut follow,
+            "ms",
         );
         report("agent's own work: names, diff, render", &mut compute, "ms");
         report("incremental apply: that + nft -j -f", &mut apply, "ms");

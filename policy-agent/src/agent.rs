@@ -391,7 +391,8 @@ fn sync(
             health.set_ready();
             info!(
                 planned_ms = planned_in.as_millis() as u64,
-                "snapshot changes nothing on this node"
+                files_parsed = plan.files_parsed,
+                "the change changes nothing on this node"
             );
         }
         Ok(Applied::Transaction {
@@ -423,6 +424,7 @@ fn sync(
                 chains,
                 ruleset_elements = elements,
                 planned_ms = planned_in.as_millis() as u64,
+                files_parsed = plan.files_parsed,
                 apply_ms = latency.as_secs_f64() * 1e3,
                 endpoints = plan.counts.endpoints,
                 policies = plan.counts.policies,

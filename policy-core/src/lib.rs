@@ -85,7 +85,7 @@ pub use config::{
     AddressFamily, Config, HostNetworkMode, IpBlockMode, SelfTraffic, ServiceProfile,
 };
 pub use diagnostic::{Diagnostic, DiagnosticKind, Severity};
-pub use load::{Loaded, Loader};
+pub use load::{Loaded, LoadedFile, Loader};
 pub use model::{Model, PortQuery, QueryEndpoint, SideVerdict, Verdict};
 pub use policy::{Direction, Policy};
 pub use ports::{PortSet, Protocol};

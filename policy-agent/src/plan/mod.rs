@@ -20,18 +20,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use policy_core::cluster::Cluster;
 use policy_core::diagnostic::{ObjectRef, SourceLocation};
 use policy_core::model::UpdateStats;
 use policy_core::selector::Selector;
 use policy_core::{
-    Config, Diagnostic, DiagnosticKind, Loader, Model, Policy, Severity, cluster::Endpoint,
+    Config, Diagnostic, DiagnosticKind, LoadedFile, Loader, Model, Policy, Severity, cluster::Endpoint,
     cluster::Namespace,
 };
 use policy_nft::{Compiler, NodeRuleset};
 
-use crate::source::Inputs;
+use crate::source::{Inputs, SourceFile};
 
 mod changes;
 
@@ -97,6 +98,9 @@ pub struct Plan {
     pub model_update: Option<UpdateStats>,
     /// Time spent building or updating the model.
     pub model_time: std::time::Duration,
+    /// Files parsed for this plan (the others of a snapshot of files were
+    /// unchanged, and what was read from them before was reused).
+    pub files_parsed: usize,
 }
 
 /// Sizes of the cluster a plan was made from.
@@ -139,6 +143,10 @@ pub struct Planner {
     unattributed_errors: Vec<Diagnostic>,
     /// Objects enforced in a repaired form, and which.
     repaired: BTreeMap<Key, Repair>,
+    /// Each file of the last snapshot of files, with what was read from it.
+    files_read: BTreeMap<String, (Arc<str>, LoadedFile)>,
+    /// Files parsed since the last plan.
+    files_parsed: usize,
 }
 
 /// How an unreadable object is enforced.
@@ -196,6 +204,8 @@ impl Planner {
             unreadable: BTreeMap::new(),
             unattributed_errors: Vec::new(),
             repaired: BTreeMap::new(),
+            files_read: BTreeMap::new(),
+            files_parsed: 0,
         }
     }
 
@@ -214,11 +224,7 @@ impl Planner {
     pub fn plan(&mut self, inputs: Inputs) -> Result<Plan, PlanError> {
         let mut loader = Loader::new();
         match inputs {
-            Inputs::Files(files) => {
-                for file in &files {
-                    loader.load_str(&file.path, &file.text);
-                }
-            }
+            Inputs::Files(files) => loader = self.load_files(&files),
             Inputs::Objects(objects) => {
                 for object in objects {
                     loader.add(object);
@@ -297,7 +303,44 @@ impl Planner {
             counts,
             model_update,
             model_time,
+            files_parsed: std::mem::take(&mut self.files_parsed),
         })
+    }
+
+    /// Loads files, parsing only those whose text is not the one read last
+    /// time (see [`Loader::read_file`]).
+    fn load_files(&mut self, files: &[SourceFile]) -> Loader {
+        let mut previous = std::mem::take(&mut self.files_read);
+        let mut loader = Loader::new();
+        let mut duplicate = None;
+        for file in files {
+            let read = match previous.remove(&file.path) {
+                Some((text, read)) if Arc::ptr_eq(&text, &file.text) || text == file.text => {
+                    (text, read)
+                }
+                _ => {
+                    self.files_parsed += 1;
+                    (
+                        file.text.clone(),
+                        Loader::read_file(&file.path, &file.text),
+                    )
+                }
+            };
+            if duplicate.is_none() {
+                duplicate = loader.add_file(&read.1).err();
+            }
+            self.files_read.insert(file.path.clone(), read);
+        }
+        if duplicate.is_some() {
+            // Two files hold one object: load the texts in order, so the
+            // duplicate is reported where it occurs, as in a first load.
+            loader = Loader::new();
+            for file in files {
+                loader.load_str(&file.path, &file.text);
+            }
+            self.files_parsed = files.len();
+        }
+        loader
     }
 
     /// Replaces unreadable objects by their last good version (or, for
@@ -656,6 +699,38 @@ spec:
         assert!(!allows(&planner, "shop/db", "shop/web", 80));
         assert_eq!(plan.ruleset.isolated_addresses(Direction::Ingress), 2);
         assert_eq!(plan.ruleset.isolated_addresses(Direction::Egress), 2);
+    }
+
+    #[test]
+    fn only_changed_files_are_parsed_again() {
+        let mut planner = planner(OnUnreadable::KeepLastGood);
+        let first = planner.plan(files(DB_ONLY_FROM_WEB)).unwrap();
+        assert_eq!(first.files_parsed, 2);
+        let Inputs::Files(mut changed) = files(DB_ONLY_FROM_WEB) else {
+            unreachable!()
+        };
+        changed[1].text = DB_INVALID_CIDR.replace("10.0.0.0/40", "192.168.0.0/24").into();
+        let second = planner.plan(Inputs::Files(changed.clone())).unwrap();
+        assert_eq!(second.files_parsed, 1, "the pods' file is unchanged");
+        let fresh = self::planner(OnUnreadable::KeepLastGood)
+            .plan(Inputs::Files(changed.clone()))
+            .unwrap();
+        assert_eq!(second.ruleset, fresh.ruleset);
+        assert!(!allows(&planner, "shop/web", "shop/db", 5432));
+
+        // The same object in two files: every file is loaded in order, so
+        // the duplicate is reported where it occurs.
+        changed.push(SourceFile {
+            path: "again.yaml".into(),
+            text: PODS.into(),
+        });
+        let third = planner.plan(Inputs::Files(changed.clone())).unwrap();
+        assert_eq!(third.files_parsed, 3);
+        let fresh = self::planner(OnUnreadable::KeepLastGood)
+            .plan(Inputs::Files(changed))
+            .unwrap();
+        assert_eq!(third.errors, fresh.errors);
+        assert!(third.errors.iter().any(|e| e.kind == DiagnosticKind::Duplicate));
     }
 
     #[test]

@@ -9,12 +9,15 @@
 //! costs a `stat` per file and works on every filesystem, including
 //! ConfigMap volumes whose files change by a symlink swap. After a change it
 //! waits until the directory has been quiet for the debounce time, so a file
-//! being written is read once it is complete, then sends the whole
-//! directory if any text changed. A file that cannot be read is reported as
+//! being written is read once it is complete, reads the files whose metadata
+//! changed, and sends the whole directory if any text changed. Unchanged
+//! files are sent as the same shared text as before, so the planner parses
+//! only the files that changed. A file that cannot be read is reported as
 //! an error and its last readable text is used meanwhile.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc::Sender;
@@ -101,27 +104,43 @@ fn scan(root: &Path) -> (Fingerprint, Vec<String>) {
     (files, problems)
 }
 
-/// Reads every file; unreadable ones keep their previous text.
-fn read_all(
+/// The texts of the files in `fingerprint`. Files whose fingerprint is
+/// unchanged since `previous` keep their previous text (the same `Arc`, so
+/// the planner knows them unchanged without comparing); the others are
+/// read, and an unreadable one keeps its previous text too.
+fn read_changed(
     fingerprint: &Fingerprint,
-    previous: &BTreeMap<PathBuf, String>,
+    previous_fingerprint: &Fingerprint,
+    previous: &BTreeMap<PathBuf, Arc<str>>,
     problems: &mut Vec<String>,
-) -> BTreeMap<PathBuf, String> {
+) -> BTreeMap<PathBuf, Arc<str>> {
     let mut texts = BTreeMap::new();
-    for path in fingerprint.keys() {
+    for (path, stamp) in fingerprint {
+        let known = previous.get(path);
+        if let Some(text) = known
+            && previous_fingerprint.get(path) == Some(stamp)
+        {
+            texts.insert(path.clone(), text.clone());
+            continue;
+        }
         match std::fs::read(path).map(String::from_utf8) {
             Ok(Ok(text)) => {
+                // An unchanged text keeps its `Arc`.
+                let text = match known {
+                    Some(known) if **known == *text => known.clone(),
+                    _ => Arc::from(text),
+                };
                 texts.insert(path.clone(), text);
             }
             Ok(Err(_)) => {
                 problems.push(format!("{}: not UTF-8 text", path.display()));
-                if let Some(text) = previous.get(path) {
+                if let Some(text) = known {
                     texts.insert(path.clone(), text.clone());
                 }
             }
             Err(error) => {
                 problems.push(format!("{}: {error}", path.display()));
-                if let Some(text) = previous.get(path) {
+                if let Some(text) = known {
                     texts.insert(path.clone(), text.clone());
                 }
             }
@@ -133,7 +152,7 @@ fn read_all(
 /// Watches `root` (a directory or one file) and sends a snapshot at start
 /// and after every change. Returns when the receiver is gone.
 pub async fn run(root: PathBuf, options: DirSourceOptions, events: Sender<SourceEvent>) {
-    let mut texts: Option<BTreeMap<PathBuf, String>> = None;
+    let mut texts: Option<BTreeMap<PathBuf, Arc<str>>> = None;
     let mut fingerprint: Option<Fingerprint> = None;
     let mut reported: Vec<String> = Vec::new();
     loop {
@@ -168,10 +187,11 @@ pub async fn run(root: PathBuf, options: DirSourceOptions, events: Sender<Source
                 continue;
             }
             let previous = texts.clone().unwrap_or_default();
+            let previous_fingerprint = fingerprint.clone().unwrap_or_default();
             let to_read = current.clone();
             let Ok((read, read_problems)) = tokio::task::spawn_blocking(move || {
                 let mut problems = Vec::new();
-                let read = read_all(&to_read, &previous, &mut problems);
+                let read = read_changed(&to_read, &previous_fingerprint, &previous, &mut problems);
                 (read, problems)
             })
             .await

@@ -12,6 +12,8 @@
 pub mod dir;
 pub mod kube;
 
+use std::sync::Arc;
+
 use policy_core::diagnostic::ObjectRef;
 use policy_core::load::Object;
 
@@ -20,8 +22,9 @@ use policy_core::load::Object;
 pub struct SourceFile {
     /// The path diagnostics name.
     pub path: String,
-    /// The file's text.
-    pub text: String,
+    /// The file's text. A file sent again unchanged shares its text with
+    /// the previous snapshot (the planner reuses what it read from it).
+    pub text: Arc<str>,
 }
 
 /// Everything a source currently holds, in the form the loader reads.
@@ -35,6 +38,8 @@ pub enum Inputs {
 
 /// One change to a source's objects since its last event.
 #[derive(Clone, Debug)]
+// Most changes carry an object; boxing them would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum ObjectChange {
     /// An object was created or modified: its new state.
     Applied(Object),

@@ -136,7 +136,7 @@ impl Loaded {
 }
 
 /// Builds a [`Cluster`] from manifests. See the module documentation.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Loader {
     diagnostics: Vec<Diagnostic>,
     skipped: BTreeMap<String, usize>,
@@ -161,6 +161,11 @@ pub struct Loader {
     /// no pods to stand for.
     scaled_to_zero: HashSet<usize>,
 }
+
+/// One file read on its own by [`Loader::read_file`]: what loading its text
+/// adds, kept to add again without parsing.
+#[derive(Clone)]
+pub struct LoadedFile(Loader);
 
 /// Where an object was read from, to locate its fields.
 pub(super) struct Origin<'a> {
@@ -243,6 +248,55 @@ impl Loader {
                 self.diagnostics.push(diagnostic);
             }
         });
+    }
+
+    /// Reads one file on its own, to add with [`Loader::add_file`] to this
+    /// and later loads while its text stays the same: a program that
+    /// reloads a directory parses only the files that changed.
+    pub fn read_file(name: &str, text: &str) -> LoadedFile {
+        let mut loader = Loader::new();
+        loader.load_str(name, text);
+        LoadedFile(loader)
+    }
+
+    /// Adds a file read with [`Loader::read_file`]: the same as
+    /// [`Loader::load_str`] of its text at this point, except when one of
+    /// its objects has the same identity as an object already added. Then
+    /// nothing is added and `Err` names the first such object, so the
+    /// caller can load the texts in order to have the duplicate reported
+    /// where it occurs.
+    pub fn add_file(&mut self, file: &LoadedFile) -> Result<(), ObjectRef> {
+        let part = &file.0;
+        if let Some((kind, namespace, name)) = part.seen.keys().find(|key| self.seen.contains_key(*key)) {
+            return Err(ObjectRef {
+                kind: kind.clone(),
+                namespace: namespace.clone(),
+                name: name.clone(),
+            });
+        }
+        self.diagnostics.extend(part.diagnostics.iter().cloned());
+        for (reason, count) in &part.skipped {
+            *self.skipped.entry(reason.clone()).or_insert(0) += count;
+        }
+        self.namespaces.extend(part.namespaces.iter().cloned());
+        self.pods.extend(part.pods.iter().cloned());
+        let offset = self.workloads.len();
+        self.workloads.extend(part.workloads.iter().cloned());
+        self.scaled_to_zero
+            .extend(part.scaled_to_zero.iter().map(|index| index + offset));
+        self.services.extend(part.services.iter().cloned());
+        self.policies.extend(part.policies.iter().cloned());
+        self.nodes.extend(part.nodes.iter().cloned());
+        self.endpoint_slices
+            .extend(part.endpoint_slices.iter().cloned());
+        self.ingresses.extend(part.ingresses.iter().cloned());
+        self.ingress_classes
+            .extend(part.ingress_classes.iter().cloned());
+        self.seen
+            .extend(part.seen.iter().map(|(key, at)| (key.clone(), at.clone())));
+        self.allowances
+            .extend(part.allowances.iter().map(|(key, at)| (key.clone(), at.clone())));
+        Ok(())
     }
 
     /// Adds a typed object (for programs that build objects themselves).
@@ -1598,6 +1652,64 @@ fn type_error_diagnostic(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every directory of manifests in the repository, loaded file by file
+    /// with [`Loader::read_file`] and [`Loader::add_file`], gives what
+    /// loading the texts in order gives, or refuses where two files hold the
+    /// same object (and the ordered load reports the duplicate).
+    #[test]
+    fn files_read_apart_add_up_to_the_same_load() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut directories = vec![root.join("testdata"), root.join("examples")];
+        let mut compared = 0;
+        let mut refused = 0;
+        while let Some(directory) = directories.pop() {
+            let mut files = Vec::new();
+            for entry in std::fs::read_dir(&directory).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    directories.push(path);
+                } else if matches!(
+                    path.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml" | "json")
+                ) {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    files.push((path.display().to_string(), text));
+                }
+            }
+            if files.len() < 2 {
+                continue;
+            }
+            files.sort();
+            let mut in_order = Loader::new();
+            let mut apart = Loader::new();
+            let mut duplicate = None;
+            for (name, text) in &files {
+                in_order.load_str(name, text);
+                if duplicate.is_none() {
+                    duplicate = apart.add_file(&Loader::read_file(name, text)).err();
+                }
+            }
+            let in_order = in_order.finish();
+            if let Some(object) = duplicate {
+                refused += 1;
+                assert!(
+                    in_order.diagnostics.iter().any(|d| d.kind == DiagnosticKind::Duplicate
+                        && d.message.contains(&object.name)),
+                    "{}: {object} refused without a duplicate reported",
+                    directory.display()
+                );
+                continue;
+            }
+            let apart = apart.finish();
+            assert_eq!(apart.cluster, in_order.cluster, "{}", directory.display());
+            assert_eq!(apart.diagnostics, in_order.diagnostics, "{}", directory.display());
+            assert_eq!(apart.skipped, in_order.skipped, "{}", directory.display());
+            assert_eq!(apart.allowances, in_order.allowances, "{}", directory.display());
+            compared += 1;
+        }
+        assert!(compared >= 20 && refused >= 1, "{compared} compared, {refused} refused");
+    }
 
     fn load(text: &str) -> Loaded {
         let mut loader = Loader::new();
