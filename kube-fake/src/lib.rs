@@ -305,6 +305,22 @@ pub struct FakeApiServer {
 impl FakeApiServer {
     /// Starts a server on 127.0.0.1 holding the recorded fixtures.
     pub async fn start() -> FakeApiServer {
+        let server = FakeApiServer::start_empty().await;
+        for res in Res::ALL {
+            if res.fixture().is_empty() {
+                continue;
+            }
+            let list: Value = serde_json::from_str(res.fixture()).expect("fixture is JSON");
+            assert_eq!(list["kind"], format!("{}List", res.kind()));
+            for item in list["items"].as_array().expect("items") {
+                server.apply(res, item.clone());
+            }
+        }
+        server
+    }
+
+    /// Starts a server on 127.0.0.1 holding nothing.
+    pub async fn start_empty() -> FakeApiServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local address");
         let server = FakeApiServer {
@@ -324,16 +340,6 @@ impl FakeApiServer {
                 addr,
             }),
         };
-        for res in Res::ALL {
-            if res.fixture().is_empty() {
-                continue;
-            }
-            let list: Value = serde_json::from_str(res.fixture()).expect("fixture is JSON");
-            assert_eq!(list["kind"], format!("{}List", res.kind()));
-            for item in list["items"].as_array().expect("items") {
-                server.apply(res, item.clone());
-            }
-        }
         let inner = server.inner.clone();
         tokio::spawn(async move {
             loop {
@@ -403,6 +409,33 @@ impl FakeApiServer {
 
     fn touch(&self) {
         self.inner.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Adds many objects at once without watch events, as if they had
+    /// existed before any client came (for benchmarks with large clusters:
+    /// no history is kept for them, so a watch must start from a list made
+    /// after this). Returns the resourceVersion they all carry.
+    pub fn preload(&self, res: Res, objects: Vec<Value>) -> u64 {
+        let rv = {
+            let mut state = self.lock();
+            state.resource_version += 1;
+            let rv = state.resource_version;
+            let collection = state.collections.get_mut(&res).expect("collection");
+            for mut object in objects {
+                object["kind"] = json!(res.kind());
+                object["apiVersion"] = json!(res.api_version());
+                let metadata = &mut object["metadata"];
+                metadata["resourceVersion"] = json!(rv.to_string());
+                if metadata.get("uid").is_none() {
+                    metadata["uid"] = json!(format!("00000000-0000-4000-8000-{rv:012}"));
+                }
+                collection.objects.insert(key_of(&object), object);
+            }
+            collection.oldest_watchable = rv;
+            rv
+        };
+        self.touch();
+        rv
     }
 
     /// Creates or replaces an object, as `kubectl apply` would; returns its

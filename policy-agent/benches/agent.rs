@@ -364,7 +364,11 @@ fn main() {
         // The Kubernetes source sends the one pod: follow it in place.
         let mut follow = Vec::new();
         for round in 0..rounds * 2 {
-            let pod = if round % 2 == 0 { &changed_pod } else { &objects[index] };
+            let pod = if round % 2 == 0 {
+                &changed_pod
+            } else {
+                &objects[index]
+            };
             let start = Instant::now();
             planner
                 .plan_changes(vec![ObjectChange::Applied(pod.clone())])

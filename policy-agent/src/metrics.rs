@@ -295,7 +295,7 @@ impl Metrics {
                     (
                         "netpol_agent_snapshots_total",
                         "counter",
-                        "Source snapshots planned.",
+                        "Source snapshots and batches of changes planned.",
                         v.snapshots,
                     ),
                     (

@@ -634,6 +634,39 @@ async fn a_burst_of_events_gives_one_batch() {
 }
 
 #[tokio::test]
+async fn a_change_after_a_quiet_spell_is_sent_at_once_and_the_next_waits() {
+    let server = FakeApiServer::start().await;
+    let debounce = Duration::from_secs(2);
+    let (mut source, _) = synced(&server, debounce).await;
+    server
+        .wait_for("four watches", PATIENCE, |s| {
+            Res::WATCHED.iter().all(|&r| s.watch_count(r) == 1)
+        })
+        .await;
+    // Nothing changed for a debounce since the sync.
+    tokio::time::sleep(debounce).await;
+    let started = Instant::now();
+    server.apply(Res::Pods, new_pod("shop", "web-a", "web", "10.244.1.60"));
+    let view = source.next_snapshot(PATIENCE).await;
+    assert!(
+        started.elapsed() < debounce / 2,
+        "the change took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(view, View::expected(&server));
+
+    // Right after it: gathered until the cluster is quiet again.
+    let started = Instant::now();
+    server.apply(Res::Pods, new_pod("shop", "web-b", "web", "10.244.1.61"));
+    server.apply(Res::Pods, new_pod("shop", "web-c", "web", "10.244.1.62"));
+    source.assert_quiet_for(debounce / 2).await;
+    let view = source.next_snapshot(PATIENCE).await;
+    assert!(started.elapsed() >= debounce, "{:?}", started.elapsed());
+    assert_eq!(source.last_batch, Some(2));
+    assert_eq!(view, View::expected(&server));
+}
+
+#[tokio::test]
 async fn a_constant_stream_of_events_still_gives_a_batch_each_second() {
     let server = FakeApiServer::start().await;
     let debounce = Duration::from_millis(200);
@@ -859,8 +892,9 @@ async fn a_dropped_watch_is_resumed_from_the_last_resource_version() {
     // bookmark tells the pod watch about it.
     server.apply(Res::Pods, new_pod("shop", "web-a", "web", "10.244.1.50"));
     server.modify(Res::Namespaces, "", "default", with_label("touched", "yes"));
-    let view = source.next_snapshot(PATIENCE).await;
-    assert_eq!(view, View::expected(&server));
+    // The first change is sent at once, the second in a batch of its own.
+    let expected = View::expected(&server);
+    source.snapshots_until(PATIENCE, |v| *v == expected).await;
     let bookmark_rv = server.bookmark(Res::Pods);
 
     // The connection drops in the middle of the chunked stream (no final

@@ -55,7 +55,9 @@ pub struct AgentArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     check_interval: Duration,
 
-    /// Quiet time before acting on a burst of changes.
+    /// Quiet time before acting on a burst of changes. With the Kubernetes
+    /// source, a change after such a quiet time is acted on at once, and a
+    /// constant stream of changes about once a second.
     #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
     debounce: Duration,
 
@@ -106,8 +108,11 @@ fn parse_listen(text: &str) -> Result<Listen, String> {
 pub fn run(args: AgentArgs) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: a log file or `kubectl logs` would show
+    // the escape codes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Text => builder.init(),

@@ -27,8 +27,8 @@ use policy_core::diagnostic::{ObjectRef, SourceLocation};
 use policy_core::model::UpdateStats;
 use policy_core::selector::Selector;
 use policy_core::{
-    Config, Diagnostic, DiagnosticKind, LoadedFile, Loader, Model, Policy, Severity, cluster::Endpoint,
-    cluster::Namespace,
+    Config, Diagnostic, DiagnosticKind, LoadedFile, Loader, Model, Policy, Severity,
+    cluster::Endpoint, cluster::Namespace,
 };
 use policy_nft::{Compiler, NodeRuleset};
 
@@ -320,10 +320,7 @@ impl Planner {
                 }
                 _ => {
                     self.files_parsed += 1;
-                    (
-                        file.text.clone(),
-                        Loader::read_file(&file.path, &file.text),
-                    )
+                    (file.text.clone(), Loader::read_file(&file.path, &file.text))
                 }
             };
             if duplicate.is_none() {
@@ -709,7 +706,9 @@ spec:
         let Inputs::Files(mut changed) = files(DB_ONLY_FROM_WEB) else {
             unreachable!()
         };
-        changed[1].text = DB_INVALID_CIDR.replace("10.0.0.0/40", "192.168.0.0/24").into();
+        changed[1].text = DB_INVALID_CIDR
+            .replace("10.0.0.0/40", "192.168.0.0/24")
+            .into();
         let second = planner.plan(Inputs::Files(changed.clone())).unwrap();
         assert_eq!(second.files_parsed, 1, "the pods' file is unchanged");
         let fresh = self::planner(OnUnreadable::KeepLastGood)
@@ -730,7 +729,12 @@ spec:
             .plan(Inputs::Files(changed))
             .unwrap();
         assert_eq!(third.errors, fresh.errors);
-        assert!(third.errors.iter().any(|e| e.kind == DiagnosticKind::Duplicate));
+        assert!(
+            third
+                .errors
+                .iter()
+                .any(|e| e.kind == DiagnosticKind::Duplicate)
+        );
     }
 
     #[test]

@@ -267,7 +267,9 @@ impl Loader {
     /// where it occurs.
     pub fn add_file(&mut self, file: &LoadedFile) -> Result<(), ObjectRef> {
         let part = &file.0;
-        if let Some((kind, namespace, name)) = part.seen.keys().find(|key| self.seen.contains_key(*key)) {
+        if let Some((kind, namespace, name)) =
+            part.seen.keys().find(|key| self.seen.contains_key(*key))
+        {
             return Err(ObjectRef {
                 kind: kind.clone(),
                 namespace: namespace.clone(),
@@ -294,8 +296,11 @@ impl Loader {
             .extend(part.ingress_classes.iter().cloned());
         self.seen
             .extend(part.seen.iter().map(|(key, at)| (key.clone(), at.clone())));
-        self.allowances
-            .extend(part.allowances.iter().map(|(key, at)| (key.clone(), at.clone())));
+        self.allowances.extend(
+            part.allowances
+                .iter()
+                .map(|(key, at)| (key.clone(), at.clone())),
+        );
         Ok(())
     }
 
@@ -1694,8 +1699,11 @@ mod tests {
             if let Some(object) = duplicate {
                 refused += 1;
                 assert!(
-                    in_order.diagnostics.iter().any(|d| d.kind == DiagnosticKind::Duplicate
-                        && d.message.contains(&object.name)),
+                    in_order
+                        .diagnostics
+                        .iter()
+                        .any(|d| d.kind == DiagnosticKind::Duplicate
+                            && d.message.contains(&object.name)),
                     "{}: {object} refused without a duplicate reported",
                     directory.display()
                 );
@@ -1703,12 +1711,25 @@ mod tests {
             }
             let apart = apart.finish();
             assert_eq!(apart.cluster, in_order.cluster, "{}", directory.display());
-            assert_eq!(apart.diagnostics, in_order.diagnostics, "{}", directory.display());
+            assert_eq!(
+                apart.diagnostics,
+                in_order.diagnostics,
+                "{}",
+                directory.display()
+            );
             assert_eq!(apart.skipped, in_order.skipped, "{}", directory.display());
-            assert_eq!(apart.allowances, in_order.allowances, "{}", directory.display());
+            assert_eq!(
+                apart.allowances,
+                in_order.allowances,
+                "{}",
+                directory.display()
+            );
             compared += 1;
         }
-        assert!(compared >= 20 && refused >= 1, "{compared} compared, {refused} refused");
+        assert!(
+            compared >= 20 && refused >= 1,
+            "{compared} compared, {refused} refused"
+        );
     }
 
     fn load(text: &str) -> Loaded {

@@ -16,12 +16,16 @@
 //! so a pod event in a 100,000-pod cluster costs one object, not a reload
 //! of the cluster; and the source keeps no copy of the cluster (the
 //! agent's model is the only one), which is most of the agent's memory at
-//! that size. A burst of watch events (a Deployment rolling out, a
-//! namespace being relabelled) is sent as one batch: after a change, the
-//! source waits until [`KubeSourceOptions::debounce`] has passed without
-//! another change, but never more than [`MAX_DELAY`] (or the debounce, if
-//! longer) after the first change of the burst, so a constant trickle of
-//! events cannot hold enforcement back.
+//! that size.
+//!
+//! A change after a quiet spell (no change for
+//! [`KubeSourceOptions::debounce`]) is sent at once, so a single pod event
+//! reaches the kernel without waiting. Changes that follow it closely (a
+//! Deployment rolling out, a namespace being relabelled) are gathered into
+//! one batch, sent once the cluster has been quiet for the debounce, but
+//! never more than [`MAX_DELAY`] (or the debounce, if longer) after the
+//! first change of the batch: under a constant stream of events the agent
+//! plans about once a second, and its CPU use stays bounded.
 //!
 //! # API calls
 //!
@@ -85,16 +89,17 @@ use super::error::ApiCallError;
 use super::kinds::ResourceKind;
 use crate::source::{Inputs, ObjectChange, SourceEvent};
 
-/// The longest a snapshot waits after the first change of a burst, unless the
+/// The longest a change waits after the first change of a batch, unless the
 /// debounce itself is longer.
 pub const MAX_DELAY: Duration = Duration::from_secs(1);
 
 /// How the Kubernetes source behaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KubeSourceOptions {
-    /// How long the cluster must stay quiet after a change before a snapshot
-    /// is sent (200 ms by default). Under a constant stream of changes a
-    /// snapshot is still sent [`MAX_DELAY`] after the first one.
+    /// How long the cluster must stay quiet after a change before the
+    /// changes gathered since are sent (200 ms by default); a change after
+    /// such a quiet spell is sent at once. Under a constant stream of
+    /// changes a batch is still sent [`MAX_DELAY`] after its first change.
     pub debounce: Duration,
 }
 
@@ -160,6 +165,8 @@ pub async fn run(
     let mut synced = false;
     let mut pending: Vec<ObjectChange> = Vec::new();
     let mut burst: Option<Burst> = None;
+    // When the last change was seen.
+    let mut last_change: Option<Instant> = None;
 
     loop {
         let deadline = burst.as_ref().map(|b| b.deadline);
@@ -212,6 +219,15 @@ pub async fn run(
                 if synced {
                     pending.push(change);
                     let now = Instant::now();
+                    let quiet_before = last_change.is_none_or(|at| now - at >= options.debounce);
+                    last_change = Some(now);
+                    if burst.is_none() && quiet_before {
+                        // After a quiet spell: at once.
+                        if events.send(SourceEvent::Changes(std::mem::take(&mut pending))).await.is_err() {
+                            return Ok(());
+                        }
+                        continue;
+                    }
                     let first = burst.as_ref().map_or(now, |b| b.first);
                     burst = Some(Burst {
                         first,
