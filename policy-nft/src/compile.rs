@@ -29,7 +29,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use policy_core::cluster::EndpointId;
 use policy_core::config::{AddressFamily, HostNetworkMode, IpBlockMode, SelfTraffic};
@@ -77,10 +77,13 @@ pub struct Unenforceable {
 struct FamilyView<'m> {
     family: Family,
     model: ModelRef<'m>,
-    /// Per class, the addresses (of this family) of its members.
-    class_addresses: Vec<IpSet>,
-    /// Every pod address of this family; ipBlocks exclude them when they must not match pods.
-    endpoint_addresses: IpSet,
+    /// Per class, the addresses (of this family) of its members, computed
+    /// when a node's rules first name the class: a node's compile touches
+    /// only its own classes and their peers (the agent compiles one node).
+    class_addresses: Vec<OnceLock<IpSet>>,
+    /// Every pod address of this family; ipBlocks exclude them when they
+    /// must not match pods. Computed when first needed.
+    endpoint_addresses: OnceLock<IpSet>,
     /// The whole address space of this family.
     universe: IpSet,
     /// The ipBlock addresses of each peer set, computed once for all nodes.
@@ -105,11 +108,45 @@ impl std::ops::Deref for ModelRef<'_> {
     }
 }
 
-/// Everything about the cluster the compiler needs, computed once for all nodes.
+impl FamilyView<'_> {
+    fn class_addresses(&self, class: ClassId) -> &IpSet {
+        self.class_addresses[class].get_or_init(|| {
+            let mut builder = IpSetBuilder::default();
+            let endpoints = &self.model.cluster().endpoints;
+            for &member in &self.model.classes()[class].members {
+                for &ip in endpoints[member]
+                    .ips
+                    .iter()
+                    .filter(|ip| in_family(**ip, self.family))
+                {
+                    builder.add_address(ip);
+                }
+            }
+            builder.build()
+        })
+    }
+
+    fn endpoint_addresses(&self) -> &IpSet {
+        self.endpoint_addresses.get_or_init(|| {
+            let mut builder = IpSetBuilder::default();
+            for endpoint in &self.model.cluster().endpoints {
+                for &ip in endpoint
+                    .ips
+                    .iter()
+                    .filter(|ip| in_family(**ip, self.family))
+                {
+                    builder.add_address(ip);
+                }
+            }
+            builder.build()
+        })
+    }
+}
+
+/// Everything about the cluster the compiler needs, shared by all nodes
+/// and computed as the nodes need it.
 pub struct Compiler<'m> {
     views: Vec<FamilyView<'m>>,
-    /// The endpoints placed on each node, in endpoint order.
-    node_endpoints: HashMap<String, Vec<EndpointId>>,
 }
 
 fn universe(family: Family) -> IpSet {
@@ -172,12 +209,6 @@ impl<'m> Compiler<'m> {
         // Each family's chains need that family's exact answers, whatever
         // --family the caller's model was built with.
         let family_matters = dual_stack && config.ip_block == IpBlockMode::Match;
-        let mut node_endpoints: HashMap<String, Vec<EndpointId>> = HashMap::new();
-        for (id, endpoint) in cluster.endpoints.iter().enumerate() {
-            if let Some(node) = &endpoint.node {
-                node_endpoints.entry(node.clone()).or_default().push(id);
-            }
-        }
         let mut views = Vec::new();
         for (family, scope) in [
             (Family::V4, AddressFamily::Ipv4),
@@ -195,43 +226,29 @@ impl<'m> Compiler<'m> {
                 ModelRef::Borrowed(model)
             };
             let universe = universe(family);
-            let mut class_builders = vec![IpSetBuilder::default(); model.classes().len()];
-            let mut endpoint_builder = IpSetBuilder::default();
-            for (id, endpoint) in model.cluster().endpoints.iter().enumerate() {
-                for &ip in endpoint.ips.iter().filter(|ip| in_family(**ip, family)) {
-                    class_builders[model.class_of(id)].add_address(ip);
-                    endpoint_builder.add_address(ip);
-                }
-            }
-            let class_addresses = class_builders
-                .into_iter()
-                .map(IpSetBuilder::build)
+            let class_addresses = std::iter::repeat_with(OnceLock::new)
+                .take(model.classes().len())
                 .collect();
-            let endpoint_addresses = endpoint_builder.build();
             views.push(FamilyView {
                 family,
                 model,
                 class_addresses,
-                endpoint_addresses,
+                endpoint_addresses: OnceLock::new(),
                 universe,
                 block_addresses: Mutex::default(),
             });
         }
-        Ok(Compiler {
-            views,
-            node_endpoints,
-        })
+        Ok(Compiler { views })
     }
 
     /// The ruleset of one node, and what on that node cannot be enforced.
     pub fn compile(&self, node: &str) -> (NodeRuleset, Unenforceable) {
         let mut unenforceable = Unenforceable::default();
         let cluster = self.views[0].model.cluster();
-        let local: &[EndpointId] = self
-            .node_endpoints
-            .get(node)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let local: Vec<EndpointId> = (cluster.endpoints.iter().enumerate())
+            .filter(|(_, endpoint)| endpoint.node.as_deref() == Some(node))
+            .map(|(id, _)| id)
+            .collect();
         // The node's own addresses: traffic between a pod and its node is
         // always allowed (docs/SEMANTICS.md §17.7).
         let mut local_node_addresses: Vec<IpAddr> = cluster
@@ -245,7 +262,7 @@ impl<'m> Compiler<'m> {
             let model = &view.model;
             let cluster = model.cluster();
             let mut local_classes: BTreeMap<ClassId, Vec<EndpointId>> = BTreeMap::new();
-            for &id in local {
+            for &id in &local {
                 let endpoint = &cluster.endpoints[id];
                 if endpoint.ips.is_empty() {
                     if view.family == Family::V4 {
@@ -302,7 +319,7 @@ impl<'m> Compiler<'m> {
             let addresses = match view.model.config().ip_block {
                 IpBlockMode::Match => peers.addresses.clone(),
                 // ipBlocks match only addresses outside the cluster.
-                IpBlockMode::Ignore => peers.addresses.difference(&view.endpoint_addresses),
+                IpBlockMode::Ignore => peers.addresses.difference(view.endpoint_addresses()),
             };
             addresses.intersection(&view.universe)
         };
@@ -408,15 +425,15 @@ impl<'m> Compiler<'m> {
         let mut signatures: BTreeMap<ClassId, Vec<usize>> = BTreeMap::new();
         for (index, entry) in grouping.entries.iter().enumerate() {
             for class in entry.peers.classes.ones() {
-                if !view.class_addresses[class].is_empty() {
+                if !view.class_addresses(class).is_empty() {
                     signatures.entry(class).or_default().push(index);
                 }
             }
         }
         if !grouping.everyone_named.is_empty() {
             // Named ports toward everyone resolve on every destination class.
-            for (class, addresses) in view.class_addresses.iter().enumerate() {
-                if !addresses.is_empty() {
+            for class in 0..classes.len() {
+                if !view.class_addresses(class).is_empty() {
                     signatures.entry(class).or_default();
                 }
             }
@@ -486,7 +503,7 @@ impl<'m> Compiler<'m> {
             let numbers = grouping.named_numbers(signature, class);
             let next = kinds.len();
             let kind = *kinds.entry((signature, numbers)).or_insert(next);
-            for (first, last) in view.class_addresses[class].ranges(view.family) {
+            for (first, last) in view.class_addresses(class).ranges(view.family) {
                 for address in addresses(first, last) {
                     let part = part_of(address);
                     let group = *answered.entry((kind, part)).or_insert_with(|| {
