@@ -292,6 +292,28 @@ fn assert_same_answers(kept: &Model, fresh: &Model) -> Result<(), TestCaseError>
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
+    /// Several events at once (one update with many changes: arrivals and
+    /// departures are applied together) still answer as a fresh model.
+    #[test]
+    fn a_model_updated_by_batches_answers_as_a_fresh_one(
+        world in world(),
+        batches in proptest::collection::vec(proptest::collection::vec(event(), 1..8), 1..5),
+    ) {
+        let mut world = world;
+        let mut kept = Model::new(build_cluster(&world), world.config);
+        let mut serial = 0;
+        for batch in &batches {
+            for event in batch {
+                happen(&mut world, event, serial);
+                serial += 1;
+            }
+            let cluster = build_cluster(&world);
+            kept.update_to(cluster.clone());
+            let fresh = Model::new(cluster, world.config);
+            assert_same_answers(&kept, &fresh)?;
+        }
+    }
+
     #[test]
     fn an_updated_model_answers_as_a_fresh_one(
         world in world(),

@@ -26,7 +26,7 @@
 //! event sequences. Changes that move the class partition of many pods at
 //! once rebuild instead ([`RebuildReason`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use rustc_hash::{FxHashMap, FxHasher};
@@ -141,6 +141,20 @@ pub(crate) struct Incremental {
 /// More changes than this share of the endpoints at once rebuild instead.
 const MANY_CHANGES_PER_ENDPOINT: usize = 8;
 
+/// The sort key of [`Cluster::endpoints`].
+fn endpoint_order(endpoint: &Endpoint) -> (&str, &str, EndpointKind) {
+    (&endpoint.namespace, &endpoint.name, endpoint.kind)
+}
+
+/// `items` without those whose index is marked in `gone`.
+fn retain_unmarked<T>(items: &mut Vec<T>, gone: &[bool]) {
+    let mut index = 0;
+    items.retain(|_| {
+        index += 1;
+        !gone[index - 1]
+    });
+}
+
 /// A change that cannot be applied in place, handed back with the reason
 /// (boxed: rebuilds are rare and a `Change` is large).
 type Refused = Box<(RebuildReason, Change)>;
@@ -159,11 +173,27 @@ impl Model {
         {
             rebuild = Some(RebuildReason::ManyChanges);
         }
+        // Endpoints that come or go wait to be applied together: each one
+        // shifts the ids of the endpoints after it, so one pass for all of
+        // them costs what one of them alone would.
+        let mut arriving: Vec<Endpoint> = Vec::new();
+        let mut leaving: Vec<EndpointId> = Vec::new();
+        let mut waiting: HashSet<(String, String, EndpointKind)> = HashSet::new();
         for change in changes {
             if rebuild.is_none() {
                 if self.incremental.is_none() {
                     self.incremental = Some(Box::new(Incremental::build(self)));
                 }
+                let Some(change) = self.defer(
+                    change,
+                    &mut arriving,
+                    &mut leaving,
+                    &mut waiting,
+                    &mut stats,
+                ) else {
+                    continue;
+                };
+                self.settle(&mut arriving, &mut leaving, &mut waiting, &mut stats);
                 match self.apply_one(change, &mut stats) {
                     Ok(()) => continue,
                     Err(refused) => {
@@ -175,6 +205,9 @@ impl Model {
             } else {
                 apply_to_cluster(&mut self.cluster, change);
             }
+        }
+        if rebuild.is_none() {
+            self.settle(&mut arriving, &mut leaving, &mut waiting, &mut stats);
         }
         if rebuild.is_none()
             && let Some(incremental) = &self.incremental
@@ -197,6 +230,159 @@ impl Model {
     pub fn update_to(&mut self, cluster: Cluster) -> UpdateStats {
         let changes = differences(&self.cluster, cluster);
         self.apply(changes)
+    }
+
+    /// Applies an endpoint change at once if it shifts no ids (a change to
+    /// an endpoint in place), or sets aside an arrival or departure for
+    /// [`Model::settle`]; hands back every other change, and a change to
+    /// an endpoint already set aside (it must wait for the settling).
+    fn defer(
+        &mut self,
+        change: Change,
+        arriving: &mut Vec<Endpoint>,
+        leaving: &mut Vec<EndpointId>,
+        waiting: &mut HashSet<(String, String, EndpointKind)>,
+        stats: &mut UpdateStats,
+    ) -> Option<Change> {
+        let (namespace, name, kind) = match &change {
+            Change::UpsertEndpoint(endpoint) => {
+                (&endpoint.namespace, &endpoint.name, endpoint.kind)
+            }
+            Change::RemoveEndpoint {
+                namespace,
+                name,
+                kind,
+            } => (namespace, name, *kind),
+            _ => return Some(change),
+        };
+        let key = (namespace.clone(), name.clone(), kind);
+        if waiting.contains(&key) {
+            return Some(change);
+        }
+        let found = endpoint_position(&self.cluster, namespace, name, kind);
+        stats.endpoints += 1;
+        match (change, found) {
+            (Change::UpsertEndpoint(endpoint), Ok(_)) => self.upsert_endpoint(endpoint, stats),
+            (Change::UpsertEndpoint(endpoint), Err(_)) => {
+                waiting.insert(key);
+                arriving.push(endpoint);
+            }
+            (_, Ok(position)) => {
+                waiting.insert(key);
+                leaving.push(position);
+            }
+            (_, Err(_)) => {}
+        }
+        None
+    }
+
+    /// Applies the arrivals and departures set aside by [`Model::defer`]:
+    /// one renumbering of the class members for all of them.
+    fn settle(
+        &mut self,
+        arriving: &mut Vec<Endpoint>,
+        leaving: &mut Vec<EndpointId>,
+        waiting: &mut HashSet<(String, String, EndpointKind)>,
+        stats: &mut UpdateStats,
+    ) {
+        waiting.clear();
+        if !leaving.is_empty() {
+            let mut positions = std::mem::take(leaving);
+            positions.sort_unstable();
+            self.remove_endpoints(&positions, stats);
+        }
+        if !arriving.is_empty() {
+            self.insert_endpoints(std::mem::take(arriving), stats);
+        }
+    }
+
+    /// Removes the endpoints at `positions` (sorted, distinct).
+    fn remove_endpoints(&mut self, positions: &[EndpointId], stats: &mut UpdateStats) {
+        for &position in positions {
+            self.detach(position, stats);
+        }
+        let count = self.cluster.endpoints.len();
+        let mut gone = vec![false; count];
+        let mut touches_nodes = false;
+        for &position in positions {
+            gone[position] = true;
+            touches_nodes |= self.cluster.endpoints[position].host_network;
+        }
+        let mut new_id = Vec::with_capacity(count);
+        let mut next = 0;
+        for &gone in &gone {
+            new_id.push(next);
+            next += usize::from(!gone);
+        }
+        retain_unmarked(&mut self.cluster.endpoints, &gone);
+        retain_unmarked(&mut self.endpoint_class, &gone);
+        retain_unmarked(&mut self.incremental().endpoint_blocks, &gone);
+        self.renumber_members(&new_id);
+        if touches_nodes {
+            self.node_addresses = node_addresses(&self.cluster);
+        }
+    }
+
+    /// Inserts endpoints none of which is in the cluster, in one merge.
+    fn insert_endpoints(&mut self, mut arriving: Vec<Endpoint>, stats: &mut UpdateStats) {
+        let key = |e: &Endpoint| (e.namespace.clone(), e.name.clone(), e.kind);
+        arriving.sort_by_cached_key(key);
+        let touches_nodes = arriving.iter().any(|e| e.host_network);
+        let blocks: Vec<Vec<usize>> = arriving.iter().map(|e| self.blocks_holding(e)).collect();
+        let old_endpoints = std::mem::take(&mut self.cluster.endpoints);
+        let old_classes = std::mem::take(&mut self.endpoint_class);
+        let old_blocks = std::mem::take(&mut self.incremental().endpoint_blocks);
+        let total = old_endpoints.len() + arriving.len();
+        let mut endpoints = Vec::with_capacity(total);
+        let mut classes = Vec::with_capacity(total);
+        let mut endpoint_blocks = Vec::with_capacity(total);
+        let mut new_id = Vec::with_capacity(old_endpoints.len());
+        let mut positions = Vec::with_capacity(arriving.len());
+        let mut old = old_endpoints
+            .into_iter()
+            .zip(old_classes)
+            .zip(old_blocks)
+            .peekable();
+        for (endpoint, blocks) in arriving.into_iter().zip(blocks) {
+            while let Some(((before, _), _)) = old.peek()
+                && endpoint_order(before) < endpoint_order(&endpoint)
+            {
+                let ((before, class), before_blocks) = old.next().expect("peeked");
+                new_id.push(endpoints.len());
+                endpoints.push(before);
+                classes.push(class);
+                endpoint_blocks.push(before_blocks);
+            }
+            positions.push(endpoints.len());
+            endpoints.push(endpoint);
+            classes.push(ClassId::MAX);
+            endpoint_blocks.push(blocks);
+        }
+        for ((before, class), before_blocks) in old {
+            new_id.push(endpoints.len());
+            endpoints.push(before);
+            classes.push(class);
+            endpoint_blocks.push(before_blocks);
+        }
+        self.cluster.endpoints = endpoints;
+        self.endpoint_class = classes;
+        self.incremental().endpoint_blocks = endpoint_blocks;
+        self.renumber_members(&new_id);
+        for position in positions {
+            self.attach(position, stats);
+        }
+        if touches_nodes {
+            self.node_addresses = node_addresses(&self.cluster);
+        }
+    }
+
+    /// Gives every class member its new id (`new_id[old id]`).
+    fn renumber_members(&mut self, new_id: &[EndpointId]) {
+        for class in &mut self.classes {
+            for member in &mut class.members {
+                *member = new_id[*member];
+            }
+        }
     }
 
     fn apply_one(&mut self, change: Change, stats: &mut UpdateStats) -> Result<(), Refused> {
