@@ -286,13 +286,21 @@ impl Model {
         stats: &mut UpdateStats,
     ) {
         waiting.clear();
-        if !leaving.is_empty() {
-            let mut positions = std::mem::take(leaving);
-            positions.sort_unstable();
-            self.remove_endpoints(&positions, stats);
+        // One alone moves the vectors' tails in place, cheaper than a merge.
+        match leaving.len() {
+            0 => {}
+            1 => self.remove_endpoint(leaving[0], stats),
+            _ => {
+                let mut positions = std::mem::take(leaving);
+                positions.sort_unstable();
+                self.remove_endpoints(&positions, stats);
+            }
         }
-        if !arriving.is_empty() {
-            self.insert_endpoints(std::mem::take(arriving), stats);
+        leaving.clear();
+        match arriving.len() {
+            0 => {}
+            1 => self.upsert_endpoint(arriving.remove(0), stats),
+            _ => self.insert_endpoints(std::mem::take(arriving), stats),
         }
     }
 
