@@ -392,7 +392,7 @@ fn sync(
             info!(
                 planned_ms = planned_in.as_millis() as u64,
                 files_parsed = plan.files_parsed,
-                "the change changes nothing on this node"
+                "nothing to change on this node"
             );
         }
         Ok(Applied::Transaction {
