@@ -303,26 +303,18 @@ impl Overlay {
     fn into_changes(self, base: &Cluster) -> (Vec<Change>, BTreeSet<String>) {
         let mut maybe_unreferenced = BTreeSet::new();
         let mut needed: BTreeSet<String> = BTreeSet::new();
-        for (key, endpoint) in &self.endpoints {
-            match endpoint {
-                Some(endpoint) => {
-                    needed.insert(endpoint.namespace.clone());
-                }
-                None => {
-                    maybe_unreferenced.insert(key.1.clone());
-                }
-            }
-        }
-        for (key, policy) in &self.policies {
-            match policy {
-                Some(policy) => {
-                    needed.insert(policy.namespace.clone());
-                }
-                None => {
-                    maybe_unreferenced.insert(key.1.clone());
-                }
-            }
-        }
+        sort_namespaces(
+            &self.endpoints,
+            |e| &e.namespace,
+            &mut needed,
+            &mut maybe_unreferenced,
+        );
+        sort_namespaces(
+            &self.policies,
+            |p| &p.namespace,
+            &mut needed,
+            &mut maybe_unreferenced,
+        );
         needed.retain(|name| find_namespace(base, name).is_none());
 
         let mut changes = Vec::new();
@@ -394,6 +386,22 @@ impl Overlay {
             }
         }
         (changes, maybe_unreferenced)
+    }
+}
+
+/// The namespaces of the objects an overlay keeps (`needed`) and of those
+/// it removes (`maybe_unreferenced`).
+fn sort_namespaces<T>(
+    objects: &BTreeMap<Key, Option<T>>,
+    namespace_of: impl Fn(&T) -> &String,
+    needed: &mut BTreeSet<String>,
+    maybe_unreferenced: &mut BTreeSet<String>,
+) {
+    for (key, object) in objects {
+        match object {
+            Some(object) => needed.insert(namespace_of(object).clone()),
+            None => maybe_unreferenced.insert(key.1.clone()),
+        };
     }
 }
 

@@ -145,8 +145,6 @@ pub struct Planner {
     repaired: BTreeMap<Key, Repair>,
     /// Each file of the last snapshot of files, with what was read from it.
     files_read: BTreeMap<String, (Arc<str>, LoadedFile)>,
-    /// Files parsed since the last plan.
-    files_parsed: usize,
 }
 
 /// How an unreadable object is enforced.
@@ -205,7 +203,6 @@ impl Planner {
             unattributed_errors: Vec::new(),
             repaired: BTreeMap::new(),
             files_read: BTreeMap::new(),
-            files_parsed: 0,
         }
     }
 
@@ -223,8 +220,9 @@ impl Planner {
     /// good state.
     pub fn plan(&mut self, inputs: Inputs) -> Result<Plan, PlanError> {
         let mut loader = Loader::new();
+        let mut files_parsed = 0;
         match inputs {
-            Inputs::Files(files) => loader = self.load_files(&files),
+            Inputs::Files(files) => (loader, files_parsed) = self.load_files(&files),
             Inputs::Objects(objects) => {
                 for object in objects {
                     loader.add(object);
@@ -277,7 +275,11 @@ impl Planner {
             .map(|o| (object_key(o), Repair::KeptLastGood))
             .chain((repairs.failed_closed.iter()).map(|o| (object_key(o), Repair::FailedClosed)))
             .collect();
-        self.compile(model, model_update, model_time, counts, errors, repairs)
+        let plan = self.compile(model, model_update, model_time, counts, errors, repairs)?;
+        Ok(Plan {
+            files_parsed,
+            ..plan
+        })
     }
 
     /// Compiles the node's ruleset from `model`, which becomes the last
@@ -303,13 +305,14 @@ impl Planner {
             counts,
             model_update,
             model_time,
-            files_parsed: std::mem::take(&mut self.files_parsed),
+            files_parsed: 0,
         })
     }
 
     /// Loads files, parsing only those whose text is not the one read last
-    /// time (see [`Loader::read_file`]).
-    fn load_files(&mut self, files: &[SourceFile]) -> Loader {
+    /// time (see [`Loader::read_file`]); also says how many were parsed.
+    fn load_files(&mut self, files: &[SourceFile]) -> (Loader, usize) {
+        let mut parsed = 0;
         let mut previous = std::mem::take(&mut self.files_read);
         let mut loader = Loader::new();
         let mut duplicate = None;
@@ -319,7 +322,7 @@ impl Planner {
                     (text, read)
                 }
                 _ => {
-                    self.files_parsed += 1;
+                    parsed += 1;
                     (file.text.clone(), Loader::read_file(&file.path, &file.text))
                 }
             };
@@ -335,9 +338,9 @@ impl Planner {
             for file in files {
                 loader.load_str(&file.path, &file.text);
             }
-            self.files_parsed = files.len();
+            parsed = files.len();
         }
-        loader
+        (loader, parsed)
     }
 
     /// Replaces unreadable objects by their last good version (or, for
