@@ -26,6 +26,11 @@ proptest! {
             .iter()
             .map(|e| model.cluster().find_endpoint(&format!("{}/{}", e.namespace, e.name)).unwrap())
             .collect();
+        // The one-pass index of selected classes equals the per-policy scan.
+        let selected = model.classes_selected_by_each_policy();
+        for (policy, classes) in selected.iter().enumerate() {
+            prop_assert_eq!(classes, &model.classes_selected_by(policy), "classes selected by policy {}", policy);
+        }
         for protocol_name in PROTOCOLS {
             let protocol: Protocol = protocol_name.parse().unwrap();
             for port in PROBED_PORTS {

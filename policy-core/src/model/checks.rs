@@ -37,6 +37,8 @@ impl Model {
     /// selectors match no pod, are left to other checks.
     pub fn unresolved_named_ports(&self) -> Vec<UnresolvedNamedPort> {
         let mut findings = Vec::new();
+        // Built on first need: most clusters have no named ports in rules.
+        let mut selected_by_policy: Option<Vec<Vec<ClassId>>> = None;
         for (policy_id, policy) in self.cluster.policies.iter().enumerate() {
             for direction in [Direction::Ingress, Direction::Egress] {
                 let compiled = self.rules_of(policy_id, direction);
@@ -60,11 +62,19 @@ impl Model {
                         continue;
                     }
                     let (destinations, only_addresses): (Vec<ClassId>, bool) = match direction {
-                        Direction::Ingress => (self.classes_selected_by(policy_id), false),
+                        Direction::Ingress => (
+                            selected_by_policy
+                                .get_or_insert_with(|| self.classes_selected_by_each_policy())
+                                [policy_id]
+                                .clone(),
+                            false,
+                        ),
                         Direction::Egress => {
-                            let classes: Vec<ClassId> = (0..self.classes.len())
-                                .filter(|&c| compiled_rule.peers.contains_class(c))
-                                .collect();
+                            let classes: Vec<ClassId> = if compiled_rule.peers.everyone {
+                                (0..self.classes.len()).collect()
+                            } else {
+                                compiled_rule.peers.classes.ones().collect()
+                            };
                             let has_blocks = rule
                                 .peers
                                 .iter()

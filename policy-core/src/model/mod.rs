@@ -410,7 +410,26 @@ impl Model {
         SelectorIndex::new(&self.cluster, &self.classes, &self.endpoint_class)
     }
 
-    /// The classes a policy selects.
+    /// The classes each policy selects, indexed by policy: one pass over
+    /// the model instead of one scan of every class per policy.
+    pub fn classes_selected_by_each_policy(&self) -> Vec<Vec<ClassId>> {
+        let mut selected = vec![Vec::new(); self.cluster.policies.len()];
+        for per_class in &self.class_policies {
+            for (class, policies) in per_class.iter().enumerate() {
+                for &policy in policies {
+                    selected[policy].push(class);
+                }
+            }
+        }
+        for classes in &mut selected {
+            classes.sort_unstable();
+            classes.dedup();
+        }
+        selected
+    }
+
+    /// The classes a policy selects. This scans every class: for all
+    /// policies, use [`Model::classes_selected_by_each_policy`].
     pub fn classes_selected_by(&self, policy: PolicyId) -> Vec<ClassId> {
         (0..self.classes.len())
             .filter(|&class| {

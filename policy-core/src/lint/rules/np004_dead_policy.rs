@@ -38,12 +38,15 @@ impl Rule for DeadPolicy {
     fn check(&self, context: &LintContext<'_>, findings: &mut Vec<Finding>) {
         let model = context.model;
         let cluster = model.cluster();
+        let namespaces_with_pods: std::collections::HashSet<&str> = cluster
+            .endpoints
+            .iter()
+            .map(|endpoint| endpoint.namespace.as_str())
+            .collect();
+        let selected = model.classes_selected_by_each_policy();
         for (id, policy) in cluster.policies.iter().enumerate() {
-            let namespace_has_pods = cluster
-                .endpoints
-                .iter()
-                .any(|e| e.namespace == policy.namespace);
-            if !namespace_has_pods || !model.classes_selected_by(id).is_empty() {
+            let namespace_has_pods = namespaces_with_pods.contains(policy.namespace.as_str());
+            if !namespace_has_pods || !selected[id].is_empty() {
                 continue;
             }
             let field = FieldPath::root().key("spec").key("podSelector");

@@ -51,9 +51,7 @@ impl Rule for Redundant {
         let model = context.model;
         let cluster = model.cluster();
         let policy_count = cluster.policies.len();
-        let selected: Vec<Vec<ClassId>> = (0..policy_count)
-            .map(|p| model.classes_selected_by(p))
-            .collect();
+        let selected: Vec<Vec<ClassId>> = model.classes_selected_by_each_policy();
 
         // Identical policies first: the later of two is reported as a copy.
         let mut copies = BTreeSet::new();

@@ -14,6 +14,8 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
+mod block;
+
 /// A 1-based line and column in a source text. Line 0 means "unknown".
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Location {
@@ -82,6 +84,13 @@ pub struct Entry {
     pub key_location: Location,
     /// The value.
     pub value: Node,
+}
+
+impl Value {
+    /// True for a sequence or a mapping.
+    pub fn is_collection(&self) -> bool {
+        matches!(self, Value::Sequence(_) | Value::Mapping(_))
+    }
 }
 
 impl Node {
@@ -315,7 +324,24 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
 
 /// Parses one piece of a stream (normally one document); locations are
 /// shifted by `line_offset`. A syntax error loses the rest of the piece.
+///
+/// Block YAML as Kubernetes tools write it goes to the fast [`block`]
+/// reader; whatever it declines goes to the full parser.
 fn parse_piece(text: &str, line_offset: u32) -> Vec<Result<Node, SyntaxError>> {
+    match block::parse(text, line_offset) {
+        Some(documents) => documents.into_iter().map(Ok).collect(),
+        None => parse_piece_in_full(text, line_offset),
+    }
+}
+
+/// Parses every document of `text` with the full YAML parser only (for
+/// comparisons with the fast reader, and for the scalars it does not type).
+pub fn parse_with_full_parser(text: &str) -> Vec<Result<Node, SyntaxError>> {
+    parse_piece_in_full(text, 0)
+}
+
+/// [`parse_piece`] with the full parser (serde-saphyr).
+fn parse_piece_in_full(text: &str, line_offset: u32) -> Vec<Result<Node, SyntaxError>> {
     // The text is already in memory, so counts bounded by its size cannot
     // exhaust anything: the default caps (1,024 documents, 250,000 nodes) are
     // far below a large document. Alias replay stays capped, since that is
