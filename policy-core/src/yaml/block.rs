@@ -658,6 +658,33 @@ fn certainly_string(text: &[u8]) -> bool {
             .any(|word| word.as_bytes().eq_ignore_ascii_case(text))
 }
 
+/// True for plain scalars that start with no letter but are still strings
+/// under every YAML schema: those with a character no number, boolean or
+/// null is spelled with (`100m`, `128Mi`, `25%`, `10.0.0.0/8`), and dotted
+/// quads like addresses (`10.96.0.10`: no float has two dots).
+fn certainly_string_though_not_a_word(text: &[u8]) -> bool {
+    let first = text[0];
+    if !(first.is_ascii_digit() || first == b'.') {
+        return false;
+    }
+    let numeric = |byte: &u8| byte.is_ascii_hexdigit() || b"+-._:xXoOiInNtTyY".contains(byte);
+    if !text.iter().all(numeric) {
+        return true;
+    }
+    // A sign inside a number only follows an exponent's `e` (`1e-5`); a
+    // uid or a date has one after a digit.
+    let inner_dash = text
+        .windows(2)
+        .any(|pair| pair[1] == b'-' && !matches!(pair[0], b'e' | b'E'));
+    if inner_dash {
+        return true;
+    }
+    text.iter()
+        .all(|&byte| byte.is_ascii_digit() || byte == b'.')
+        && text.iter().filter(|&&byte| byte == b'.').count() >= 2
+        && first.is_ascii_digit()
+}
+
 /// The typed value of a plain scalar.
 fn plain_value(text: &[u8]) -> Option<Value> {
     if matches!(text, b"~" | b"null" | b"Null" | b"NULL") {
@@ -675,7 +702,10 @@ fn plain_value(text: &[u8]) -> Option<Value> {
     if short_decimal {
         return ascii(text).parse().ok().map(Value::Int);
     }
-    // Anything else (`1.5`, `0755`, `100m`, `~`, `.inf`): ask the full parser.
+    if certainly_string_though_not_a_word(text) {
+        return Some(Value::String(ascii(text)));
+    }
+    // Anything else (`1.5`, `0755`, `1e3`, `~`, `.inf`): ask the full parser.
     let mut documents = super::parse_with_full_parser(std::str::from_utf8(text).ok()?);
     match (documents.pop(), documents.is_empty()) {
         (Some(Ok(node)), true) if !node.value.is_collection() => Some(node.value),
@@ -684,8 +714,8 @@ fn plain_value(text: &[u8]) -> Option<Value> {
 }
 
 fn ascii(bytes: &[u8]) -> String {
-    // The whole text was checked to be ASCII.
-    bytes.iter().map(|&byte| char::from(byte)).collect()
+    // The whole text was checked to be ASCII, so this never fails.
+    String::from_utf8(bytes.to_vec()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -817,6 +847,8 @@ mod tests {
         use proptest::prelude::*;
         prop_oneof![
             "[a-z][a-z0-9.-]{0,6}",
+            "[0-9.][0-9.]{0,8}",
+            "[0-9.+-][0-9a-zA-Z.:/%_+-]{0,7}",
             "[a-zA-Z0-9 .:#~'\"{}\\[\\],_/@$!&*|>%\\\\-]{0,7}",
             proptest::sample::select(vec![
                 "yes",

@@ -213,6 +213,10 @@ pub fn parse_yaml_documents(text: &str) -> Vec<Result<Node, SyntaxError>> {
 }
 
 /// [`for_each_document`] with the YAML parser.
+///
+/// Large streams are parsed in batches on a background thread (each batch
+/// on every core) while the caller visits the previous batch, so decoding
+/// overlaps parsing. At most three batches of trees are alive at once.
 fn for_each_yaml_document(text: &str, mut visit: impl FnMut(Result<Node, SyntaxError>)) {
     let pieces = split_documents(text);
     let threads = if text.len() < PARALLEL_THRESHOLD {
@@ -222,6 +226,7 @@ fn for_each_yaml_document(text: &str, mut visit: impl FnMut(Result<Node, SyntaxE
             .map_or(1, |n| n.get())
             .min(8)
     };
+    let mut batches = Vec::new();
     let mut start = 0;
     while start < pieces.len() {
         let mut end = start;
@@ -230,14 +235,35 @@ fn for_each_yaml_document(text: &str, mut visit: impl FnMut(Result<Node, SyntaxE
             bytes += pieces[end].1.len();
             end += 1;
         }
-        for document in parse_pieces(&pieces[start..end], threads)
-            .into_iter()
-            .flatten()
-        {
-            visit(document);
-        }
+        batches.push(start..end);
         start = end;
     }
+    let mut visit_batch = |parsed: Vec<Vec<Result<Node, SyntaxError>>>| {
+        for document in parsed.into_iter().flatten() {
+            visit(document);
+        }
+    };
+    if threads <= 1 || batches.len() <= 1 {
+        for batch in batches {
+            visit_batch(parse_pieces(&pieces[batch], threads));
+        }
+        return;
+    }
+    let pieces = &pieces;
+    std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(move || {
+            for batch in batches {
+                // The receiver only goes away when the caller is done.
+                if sender.send(parse_pieces(&pieces[batch], threads)).is_err() {
+                    break;
+                }
+            }
+        });
+        for parsed in receiver {
+            visit_batch(parsed);
+        }
+    });
 }
 
 /// Parses pieces, on up to `threads` threads, keeping their order.
@@ -664,6 +690,28 @@ mod tests {
                 Some(format!("p{i}").as_str())
             );
         }
+    }
+
+    #[test]
+    fn streams_of_several_batches_keep_their_order_and_lines() {
+        let text: String = (0..90_000)
+            .map(|i| {
+                format!(
+                    "---\nkind: Pod\nmetadata:\n  name: p{i}\n  note: x{:0>200}\n",
+                    i
+                )
+            })
+            .collect();
+        assert!(text.len() > 2 * BATCH_BYTES);
+        let mut seen = 0;
+        for_each_document(&text, |document| {
+            let document = document.unwrap();
+            let name = document.get("metadata").unwrap().get("name").unwrap();
+            assert_eq!(name.as_str(), Some(format!("p{seen}").as_str()));
+            assert_eq!(name.location.line as usize, 5 * seen + 4);
+            seen += 1;
+        });
+        assert_eq!(seen, 90_000);
     }
 
     #[test]
