@@ -27,6 +27,11 @@ const RESERVED_WORDS: &[&str] = &[
     "y", "yes", "n", "no", "true", "false", "on", "off", "null", "nan", "inf", "infinity",
 ];
 
+/// Nesting deeper than this is declined: the full parser refuses documents
+/// nested more than 64 levels ("budget breached"), and the fast reader must
+/// never accept what the full parser refuses.
+const MAX_DEPTH: usize = 40;
+
 /// Longest implicit key YAML allows.
 const MAX_KEY_LENGTH: usize = 1024;
 
@@ -52,6 +57,7 @@ pub(super) fn parse(text: &str, line_offset: u32) -> Option<Vec<Node>> {
         text: text.as_bytes(),
         lines,
         next: 0,
+        depth: 0,
     };
     let first = reader.lines[0];
     let root = reader.node(first.indent, -1, true)?;
@@ -154,6 +160,8 @@ struct Reader<'a> {
     lines: Vec<Line>,
     /// The line being read.
     next: usize,
+    /// How many nodes enclose the one being read.
+    depth: usize,
 }
 
 impl Reader<'_> {
@@ -169,6 +177,18 @@ impl Reader<'_> {
     /// that continue it are indented more than `parent_indent`. Collections
     /// may start here unless the node is a mapping value on its key's line.
     fn node(&mut self, column: usize, parent_indent: isize, collections: bool) -> Option<Node> {
+        // Deep nesting is declined, so that recursion stays shallow; the
+        // full parser has its own limits.
+        if self.depth >= MAX_DEPTH {
+            return None;
+        }
+        self.depth += 1;
+        let node = self.node_at(column, parent_indent, collections);
+        self.depth -= 1;
+        node
+    }
+
+    fn node_at(&mut self, column: usize, parent_indent: isize, collections: bool) -> Option<Node> {
         let line = self.line()?;
         let rest = &self.text[line.start + column..line.end];
         if is_entry_marker(rest) {
@@ -360,7 +380,7 @@ impl Reader<'_> {
                     reader: self,
                     line,
                     bytes,
-                    depth: 0,
+                    depth: self.depth,
                 };
                 let (node, after) = flow.collection(column)?;
                 Some((node.value, after))
@@ -390,9 +410,6 @@ struct Flow<'r, 'a> {
     depth: usize,
 }
 
-/// Flow collections nested deeper than this are declined.
-const MAX_FLOW_DEPTH: usize = 64;
-
 impl Flow<'_, '_> {
     fn skip_spaces(&self, mut index: usize) -> usize {
         while self.bytes.get(index) == Some(&b' ') {
@@ -404,7 +421,7 @@ impl Flow<'_, '_> {
     /// The mapping or sequence opening at `column`, and the offset after it.
     fn collection(&mut self, column: usize) -> Option<(Node, usize)> {
         self.depth += 1;
-        if self.depth > MAX_FLOW_DEPTH {
+        if self.depth > MAX_DEPTH {
             return None;
         }
         let mapping = self.bytes[column] == b'{';
@@ -1060,6 +1077,51 @@ mod tests {
             if std::env::var_os("SHOW").is_some() { eprintln!("INPUT {text:?}"); }
             compare("random", &text);
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_declined_not_a_stack_overflow() {
+        let dashes = "- ".repeat(100_000) + "x\n";
+        assert!(parse(&dashes, 0).is_none());
+        let mut mappings = String::new();
+        for depth in 0..5_000 {
+            mappings.push_str(&" ".repeat(depth));
+            mappings.push_str("a:\n");
+        }
+        assert!(parse(&mappings, 0).is_none());
+        let flows = "a: ".to_string() + &"[".repeat(100_000) + &"]".repeat(100_000) + "\n";
+        assert!(parse(&flows, 0).is_none());
+        // Nesting within the limits is read.
+        let nested = "a:\n".to_string() + &"- ".repeat(30) + "x\n";
+        assert!(parse(&nested, 0).is_some());
+        let nested_flow = "a: ".to_string() + &"[".repeat(30) + &"]".repeat(30) + "\n";
+        assert!(parse(&nested_flow, 0).is_some());
+    }
+
+    #[test]
+    fn documents_near_the_full_parsers_depth_limit_agree() {
+        // A big stack: the full parser recurses deeply in debug builds.
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(|| {
+                for depth in 30..=70 {
+                    let dashes = "a:\n".to_string() + &"- ".repeat(depth) + "x\n";
+                    compare("dashes", &dashes);
+                    let flows = "a: ".to_string() + &"[".repeat(depth) + &"]".repeat(depth) + "\n";
+                    compare("flows", &flows);
+                    let mut mappings = String::new();
+                    for level in 0..depth {
+                        mappings.push_str(&" ".repeat(level));
+                        mappings.push_str("a:\n");
+                    }
+                    mappings.push_str(&" ".repeat(depth));
+                    mappings.push_str("b: c\n");
+                    compare("mappings", &mappings);
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     /// The random documents above are not all declined.

@@ -54,11 +54,22 @@ impl Rule for Redundant {
         let selected: Vec<Vec<ClassId>> = model.classes_selected_by_each_policy();
 
         // Identical policies first: the later of two is reported as a copy.
+        // Only policies of one namespace and selector can be copies, so each
+        // is compared with the earlier ones of its group, not all of them.
         let mut copies = BTreeSet::new();
+        let mut groups: std::collections::HashMap<(&str, String), Vec<PolicyId>> =
+            std::collections::HashMap::new();
         for later in 0..policy_count {
-            if let Some(earlier) = (0..later)
-                .find(|&earlier| same_meaning(&cluster.policies[earlier], &cluster.policies[later]))
-            {
+            let policy = &cluster.policies[later];
+            let group = groups
+                .entry((policy.namespace.as_str(), policy.pod_selector.to_string()))
+                .or_default();
+            let original = group
+                .iter()
+                .copied()
+                .find(|&earlier| same_meaning(&cluster.policies[earlier], policy));
+            group.push(later);
+            if let Some(earlier) = original {
                 copies.insert(later);
                 let original = &cluster.policies[earlier];
                 let policy = &cluster.policies[later];
