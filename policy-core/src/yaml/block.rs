@@ -143,7 +143,7 @@ fn line_end(bytes: &[u8], from: usize) -> Option<(usize, usize)> {
     if bytes[from..end].contains(&b'\r') {
         return None;
     }
-    Some((end, (newline + 1).min(bytes.len().max(newline + 1))))
+    Some((end, newline + 1))
 }
 
 /// True when `rest` is empty, spaces, or spaces and then a comment.
