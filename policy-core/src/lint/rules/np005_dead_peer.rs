@@ -44,6 +44,11 @@ impl Rule for DeadPeer {
         // object was given; created namespaces carry just their name label.
         let namespace_labels_known = cluster.namespaces.iter().any(|n| n.declared);
         let mut index = model.selector_index();
+        let namespaces_with_pods: std::collections::HashSet<&str> = cluster
+            .endpoints
+            .iter()
+            .map(|endpoint| endpoint.namespace.as_str())
+            .collect();
         for (id, policy) in cluster.policies.iter().enumerate() {
             for direction in [Direction::Ingress, Direction::Egress] {
                 for rule in policy.rules(direction).unwrap_or_default() {
@@ -74,7 +79,7 @@ impl Rule for DeadPeer {
                                     // Judge pods only where the input has pods: a selected
                                     // namespace without any may hold matching pods elsewhere.
                                     let has_pods = matching.iter().all(|namespace| {
-                                        cluster.endpoints.iter().any(|e| e.namespace == *namespace)
+                                        namespaces_with_pods.contains(&**namespace)
                                     });
                                     let mut matched = index.pods(pods).clone();
                                     matched.intersect_with(index.namespaces(namespaces));
@@ -88,8 +93,7 @@ impl Rule for DeadPeer {
                                 }
                             }
                             NamespaceScope::Own(namespace) => {
-                                let has_pods =
-                                    cluster.endpoints.iter().any(|e| &e.namespace == namespace);
+                                let has_pods = namespaces_with_pods.contains(namespace.as_str());
                                 let mut matched = index.pods(pods).clone();
                                 matched.intersect_with(index.namespaces(namespaces));
                                 matched.intersect_with(index.selectable());
