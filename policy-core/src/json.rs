@@ -505,31 +505,9 @@ mod tests {
         let json = parse(text).unwrap_or_else(|e| panic!("JSON parser: {e:?}\n{text}"));
         let yaml = yaml(text).unwrap_or_else(|e| panic!("YAML parser: {e:?}\n{text}"));
         if json != yaml {
-            first_difference(&json, &yaml, "");
+            crate::yaml::assert_same_tree(&json, &yaml, text, "");
         }
         json
-    }
-
-    fn first_difference(a: &Node, b: &Node, path: &str) {
-        assert_eq!(a.location, b.location, "location of {path}");
-        match (&a.value, &b.value) {
-            (Value::Mapping(x), Value::Mapping(y)) => {
-                assert_eq!(x.len(), y.len(), "size of {path}");
-                for (x, y) in x.iter().zip(y) {
-                    let here = format!("{path}.{}", x.key);
-                    assert_eq!(x.key, y.key, "key at {here}");
-                    assert_eq!(x.key_location, y.key_location, "key location of {here}");
-                    first_difference(&x.value, &y.value, &here);
-                }
-            }
-            (Value::Sequence(x), Value::Sequence(y)) => {
-                assert_eq!(x.len(), y.len(), "length of {path}");
-                for (i, (x, y)) in x.iter().zip(y).enumerate() {
-                    first_difference(x, y, &format!("{path}[{i}]"));
-                }
-            }
-            (x, y) => assert_eq!(x, y, "value of {path}"),
-        }
     }
 
     fn error(text: &str) -> SyntaxError {

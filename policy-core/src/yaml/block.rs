@@ -197,8 +197,8 @@ impl Reader<'_> {
             }
             return self.sequence(column, false);
         }
-        if collections && self.key_at(line, column).is_some() {
-            return self.mapping(column);
+        if collections && let Some(first_key) = self.key_at(line, column) {
+            return self.mapping(column, first_key);
         }
         let (value, after) = self.scalar(line, column)?;
         if !only_comment(&self.text[line.start + after..line.end]) {
@@ -273,22 +273,26 @@ impl Reader<'_> {
         })
     }
 
-    /// A block mapping whose keys are at `indent`.
-    fn mapping(&mut self, indent: usize) -> Option<Node> {
+    /// A block mapping whose keys are at `indent`; its first key, already
+    /// read, is `first_key` (the key and the offset after its colon).
+    fn mapping(&mut self, indent: usize, first_key: (String, usize)) -> Option<Node> {
+        let mut pending_key = Some(first_key);
         let first = self.line()?;
         let location = self.location(first, indent);
         let mut entries: Vec<Entry> = Vec::new();
         let mut seen: Option<std::collections::HashSet<String>> = None;
-        // The first key may follow a `- ` on its line; the others start their lines.
-        let mut column = indent;
         while let Some(line) = self.line() {
-            if line.indent != column && !(entries.is_empty() && line.indent < column) {
+            // The first key may follow a `- ` on its line; the others start their lines.
+            if line.indent != indent && !(entries.is_empty() && line.indent < indent) {
                 if line.indent > indent {
                     return None;
                 }
                 break;
             }
-            let (key, after_colon) = self.key_at(line, indent)?;
+            let (key, after_colon) = match pending_key.take() {
+                Some(first) => first,
+                None => self.key_at(line, indent)?,
+            };
             if key == "<<" {
                 return None;
             }
@@ -331,7 +335,6 @@ impl Reader<'_> {
                 key_location,
                 value,
             });
-            column = indent;
         }
         Some(Node {
             value: Value::Mapping(entries),
@@ -737,7 +740,7 @@ fn ascii(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{parse_piece_in_full, split_documents};
+    use super::super::{assert_same_tree, parse_piece_in_full, split_documents};
     use super::*;
 
     /// Compares the fast reader with the full parser on every piece of
@@ -761,38 +764,10 @@ mod tests {
                 .collect();
             assert_eq!(fast.len(), full.len(), "{name}: documents in\n{piece}");
             for (fast, full) in fast.iter().zip(&full) {
-                first_difference(fast, full, name, piece, "");
+                assert_same_tree(fast, full, &format!("{name}, in\n{piece}\n"), "");
             }
         }
         (accepted, pieces.len())
-    }
-
-    fn first_difference(fast: &Node, full: &Node, name: &str, piece: &str, path: &str) {
-        assert_eq!(
-            fast.location, full.location,
-            "{name}: location of `{path}` in\n{piece}"
-        );
-        match (&fast.value, &full.value) {
-            (Value::Mapping(a), Value::Mapping(b)) => {
-                assert_eq!(a.len(), b.len(), "{name}: size of `{path}` in\n{piece}");
-                for (a, b) in a.iter().zip(b) {
-                    let here = format!("{path}.{}", a.key);
-                    assert_eq!(a.key, b.key, "{name}: key at `{here}` in\n{piece}");
-                    assert_eq!(
-                        a.key_location, b.key_location,
-                        "{name}: key location of `{here}` in\n{piece}"
-                    );
-                    first_difference(&a.value, &b.value, name, piece, &here);
-                }
-            }
-            (Value::Sequence(a), Value::Sequence(b)) => {
-                assert_eq!(a.len(), b.len(), "{name}: size of `{path}` in\n{piece}");
-                for (index, (a, b)) in a.iter().zip(b).enumerate() {
-                    first_difference(a, b, name, piece, &format!("{path}[{index}]"));
-                }
-            }
-            (a, b) => assert_eq!(a, b, "{name}: value of `{path}` in\n{piece}"),
-        }
     }
 
     fn manifests(directory: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
@@ -993,7 +968,7 @@ mod tests {
     }
 
     /// Writes `tree` as the value after `key:` at indentation `indent`.
-    fn render(out: &mut String, tree: &Tree, indent: usize, _after_key: bool) {
+    fn render(out: &mut String, tree: &Tree, indent: usize) {
         match tree {
             Tree::Scalar { comment, .. } => {
                 out.push(' ');
@@ -1031,7 +1006,7 @@ mod tests {
                     }
                     out.push_str(key);
                     out.push(':');
-                    render(out, value, indent, true);
+                    render(out, value, indent);
                 }
             }
             Tree::Sequence { items, .. } => {
@@ -1044,7 +1019,7 @@ mod tests {
                         out.push(' ');
                         render_block(out, item, indent + 2, true);
                     } else {
-                        render(out, item, indent, false);
+                        render(out, item, indent);
                     }
                 }
             }
@@ -1069,7 +1044,7 @@ mod tests {
             for (key, value) in &entries {
                 text.push_str(key);
                 text.push(':');
-                render(&mut text, value, 0, true);
+                render(&mut text, value, 0);
             }
             if crlf {
                 text = text.replace('\n', "\r\n");
@@ -1137,7 +1112,7 @@ mod tests {
             for (key, value) in &entries {
                 text.push_str(key);
                 text.push(':');
-                render(&mut text, value, 0, true);
+                render(&mut text, value, 0);
             }
             accepted += usize::from(compare("random", &text).0 > 0);
         }

@@ -360,9 +360,9 @@ fn parse_piece(text: &str, line_offset: u32) -> Vec<Result<Node, SyntaxError>> {
     }
 }
 
-/// Parses every document of `text` with the full YAML parser only (for
-/// comparisons with the fast reader, and for the scalars it does not type).
-pub fn parse_with_full_parser(text: &str) -> Vec<Result<Node, SyntaxError>> {
+/// Parses every document of `text` with the full YAML parser only (for the
+/// scalars the fast reader does not type).
+fn parse_with_full_parser(text: &str) -> Vec<Result<Node, SyntaxError>> {
     parse_piece_in_full(text, 0)
 }
 
@@ -565,6 +565,34 @@ impl<'de> Deserialize<'de> for KeyText {
             }
         }
         deserializer.deserialize_any(KeyVisitor)
+    }
+}
+
+/// Asserts that two trees are equal, values, keys and locations, naming the
+/// first difference; for tests that compare two parsers.
+#[cfg(test)]
+pub(crate) fn assert_same_tree(a: &Node, b: &Node, context: &str, path: &str) {
+    assert_eq!(a.location, b.location, "{context}: location of `{path}`");
+    match (&a.value, &b.value) {
+        (Value::Mapping(x), Value::Mapping(y)) => {
+            assert_eq!(x.len(), y.len(), "{context}: size of `{path}`");
+            for (x, y) in x.iter().zip(y) {
+                let here = format!("{path}.{}", x.key);
+                assert_eq!(x.key, y.key, "{context}: key at `{here}`");
+                assert_eq!(
+                    x.key_location, y.key_location,
+                    "{context}: key location of `{here}`"
+                );
+                assert_same_tree(&x.value, &y.value, context, &here);
+            }
+        }
+        (Value::Sequence(x), Value::Sequence(y)) => {
+            assert_eq!(x.len(), y.len(), "{context}: size of `{path}`");
+            for (index, (x, y)) in x.iter().zip(y).enumerate() {
+                assert_same_tree(x, y, context, &format!("{path}[{index}]"));
+            }
+        }
+        (x, y) => assert_eq!(x, y, "{context}: value of `{path}`"),
     }
 }
 
