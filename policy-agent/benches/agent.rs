@@ -17,7 +17,10 @@
 //!
 //! Run with `cargo bench -p policy-agent --bench agent` (as root).
 //! `NETPOL_BENCH_ROUNDS` (default 21) sets the repetitions. BENCHMARKS.md
-//! records results.
+//! records results. `NETPOL_BENCH_PRESET=100k-realistic` (any
+//! `netpol-scale --preset` name) runs the typed-object plan, the resync and
+//! the one-pod changes on that cluster instead, and skips the directory
+//! source's figures.
 
 #[path = "../../policy-nft/tests/testbed/mod.rs"]
 mod testbed;
@@ -199,21 +202,33 @@ fn main() {
         std::process::exit(1);
     }
     let rounds = rounds();
+    let preset = std::env::var("NETPOL_BENCH_PRESET").ok();
+    let (what, cluster) = match &preset {
+        Some(name) => (
+            name.clone(),
+            Params::preset(name).expect("a netpol-scale preset name"),
+        ),
+        None => (
+            "10,000 pods / 10,000 policies".into(),
+            params(10_000, 10_000),
+        ),
+    };
     let started = Instant::now();
-    let text = generate(&params(10_000, 10_000));
+    let text = generate(&cluster);
     let objects = objects(&text);
     eprintln!(
-        "10k/10k cluster: {} bytes of YAML, {} namespaces/pods/policies as objects, built in {:.1} s",
+        "{what}: {} bytes of YAML, {} namespaces/pods/policies as objects, built in {:.1} s",
         text.len(),
         objects.len(),
         started.elapsed().as_secs_f64()
     );
 
-    println!("plan (node {NODE}, 10,000 pods / 10,000 policies)");
+    println!("plan (node {NODE}, {what})");
     let mut planner = Planner::new(NODE, Config::default(), OnUnreadable::KeepLastGood);
     let mut from_objects = Vec::new();
     let mut base = None;
-    for _ in 0..rounds.min(11) {
+    let plan_rounds = if preset.is_some() { 3 } else { rounds.min(11) };
+    for _ in 0..plan_rounds {
         let start = Instant::now();
         let plan = planner
             .plan(Inputs::Objects(objects.clone()))
@@ -227,56 +242,9 @@ fn main() {
         &mut from_objects,
         "ms",
     );
-    let mut from_files = Vec::new();
-    for _ in 0..3 {
-        let mut planner = Planner::new(NODE, Config::default(), OnUnreadable::KeepLastGood);
-        let start = Instant::now();
-        planner
-            .plan(Inputs::Files(vec![SourceFile {
-                path: "cluster.yaml".into(),
-                text: text.as_str().into(),
-            }]))
-            .expect("plan");
-        from_files.push(ms(start.elapsed()));
+    if preset.is_none() {
+        plan_from_files(&text, rounds);
     }
-    report(
-        "from files (directory source: YAML parse of every file)",
-        &mut from_files,
-        "ms",
-    );
-    // The same cluster as 64 files; one file with one new pod comes and goes.
-    let documents: Vec<&str> = text.split("\n---\n").collect();
-    let mut files: Vec<SourceFile> = documents
-        .chunks(documents.len().div_ceil(64))
-        .enumerate()
-        .map(|(index, chunk)| SourceFile {
-            path: format!("part-{index:02}.yaml"),
-            text: chunk.join("\n---\n").into(),
-        })
-        .collect();
-    let mut planner = Planner::new(NODE, Config::default(), OnUnreadable::KeepLastGood);
-    planner.plan(Inputs::Files(files.clone())).expect("plan");
-    let new_pod = SourceFile {
-        path: "zz-new-pod.yaml".into(),
-        text: NEW_POD.into(),
-    };
-    let mut one_file = Vec::new();
-    for round in 0..rounds.min(11) * 2 {
-        if round % 2 == 0 {
-            files.push(new_pod.clone());
-        } else {
-            files.pop();
-        }
-        let start = Instant::now();
-        let plan = planner.plan(Inputs::Files(files.clone())).expect("plan");
-        one_file.push(ms(start.elapsed()));
-        assert!(plan.files_parsed <= 1 && plan.errors.is_empty());
-    }
-    report(
-        "from 64 files, one pod file added or removed (the others reused)",
-        &mut one_file,
-        "ms",
-    );
     let base = base.expect("a ruleset");
     println!(
         "  ruleset: {} peer group chains, {} elements",
@@ -362,7 +330,7 @@ fn main() {
             .ruleset;
         let plan_ms = ms(start.elapsed());
         // The Kubernetes source sends the one pod: follow it in place.
-        let mut follow = Vec::new();
+        let (mut follow, mut model_update) = (Vec::new(), Vec::new());
         for round in 0..rounds * 2 {
             let pod = if round % 2 == 0 {
                 &changed_pod
@@ -370,10 +338,11 @@ fn main() {
                 &objects[index]
             };
             let start = Instant::now();
-            planner
+            let plan = planner
                 .plan_changes(vec![ObjectChange::Applied(pod.clone())])
                 .expect("plan");
             follow.push(ms(start.elapsed()));
+            model_update.push(ms(plan.model_time));
         }
         let mut compute = Vec::new();
         let mut offline = Enforcer::new(Box::new(NoKernel));
@@ -422,6 +391,7 @@ fn main() {
             &mut follow,
             "ms",
         );
+        report("of which the model update", &mut model_update, "ms");
         report("agent's own work: names, diff, render", &mut compute, "ms");
         report("incremental apply: that + nft -j -f", &mut apply, "ms");
         report("with the listing kept for drift checks", &mut total, "ms");
@@ -429,7 +399,62 @@ fn main() {
         report("transaction size", &mut bytes, "bytes");
     }
     drop(enforcer);
-    file_change_to_applied(&testbed, rounds);
+    if preset.is_none() {
+        file_change_to_applied(&testbed, rounds);
+    }
+}
+
+fn plan_from_files(text: &str, rounds: usize) {
+    let mut from_files = Vec::new();
+    for _ in 0..3 {
+        let mut planner = Planner::new(NODE, Config::default(), OnUnreadable::KeepLastGood);
+        let start = Instant::now();
+        planner
+            .plan(Inputs::Files(vec![SourceFile {
+                path: "cluster.yaml".into(),
+                text: text.into(),
+            }]))
+            .expect("plan");
+        from_files.push(ms(start.elapsed()));
+    }
+    report(
+        "from files (directory source: YAML parse of every file)",
+        &mut from_files,
+        "ms",
+    );
+    // The same cluster as 64 files; one file with one new pod comes and goes.
+    let documents: Vec<&str> = text.split("\n---\n").collect();
+    let mut files: Vec<SourceFile> = documents
+        .chunks(documents.len().div_ceil(64))
+        .enumerate()
+        .map(|(index, chunk)| SourceFile {
+            path: format!("part-{index:02}.yaml"),
+            text: chunk.join("\n---\n").into(),
+        })
+        .collect();
+    let mut planner = Planner::new(NODE, Config::default(), OnUnreadable::KeepLastGood);
+    planner.plan(Inputs::Files(files.clone())).expect("plan");
+    let new_pod = SourceFile {
+        path: "zz-new-pod.yaml".into(),
+        text: NEW_POD.into(),
+    };
+    let mut one_file = Vec::new();
+    for round in 0..rounds.min(11) * 2 {
+        if round % 2 == 0 {
+            files.push(new_pod.clone());
+        } else {
+            files.pop();
+        }
+        let start = Instant::now();
+        let plan = planner.plan(Inputs::Files(files.clone())).expect("plan");
+        one_file.push(ms(start.elapsed()));
+        assert!(plan.files_parsed <= 1 && plan.errors.is_empty());
+    }
+    report(
+        "from 64 files, one pod file added or removed (the others reused)",
+        &mut one_file,
+        "ms",
+    );
 }
 
 fn http_get(address: SocketAddr, path: &str) -> Option<String> {

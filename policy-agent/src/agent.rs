@@ -412,7 +412,9 @@ fn sync(
                     &drift,
                     "replaced the whole table instead of an element update",
                 );
-                metrics.drift_repaired();
+                if seen(&drift) {
+                    metrics.drift_repaired();
+                }
             }
             metrics.applied(kind, latency, changed);
             metrics.synced(chains, elements);
@@ -460,7 +462,19 @@ fn log_drift(drift: &Drift, action: &str) {
             example = %example,
             "drift: table inet netpol was changed; {action}"
         ),
+        // Not drift seen: another transaction came before the reference
+        // listing was renewed (expected on nodes where other tables change
+        // often), so the table could not be compared.
+        Drift::Unverifiable => info!(
+            "another nftables transaction came before table inet netpol was listed after the last update; {action} to be sure"
+        ),
     }
+}
+
+/// True if `drift` is drift seen in the table (not a replace made to be
+/// sure).
+fn seen(drift: &Drift) -> bool {
+    !matches!(drift, Drift::Unverifiable)
 }
 
 fn check_drift(enforcer: &mut Enforcer, metrics: &Metrics) {
@@ -469,11 +483,13 @@ fn check_drift(enforcer: &mut Enforcer, metrics: &Metrics) {
     match result {
         Ok(DriftCheck::Idle) => {}
         Ok(DriftCheck::Skipped) => metrics.drift_checked(false),
-        Ok(DriftCheck::Clean) => metrics.drift_checked(true),
+        Ok(DriftCheck::Clean | DriftCheck::Renewed) => metrics.drift_checked(true),
         Ok(DriftCheck::Repaired(drift)) => {
             metrics.drift_checked(true);
             log_drift(&drift, "restored it");
-            metrics.drift_repaired();
+            if seen(&drift) {
+                metrics.drift_repaired();
+            }
         }
         Err(e) => {
             error!(error = %e, "drift check failed");

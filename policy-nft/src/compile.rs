@@ -31,7 +31,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use policy_core::cluster::EndpointId;
+use policy_core::cluster::{Endpoint, EndpointId};
 use policy_core::config::{AddressFamily, HostNetworkMode, IpBlockMode, SelfTraffic};
 use policy_core::ipset::{Family, IpSet, IpSetBuilder, overlay};
 use policy_core::model::{ClassId, Model, PeerSet, RulePorts};
@@ -80,7 +80,9 @@ struct FamilyView<'m> {
     /// Per class, the addresses (of this family) of its members, computed
     /// when a node's rules first name the class: a node's compile touches
     /// only its own classes and their peers (the agent compiles one node).
-    class_addresses: Vec<OnceLock<IpSet>>,
+    /// Sorted, without duplicates: a class is usually one or a few pods,
+    /// and a plain slice costs one allocation where an `IpSet` costs several.
+    class_addresses: Vec<OnceLock<Box<[IpAddr]>>>,
     /// Every pod address of this family; ipBlocks exclude them when they
     /// must not match pods. Computed when first needed.
     endpoint_addresses: OnceLock<IpSet>,
@@ -109,20 +111,16 @@ impl std::ops::Deref for ModelRef<'_> {
 }
 
 impl FamilyView<'_> {
-    fn class_addresses(&self, class: ClassId) -> &IpSet {
+    fn class_addresses(&self, class: ClassId) -> &[IpAddr] {
         self.class_addresses[class].get_or_init(|| {
-            let mut builder = IpSetBuilder::default();
             let endpoints = &self.model.cluster().endpoints;
-            for &member in &self.model.classes()[class].members {
-                for &ip in endpoints[member]
-                    .ips
-                    .iter()
-                    .filter(|ip| in_family(**ip, self.family))
-                {
-                    builder.add_address(ip);
-                }
-            }
-            builder.build()
+            let mut addresses: Vec<IpAddr> = (self.model.classes()[class].members.iter())
+                .flat_map(|&member| endpoints[member].ips.iter().copied())
+                .filter(|ip| in_family(*ip, self.family))
+                .collect();
+            addresses.sort_unstable();
+            addresses.dedup();
+            addresses.into_boxed_slice()
         })
     }
 
@@ -149,6 +147,39 @@ pub struct Compiler<'m> {
     views: Vec<FamilyView<'m>>,
 }
 
+/// The addresses of a model's classes, kept from one compile to the next
+/// while the model changes in place (the agent): gathering them touches
+/// every member pod of every peer class, scattered over the cluster's
+/// memory, and was the largest part of a node's compile at 100,000 pods.
+///
+/// After [`Model::apply`], call [`ClassAddresses::forget`] with the
+/// update's `touched_classes`, or [`ClassAddresses::clear`] when it
+/// rebuilt the model: a stale entry would put a pod's old address in the
+/// ruleset.
+#[derive(Default)]
+pub struct ClassAddresses {
+    /// Per family (IPv4, IPv6), per class.
+    families: [Vec<OnceLock<Box<[IpAddr]>>>; 2],
+}
+
+impl ClassAddresses {
+    /// Forgets the addresses of these classes.
+    pub fn forget(&mut self, classes: &[ClassId]) {
+        for family in &mut self.families {
+            for &class in classes {
+                if let Some(slot) = family.get_mut(class) {
+                    slot.take();
+                }
+            }
+        }
+    }
+
+    /// Forgets everything (the model was rebuilt: class ids changed).
+    pub fn clear(&mut self) {
+        self.families = Default::default();
+    }
+}
+
 fn universe(family: Family) -> IpSet {
     let whole = IpSet::everything();
     let other = match family {
@@ -166,20 +197,15 @@ fn universe(family: Family) -> IpSet {
     whole.difference(&other)
 }
 
-fn in_family(address: IpAddr, family: Family) -> bool {
-    address.is_ipv4() == (family == Family::V4)
+/// True if the endpoint has both IPv4 and IPv6 addresses: then the answers
+/// of ipBlocks that match pods depend on the family, and each family is
+/// compiled from a model of its own.
+pub fn is_dual_stack(endpoint: &Endpoint) -> bool {
+    endpoint.ips.iter().any(IpAddr::is_ipv4) && endpoint.ips.iter().any(IpAddr::is_ipv6)
 }
 
-/// Addresses `first..=last` one by one.
-fn addresses(first: IpAddr, last: IpAddr) -> impl Iterator<Item = IpAddr> {
-    let v4 = first.is_ipv4();
-    (number(first)..=number(last)).map(move |n| {
-        if v4 {
-            IpAddr::V4(std::net::Ipv4Addr::from(n as u32))
-        } else {
-            IpAddr::V6(std::net::Ipv6Addr::from(n))
-        }
-    })
+fn in_family(address: IpAddr, family: Family) -> bool {
+    address.is_ipv4() == (family == Family::V4)
 }
 
 fn number(address: IpAddr) -> u128 {
@@ -194,6 +220,19 @@ impl<'m> Compiler<'m> {
     /// model's answers depend on the address family (dual-stack pods and
     /// ipBlocks that match pods), a model per family is built from its cluster.
     pub fn new(model: &'m Model) -> Result<Self, CompileError> {
+        Compiler::with_class_addresses(model, ClassAddresses::default(), None)
+    }
+
+    /// [`Compiler::new`], starting from the class addresses of an earlier
+    /// compiler of the same model (see [`ClassAddresses`]); take them back
+    /// with [`Compiler::into_class_addresses`]. `dual_stack`, when the
+    /// caller knows it, says whether some endpoint of the model is
+    /// [`is_dual_stack`] (else every endpoint is looked at).
+    pub fn with_class_addresses(
+        model: &'m Model,
+        mut known: ClassAddresses,
+        dual_stack: Option<bool>,
+    ) -> Result<Self, CompileError> {
         let config = *model.config();
         if config.host_network == HostNetworkMode::Pod {
             return Err(CompileError::HostNetworkAsPods);
@@ -202,18 +241,18 @@ impl<'m> Compiler<'m> {
             return Err(CompileError::SelfTrafficEvaluated);
         }
         let cluster = model.cluster();
-        let dual_stack = cluster
-            .endpoints
-            .iter()
-            .any(|e| e.ips.iter().any(IpAddr::is_ipv4) && e.ips.iter().any(IpAddr::is_ipv6));
+        let dual_stack = dual_stack.unwrap_or_else(|| cluster.endpoints.iter().any(is_dual_stack));
         // Each family's chains need that family's exact answers, whatever
         // --family the caller's model was built with.
         let family_matters = dual_stack && config.ip_block == IpBlockMode::Match;
         let mut views = Vec::new();
-        for (family, scope) in [
+        for (index, (family, scope)) in [
             (Family::V4, AddressFamily::Ipv4),
             (Family::V6, AddressFamily::Ipv6),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let model = if family_matters && config.address_family != scope {
                 ModelRef::Owned(Box::new(Model::new(
                     cluster.clone(),
@@ -226,9 +265,13 @@ impl<'m> Compiler<'m> {
                 ModelRef::Borrowed(model)
             };
             let universe = universe(family);
-            let class_addresses = std::iter::repeat_with(OnceLock::new)
-                .take(model.classes().len())
-                .collect();
+            // A model built for this family alone numbers its classes
+            // afresh: what is known is for the caller's model only.
+            let mut class_addresses = match model {
+                ModelRef::Borrowed(_) => std::mem::take(&mut known.families[index]),
+                ModelRef::Owned(_) => Vec::new(),
+            };
+            class_addresses.resize_with(model.classes().len(), OnceLock::new);
             views.push(FamilyView {
                 family,
                 model,
@@ -241,14 +284,38 @@ impl<'m> Compiler<'m> {
         Ok(Compiler { views })
     }
 
+    /// The class addresses gathered so far, for the next compiler of the
+    /// same model.
+    pub fn into_class_addresses(self) -> ClassAddresses {
+        let mut kept = ClassAddresses::default();
+        for (index, view) in self.views.into_iter().enumerate() {
+            if let ModelRef::Borrowed(_) = view.model {
+                kept.families[index] = view.class_addresses;
+            }
+        }
+        kept
+    }
+
     /// The ruleset of one node, and what on that node cannot be enforced.
     pub fn compile(&self, node: &str) -> (NodeRuleset, Unenforceable) {
-        let mut unenforceable = Unenforceable::default();
         let cluster = self.views[0].model.cluster();
         let local: Vec<EndpointId> = (cluster.endpoints.iter().enumerate())
             .filter(|(_, endpoint)| endpoint.node.as_deref() == Some(node))
             .map(|(id, _)| id)
             .collect();
+        self.compile_endpoints(node, &local)
+    }
+
+    /// [`Compiler::compile`] for a caller that knows which endpoints are on
+    /// the node (`local`: every endpoint whose `node` is `node`, in id
+    /// order), sparing a look at every endpoint of the cluster.
+    pub fn compile_endpoints(
+        &self,
+        node: &str,
+        local: &[EndpointId],
+    ) -> (NodeRuleset, Unenforceable) {
+        let mut unenforceable = Unenforceable::default();
+        let cluster = self.views[0].model.cluster();
         // The node's own addresses: traffic between a pod and its node is
         // always allowed (docs/SEMANTICS.md §17.7).
         let mut local_node_addresses: Vec<IpAddr> = cluster
@@ -262,7 +329,7 @@ impl<'m> Compiler<'m> {
             let model = &view.model;
             let cluster = model.cluster();
             let mut local_classes: BTreeMap<ClassId, Vec<EndpointId>> = BTreeMap::new();
-            for &id in &local {
+            for &id in local {
                 let endpoint = &cluster.endpoints[id];
                 if endpoint.ips.is_empty() {
                     if view.family == Family::V4 {
@@ -503,8 +570,8 @@ impl<'m> Compiler<'m> {
             let numbers = grouping.named_numbers(signature, class);
             let next = kinds.len();
             let kind = *kinds.entry((signature, numbers)).or_insert(next);
-            for (first, last) in view.class_addresses(class).ranges(view.family) {
-                for address in addresses(first, last) {
+            {
+                for &address in view.class_addresses(class) {
                     let part = part_of(address);
                     let group = *answered.entry((kind, part)).or_insert_with(|| {
                         let blocks = part.map_or(&[][..], |p| parts[p].0.as_slice());

@@ -65,6 +65,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use nftables::expr::Expression;
 use nftables::schema::{NfCmd, NfListObject, NfObject};
@@ -350,8 +351,8 @@ pub enum Element {
     Goto {
         /// The peer address.
         address: IpAddr,
-        /// The group chain.
-        chain: String,
+        /// The group chain (shared: a map holds many entries per chain).
+        chain: Arc<str>,
     },
     /// A peer range map entry: `range : goto chain`.
     RangeGoto {
@@ -360,7 +361,7 @@ pub enum Element {
         /// The last peer address.
         last: IpAddr,
         /// The group chain.
-        chain: String,
+        chain: Arc<str>,
     },
 }
 
@@ -425,6 +426,9 @@ pub fn flatten(ruleset: &NodeRuleset) -> FlatRuleset {
     }
     for side in &ruleset.sides {
         let (direction, family) = (side.direction, side.family);
+        let chain_names: Vec<Arc<str>> = (side.groups.iter())
+            .map(|group| Arc::from(group.name.as_str()))
+            .collect();
         sets.insert(side.pods_set(), SetShape::Pods { direction, family });
         elements.insert(
             side.pods_set(),
@@ -440,7 +444,7 @@ pub fn flatten(ruleset: &NodeRuleset) -> FlatRuleset {
                 .iter()
                 .map(|&(address, group)| Element::Goto {
                     address,
-                    chain: side.groups[group].name.clone(),
+                    chain: Arc::clone(&chain_names[group]),
                 })
                 .collect(),
         );
@@ -455,7 +459,7 @@ pub fn flatten(ruleset: &NodeRuleset) -> FlatRuleset {
                 .map(|&(first, last, group)| Element::RangeGoto {
                     first,
                     last,
-                    chain: side.groups[group].name.clone(),
+                    chain: Arc::clone(&chain_names[group]),
                 })
                 .collect(),
         );
@@ -683,7 +687,7 @@ fn element_expression(element: &Element) -> Expression<'static> {
 
 fn element_command<'a>(name: &str, elements: &'a BTreeSet<Element>, deletion: bool) -> Command<'a> {
     let target = |element: &'a Element| match element {
-        Element::Goto { chain, .. } | Element::RangeGoto { chain, .. } => Some(chain.as_str()),
+        Element::Goto { chain, .. } | Element::RangeGoto { chain, .. } => Some(chain),
         _ => None,
     };
     if !deletion && elements.iter().any(|e| target(e).is_some()) {

@@ -64,5 +64,5 @@ pub mod ruleset;
 pub mod runner;
 pub mod text;
 
-pub use compile::{CompileError, Compiler, Unenforceable};
+pub use compile::{ClassAddresses, CompileError, Compiler, Unenforceable};
 pub use ruleset::{NodeRuleset, PeerGroup, Side};

@@ -80,6 +80,29 @@ impl Planner {
         }
 
         let (changes, maybe_unreferenced) = overlay.into_changes(model.cluster());
+        for change in &changes {
+            let (namespace, name, kind, after) = match change {
+                Change::UpsertEndpoint(endpoint) => (
+                    endpoint.namespace.as_str(),
+                    endpoint.name.as_str(),
+                    endpoint.kind,
+                    Some(endpoint),
+                ),
+                Change::RemoveEndpoint {
+                    namespace,
+                    name,
+                    kind,
+                } => (namespace.as_str(), name.as_str(), *kind, None),
+                _ => continue,
+            };
+            let before = (model.cluster().endpoints)
+                .binary_search_by(|e| {
+                    (e.namespace.as_str(), e.name.as_str(), e.kind).cmp(&(namespace, name, kind))
+                })
+                .ok()
+                .map(|position| &model.cluster().endpoints[position]);
+            self.count_endpoint_change(before, after);
+        }
         let mut stats = model.apply(changes);
         // A namespace nothing declares exists only while something in it
         // does, as in a snapshot.
@@ -91,6 +114,7 @@ impl Planner {
             stats.classes_added += more.classes_added;
             stats.classes_emptied += more.classes_emptied;
             stats.rebuilt = stats.rebuilt.or(more.rebuilt);
+            stats.touched_classes.extend(more.touched_classes);
         }
         let model_time = started.elapsed();
 
@@ -486,6 +510,8 @@ mod tests {
     use super::*;
     use crate::source::Inputs;
     use policy_core::{Config, Model, PortQuery, Protocol, QueryEndpoint};
+    use policy_nft::Compiler;
+    use policy_nft::diff::flatten;
 
     const NAMESPACES: [&str; 3] = ["a", "b", "c"];
     const TEAMS: [&str; 2] = ["x", "y"];
@@ -578,6 +604,11 @@ mod tests {
                     let address = format!("10.{}.{}.{ip}", namespace + 1, name + 1);
                     status["podIP"] = json!(address);
                     status["podIPs"] = json!([{"ip": address}]);
+                    if ip % 2 == 0 {
+                        // Dual-stack: each family is compiled on its own.
+                        let v6 = format!("fd00::{}:{}:{ip}", namespace + 1, name + 1);
+                        status["podIPs"] = json!([{"ip": address}, {"ip": v6}]);
+                    }
                 }
                 Object::Pod(
                     serde_json::from_value(json!({
@@ -778,6 +809,11 @@ mod tests {
                 // The model updated in place answers as a fresh one.
                 let fresh = Model::new(planned_cluster.clone(), Config::default());
                 prop_assert_eq!(allowed_everywhere(followed_model), allowed_everywhere(&fresh));
+                // Both planners reuse class addresses from compile to
+                // compile; a fresh compiler gathers them all again.
+                let (fresh_ruleset, _) = Compiler::new(&fresh).unwrap().compile("node-0");
+                prop_assert_eq!(flatten(&followed.ruleset), flatten(&fresh_ruleset));
+                prop_assert_eq!(flatten(&planned.ruleset), flatten(&fresh_ruleset));
             }
         }
     }

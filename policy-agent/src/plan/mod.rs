@@ -22,7 +22,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use policy_core::cluster::Cluster;
+use policy_core::cluster::{Cluster, EndpointId, EndpointKind};
 use policy_core::diagnostic::{ObjectRef, SourceLocation};
 use policy_core::model::UpdateStats;
 use policy_core::selector::Selector;
@@ -30,7 +30,8 @@ use policy_core::{
     Config, Diagnostic, DiagnosticKind, LoadedFile, Loader, Model, Policy, Severity,
     cluster::Endpoint, cluster::Namespace,
 };
-use policy_nft::{Compiler, NodeRuleset};
+use policy_nft::compile::is_dual_stack;
+use policy_nft::{ClassAddresses, Compiler, NodeRuleset};
 
 use crate::source::{Inputs, SourceFile};
 
@@ -145,6 +146,27 @@ pub struct Planner {
     repaired: BTreeMap<Key, Repair>,
     /// Each file of the last snapshot of files, with what was read from it.
     files_read: BTreeMap<String, (Arc<str>, LoadedFile)>,
+    /// The addresses of `last_good`'s classes, gathered by earlier
+    /// compiles; kept while the model changes in place.
+    class_addresses: ClassAddresses,
+    /// What a compile would otherwise learn by looking at every endpoint of
+    /// `last_good`: its endpoints on this node, and how many endpoints are
+    /// dual-stack. Counted on a snapshot, then kept up to date from each
+    /// change (at 100,000 pods the two looks cost more than the rest of
+    /// a change's compile).
+    on_node: BTreeSet<EndpointKey>,
+    dual_stack_endpoints: usize,
+}
+
+/// An endpoint's place in [`Cluster::endpoints`]' order.
+type EndpointKey = (String, String, EndpointKind);
+
+fn endpoint_place(endpoint: &Endpoint) -> EndpointKey {
+    (
+        endpoint.namespace.clone(),
+        endpoint.name.clone(),
+        endpoint.kind,
+    )
 }
 
 /// How an unreadable object is enforced.
@@ -203,6 +225,36 @@ impl Planner {
             unattributed_errors: Vec::new(),
             repaired: BTreeMap::new(),
             files_read: BTreeMap::new(),
+            class_addresses: ClassAddresses::default(),
+            on_node: BTreeSet::new(),
+            dual_stack_endpoints: 0,
+        }
+    }
+
+    /// Counts what [`Planner::on_node`] and the dual-stack count say from
+    /// every endpoint of `cluster`.
+    fn count_endpoints(&mut self, cluster: &Cluster) {
+        self.on_node = (cluster.endpoints.iter())
+            .filter(|endpoint| endpoint.node.as_deref() == Some(self.node.as_str()))
+            .map(endpoint_place)
+            .collect();
+        self.dual_stack_endpoints = (cluster.endpoints.iter())
+            .filter(|endpoint| is_dual_stack(endpoint))
+            .count();
+    }
+
+    /// Follows one endpoint's change in what the compile is told:
+    /// `before` and `after` are its versions (`None`: absent).
+    fn count_endpoint_change(&mut self, before: Option<&Endpoint>, after: Option<&Endpoint>) {
+        if let Some(before) = before {
+            self.dual_stack_endpoints -= usize::from(is_dual_stack(before));
+            self.on_node.remove(&endpoint_place(before));
+        }
+        if let Some(after) = after {
+            self.dual_stack_endpoints += usize::from(is_dual_stack(after));
+            if after.node.as_deref() == Some(self.node.as_str()) {
+                self.on_node.insert(endpoint_place(after));
+            }
         }
     }
 
@@ -259,6 +311,7 @@ impl Planner {
             None => (Model::new(cluster, self.config), None),
         };
         let model_time = started.elapsed();
+        self.count_endpoints(model.cluster());
         self.unreadable.clear();
         self.unattributed_errors.clear();
         for error in &errors {
@@ -293,7 +346,48 @@ impl Planner {
         errors: Vec<Diagnostic>,
         repairs: Repairs,
     ) -> Result<Plan, PlanError> {
-        let compiled = Compiler::new(&model).map(|compiler| compiler.compile(&self.node));
+        let mut known = std::mem::take(&mut self.class_addresses);
+        match &model_update {
+            Some(update) if update.rebuilt.is_none() => known.forget(&update.touched_classes),
+            _ => known.clear(),
+        }
+        let cluster = model.cluster();
+        let local: Vec<EndpointId> = (self.on_node.iter())
+            .filter_map(|(namespace, name, kind)| {
+                (cluster.endpoints)
+                    .binary_search_by(|e| {
+                        (e.namespace.as_str(), e.name.as_str(), e.kind).cmp(&(
+                            namespace.as_str(),
+                            name.as_str(),
+                            *kind,
+                        ))
+                    })
+                    .ok()
+            })
+            .collect();
+        debug_assert_eq!(
+            local,
+            (cluster.endpoints.iter().enumerate())
+                .filter(|(_, e)| e.node.as_deref() == Some(self.node.as_str()))
+                .map(|(id, _)| id)
+                .collect::<Vec<_>>(),
+            "the endpoints on the node, as followed"
+        );
+        debug_assert_eq!(
+            self.dual_stack_endpoints,
+            cluster
+                .endpoints
+                .iter()
+                .filter(|e| is_dual_stack(e))
+                .count(),
+            "the dual-stack endpoints, as followed"
+        );
+        let dual_stack = Some(self.dual_stack_endpoints > 0);
+        let compiled = Compiler::with_class_addresses(&model, known, dual_stack).map(|compiler| {
+            let compiled = compiler.compile_endpoints(&self.node, &local);
+            self.class_addresses = compiler.into_class_addresses();
+            compiled
+        });
         self.last_good = Some(model);
         let (ruleset, unenforceable) = compiled.map_err(|e| PlanError(e.to_string()))?;
         Ok(Plan {

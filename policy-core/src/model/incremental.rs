@@ -114,6 +114,11 @@ pub struct UpdateStats {
     pub classes_emptied: usize,
     /// Set when the model was rebuilt from the changed cluster instead.
     pub rebuilt: Option<RebuildReason>,
+    /// Classes that gained or lost a member, or whose member was replaced
+    /// in place (its addresses may differ), possibly with repeats. What a
+    /// caller derived from a class's members is stale for these classes
+    /// only; after a rebuild, for every class.
+    pub touched_classes: Vec<ClassId>,
 }
 
 /// The indexes an update needs and a query does not: built on the first
@@ -546,6 +551,7 @@ impl Model {
                 if same_class {
                     self.cluster.endpoints[position] = endpoint;
                     self.incremental().endpoint_blocks[position] = blocks;
+                    stats.touched_classes.push(self.endpoint_class[position]);
                 } else {
                     self.detach(position, stats);
                     self.cluster.endpoints[position] = endpoint;
@@ -655,6 +661,7 @@ impl Model {
             }
         };
         self.endpoint_class[position] = class;
+        stats.touched_classes.push(class);
         let members = &mut self.classes[class].members;
         let at = members.partition_point(|&m| m < position);
         members.insert(at, position);
@@ -664,6 +671,7 @@ impl Model {
     /// a tombstone.
     fn detach(&mut self, position: EndpointId, stats: &mut UpdateStats) {
         let class = self.endpoint_class[position];
+        stats.touched_classes.push(class);
         let members = &mut self.classes[class].members;
         if let Ok(at) = members.binary_search(&position) {
             members.remove(at);
