@@ -1,13 +1,15 @@
 //! The agent's only handle on the kernel: apply a transaction, list the
-//! table, remove it, read the ruleset generation. [`NftKernel`] runs `nft`
-//! (and reads the generation over netlink, [`crate::nftgen`]); [`DryRun`]
-//! prints instead.
+//! table, remove it, read the ruleset generation. [`NftKernel`] applies
+//! through libnftables in-process ([`crate::libnft`]) or the `nft` binary,
+//! lists with `nft`, and reads the generation over netlink
+//! ([`crate::nftgen`]); [`DryRun`] prints instead.
 
 use std::io::Write;
 
 use policy_nft::ruleset::{FAMILY, TABLE};
 use policy_nft::runner::{Nft, NftError};
 
+use crate::libnft::LibNftables;
 use crate::nftgen::GenerationSocket;
 
 /// One atomic nft transaction, in both syntaxes.
@@ -80,6 +82,19 @@ pub trait Kernel: Send {
 pub struct NftKernel {
     nft: Nft,
     generation: GenerationReader,
+    library: Library,
+}
+
+/// libnftables for applying, when nft is the default binary run directly.
+#[derive(Debug, Default)]
+enum Library {
+    /// Not loaded yet: loaded on first apply, by the thread that applies.
+    #[default]
+    NotTried,
+    Open(LibNftables),
+    /// Missing, or `--nft` names another binary or runs it under a prefix:
+    /// every transaction runs the binary.
+    Unused,
 }
 
 /// The netlink side of [`NftKernel`].
@@ -107,7 +122,35 @@ impl NftKernel {
                 nft.prefix.join(" ")
             ))
         };
-        NftKernel { nft, generation }
+        // A binary of the caller's choice (or run under a prefix) is what
+        // must apply, not the library on this machine's search path.
+        let library = if nft.prefix.is_empty() && nft.binary == std::path::Path::new("nft") {
+            Library::NotTried
+        } else {
+            Library::Unused
+        };
+        NftKernel {
+            nft,
+            generation,
+            library,
+        }
+    }
+
+    /// libnftables, if it is to be used and can be loaded.
+    fn library(&mut self) -> Option<&mut LibNftables> {
+        if let Library::NotTried = self.library {
+            self.library = match LibNftables::open() {
+                Ok(library) => Library::Open(library),
+                Err(why) => {
+                    tracing::info!(reason = %why, "applying with the nft binary instead of libnftables");
+                    Library::Unused
+                }
+            };
+        }
+        match &mut self.library {
+            Library::Open(library) => Some(library),
+            _ => None,
+        }
     }
 }
 
@@ -117,6 +160,9 @@ fn is_missing_table(error: &NftError) -> bool {
 
 impl Kernel for NftKernel {
     fn apply(&mut self, transaction: &Transaction) -> Result<(), String> {
+        if let Some(library) = self.library() {
+            return library.run(&transaction.text);
+        }
         self.nft
             .apply_json(&transaction.json)
             .map_err(|e| e.to_string())
@@ -164,6 +210,9 @@ impl Kernel for NftKernel {
         // `add` first so that the delete succeeds whether or not the table
         // exists (nft 1.0.6 has no `destroy`).
         let script = format!("add table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n");
+        if let Some(library) = self.library() {
+            return library.run(&script);
+        }
         self.nft.apply_text(&script).map_err(|e| e.to_string())
     }
 }

@@ -18,6 +18,7 @@ pub mod agent;
 pub mod enforce;
 pub mod http;
 pub mod kernel;
+pub mod libnft;
 pub mod metrics;
 pub mod nftgen;
 pub mod plan;

@@ -8,14 +8,18 @@
 //! the length of the sustained phase (default 60).
 //!
 //! The agent runs with `--dry-run` (it prints its transactions to
-//! /dev/null), so this machine's own tables are never touched; applying
-//! element updates with nft is measured by `policy-agent`'s `agent` bench.
-//! Measured:
+//! /dev/null), so this machine's own tables are never touched. With
+//! `NETPOL_SCALE_APPLY=1` (root, `ip` and `nft`) it applies them for real
+//! instead, in a network namespace of its own: its API connections are
+//! forwarded to the fake server on the host's loopback, and "applied" is
+//! the kernel's commit. Measured:
 //!
 //! - the agent's resident memory after its initial sync, and at the end;
 //! - one pod or policy event, from the API server's write until the agent
-//!   has planned it (`netpol_agent_snapshots_total` moves), and the agent's
-//!   own `planned_ms`;
+//!   has planned it (`netpol_agent_snapshots_total` moves) and until the
+//!   kernel enforces the result (`netpol_agent_last_sync_timestamp_seconds`
+//!   moves: after the apply, or when there was nothing to change), and the
+//!   agent's own `planned_ms`;
 //! - 100 pod events per second for a minute: the agent's CPU time over the
 //!   wall time, and afterwards its model and ruleset sizes compared with a
 //!   fresh compile of the server's final objects.
@@ -139,6 +143,12 @@ impl Agent {
         metric(self.metrics, "netpol_agent_snapshots_total").unwrap_or(0.0)
     }
 
+    /// When the kernel last became what the agent planned (an apply, or
+    /// nothing to change).
+    fn last_sync(&self) -> f64 {
+        metric(self.metrics, "netpol_agent_last_sync_timestamp_seconds").unwrap_or(0.0)
+    }
+
     /// `planned_ms` of every planning logged so far.
     fn planned_ms(&self) -> Vec<f64> {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -173,6 +183,73 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A network namespace for the agent (`NETPOL_SCALE_APPLY=1`), deleted on
+/// drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn create() -> Netns {
+        let name = format!("netpol-scale-{}", std::process::id());
+        let run = |args: &[&str]| {
+            let status = Command::new("ip").args(args).status().expect("ip");
+            assert!(status.success(), "ip {args:?}");
+        };
+        run(&["netns", "add", &name]);
+        run(&["-n", &name, "link", "set", "lo", "up"]);
+        Netns { name }
+    }
+
+    /// Moves the calling thread into the namespace (or back, with `file`).
+    fn enter_file(file: &std::fs::File) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: setns on a valid namespace fd affects only this thread.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+    }
+
+    fn file(&self) -> std::fs::File {
+        std::fs::File::open(format!("/run/netns/{}", self.name)).expect("netns file")
+    }
+
+    /// Forwards `127.0.0.1:port` inside the namespace to the same port on
+    /// the host's loopback (the fake API server). A socket stays in the
+    /// namespace it was made in, so the listener is made inside and each
+    /// upstream connection outside.
+    fn forward(&self, port: u16) {
+        let host = std::fs::File::open("/proc/thread-self/ns/net").expect("own netns");
+        let inside = self.file();
+        std::thread::spawn(move || {
+            Netns::enter_file(&inside);
+            let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind inside");
+            Netns::enter_file(&host);
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(upstream) = TcpStream::connect(("127.0.0.1", port)) else {
+                    continue;
+                };
+                let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                };
+                pipe(client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                pipe(upstream, client);
+            }
+        });
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.name])
+            .status();
     }
 }
 
@@ -248,9 +325,40 @@ fn main() {
         listener.local_addr().unwrap().port()
     };
     let metrics: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let netns = (std::env::var("NETPOL_SCALE_APPLY").as_deref() == Ok("1")).then(Netns::create);
+    let mut command = match &netns {
+        Some(netns) => {
+            let api_port: u16 = (server.kubeconfig("fake").split("http://127.0.0.1:"))
+                .nth(1)
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|port| port.parse().ok())
+                .expect("the fake server's port");
+            netns.forward(api_port);
+            // From here on this thread polls the agent's metrics inside.
+            Netns::enter_file(&netns.file());
+            let mut command = Command::new("ip");
+            command
+                .args(["netns", "exec", &netns.name])
+                .arg(env!("CARGO_BIN_EXE_netpol"))
+                .args(["agent", "--node", NODE]);
+            command
+        }
+        None => {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_netpol"));
+            command.args(["agent", "--node", NODE, "--dry-run"]);
+            command
+        }
+    };
+    println!(
+        "agent: {}",
+        if netns.is_some() {
+            "applying with nft, in a network namespace of its own"
+        } else {
+            "--dry-run"
+        }
+    );
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_netpol"))
-        .args(["agent", "--node", NODE, "--dry-run"])
+    let child = command
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .args(["--listen", &metrics.to_string()])
@@ -352,22 +460,28 @@ fn main() {
         ),
     ];
     for (what, event) in &events {
-        let mut to_planned = Vec::new();
+        let (mut to_planned, mut to_applied) = (Vec::new(), Vec::new());
         let logged_before = agent.planned_ms().len();
         for round in 0..rounds * 2 {
             // After a quiet spell (the default debounce is 100 ms), so the
             // source sends the change at once.
             std::thread::sleep(Duration::from_millis(150));
-            let before = agent.snapshots();
+            let (before, synced_before) = (agent.snapshots(), agent.last_sync());
             let start = Instant::now();
             event(round);
             wait_for(what, Duration::from_secs(60), || agent.snapshots() > before);
             to_planned.push(start.elapsed().as_secs_f64() * 1e3);
+            wait_for(what, Duration::from_secs(60), || {
+                agent.last_sync() != synced_before
+            });
+            to_applied.push(start.elapsed().as_secs_f64() * 1e3);
         }
         let mut planned: Vec<f64> = agent.planned_ms()[logged_before..].to_vec();
         println!(
-            "{what}: write to planned {:.1} ms median (of {}), agent's planned_ms {:.0} median",
+            "{what}: write to planned {:.1} ms, to enforced {:.1} ms ({}) median (of {}), agent's planned_ms {:.0} median",
             median(&mut to_planned),
+            median(&mut to_applied),
+            if netns.is_some() { "nft" } else { "dry run" },
             to_planned.len(),
             if planned.is_empty() {
                 f64::NAN
