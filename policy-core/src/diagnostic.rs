@@ -96,7 +96,9 @@ impl fmt::Display for ObjectRef {
 }
 
 /// Where a value was read from: a file (or `-` for standard input) and a position.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct SourceLocation {
     /// The source name as given to the loader (a path, or `-`).
     pub file: Arc<str>,

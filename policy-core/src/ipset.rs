@@ -51,7 +51,9 @@ fn from_number(family: Family, number: u128) -> IpAddr {
 }
 
 /// A network in CIDR notation, with host bits cleared.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Cidr {
     address: IpAddr,
     prefix: u8,
@@ -205,7 +207,18 @@ impl fmt::Display for Cidr {
 }
 
 /// A set of IP addresses: sorted, disjoint, inclusive intervals per family.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct IpSet {
     intervals: [Vec<(u128, u128)>; 2],
 }

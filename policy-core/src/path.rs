@@ -14,7 +14,9 @@ pub enum Segment<'a> {
 }
 
 /// One step of an owned [`FieldPath`].
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum PathStep {
     /// A mapping key.
     Key(String),
@@ -24,7 +26,18 @@ pub enum PathStep {
 
 /// The path of a field inside one object, printed the way `kubectl explain`
 /// and API server errors print it: `spec.ingress[0].from[1].ipBlock.cidr`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct FieldPath {
     steps: Vec<PathStep>,
 }

@@ -18,7 +18,9 @@ use crate::selector::Selector;
 use crate::validate;
 
 /// Traffic direction, seen from the pod a policy selects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Direction {
     /// Traffic into the selected pod.
     Ingress,
@@ -59,7 +61,7 @@ impl fmt::Display for Direction {
 }
 
 /// A normalised NetworkPolicy.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Policy {
     /// The policy's namespace; it selects pods only there.
     pub namespace: String,
@@ -150,7 +152,7 @@ impl Policy {
 }
 
 /// One ingress or egress rule.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Rule {
     /// Direction of the rule.
     pub direction: Direction,
@@ -177,7 +179,7 @@ impl Rule {
 }
 
 /// One `from` / `to` entry.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Peer {
     /// Pods selected by labels, in some namespaces.
     Pods {
@@ -199,7 +201,7 @@ pub enum Peer {
 }
 
 /// The namespaces a pod peer may come from.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum NamespaceScope {
     /// Only the named namespace (the policy's own).
     Own(String),
@@ -208,7 +210,9 @@ pub enum NamespaceScope {
 }
 
 /// One entry of `ports`, with the protocol defaulted.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum PortSpec {
     /// `port` absent: every port of the protocol.
     AllPorts(Protocol),

@@ -9,7 +9,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A transport protocol a NetworkPolicy can name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Protocol {
     /// TCP, the default when a port omits `protocol` (networking/v1
     /// `NetworkPolicyPort.protocol`).

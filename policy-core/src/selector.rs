@@ -17,13 +17,26 @@ use crate::validate;
 pub type Labels = BTreeMap<String, String>;
 
 /// A normalised label selector. The empty selector matches everything.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Selector {
     requirements: Vec<Requirement>,
 }
 
 /// One requirement of a [`Selector`].
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Requirement {
     /// The label key.
     pub key: String,
@@ -32,7 +45,9 @@ pub struct Requirement {
 }
 
 /// A selector operator with its values (sorted, without duplicates).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Operator {
     /// The key is present and its value is one of these.
     In(Vec<String>),

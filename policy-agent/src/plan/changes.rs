@@ -23,7 +23,7 @@ use policy_core::model::Change;
 use policy_core::{Diagnostic, Loader, Policy, Severity};
 
 use super::{
-    Counts, Key, OnUnreadable, Plan, PlanError, Planner, Repair, Repairs, allowing_nothing,
+    Counts, Key, OnUnreadable, Parked, Plan, PlanError, Planner, Repair, Repairs, allowing_nothing,
     isolating_namespace, key_ref, object_key,
 };
 use crate::source::ObjectChange;
@@ -79,6 +79,13 @@ impl Planner {
             }
         }
 
+        // A policy deleted in this batch may be parked.
+        for ((_, namespace, name), policy) in &overlay.policies {
+            if policy.is_none() {
+                self.parked.remove(namespace, name);
+            }
+        }
+        let local_before = self.local_namespaces();
         let (changes, maybe_unreferenced) = overlay.into_changes(model.cluster());
         for change in &changes {
             let (namespace, name, kind, after) = match change {
@@ -103,10 +110,12 @@ impl Planner {
                 .map(|position| &model.cluster().endpoints[position]);
             self.count_endpoint_change(before, after);
         }
+        let local_after = self.local_namespaces();
+        let changes = self.route_policies(changes, model.cluster(), &local_before, &local_after);
         let mut stats = model.apply(changes);
         // A namespace nothing declares exists only while something in it
         // does, as in a snapshot.
-        let pruned = without_unreferenced(model.cluster(), &maybe_unreferenced);
+        let pruned = without_unreferenced(model.cluster(), &self.parked, &maybe_unreferenced);
         if let Some(namespaces) = pruned {
             let more = model.apply(vec![Change::Namespaces(namespaces)]);
             stats.endpoints += more.endpoints;
@@ -121,7 +130,7 @@ impl Planner {
         let cluster = model.cluster();
         let counts = Counts {
             endpoints: cluster.endpoints.len(),
-            policies: cluster.policies.len(),
+            policies: cluster.policies.len() + self.parked.len(),
             namespaces: cluster.namespaces.len(),
         };
         let errors: Vec<Diagnostic> = (self.unattributed_errors.iter())
@@ -178,7 +187,12 @@ impl Planner {
                     return;
                 }
                 let fail_closed = self.on_unreadable == OnUnreadable::FailClosed;
-                let last = overlay.policy(&key, base).cloned();
+                let last = match overlay.policies.get(&key) {
+                    Some(policy) => policy.clone(),
+                    None => find_policy(base, &key.1, &key.2)
+                        .cloned()
+                        .or_else(|| self.parked.get(&key.1, &key.2)),
+                };
                 let (enforced, repair) = match (last, fail_closed) {
                     (Some(last), false) => (Some(last), Some(Repair::KeptLastGood)),
                     (Some(last), true) => {
@@ -251,6 +265,10 @@ impl Planner {
             }
             "NetworkPolicy" => {
                 keys.extend(base.policies.iter().map(super::policy_key));
+                keys.extend(
+                    (self.parked.names())
+                        .map(|(namespace, name)| super::key(kind, namespace, name)),
+                );
                 keys.extend(present(&overlay.policies));
             }
             "Namespace" => {
@@ -268,6 +286,69 @@ impl Planner {
             _ => {}
         }
         keys
+    }
+}
+
+impl Planner {
+    /// Sends the policy changes of namespaces without an endpoint on the
+    /// node to the parked policies instead of the model, and moves whole
+    /// namespaces between the two as their first endpoint arrives on the
+    /// node (`before` and `after`: the node's namespaces before and after
+    /// the batch) or their last one leaves.
+    fn route_policies(
+        &mut self,
+        changes: Vec<Change>,
+        base: &Cluster,
+        before: &BTreeSet<String>,
+        after: &BTreeSet<String>,
+    ) -> Vec<Change> {
+        let mut routed = Vec::with_capacity(changes.len());
+        // Policies this batch changed: their new state is decided here.
+        let mut changed: BTreeSet<(String, String)> = BTreeSet::new();
+        for change in changes {
+            match change {
+                Change::UpsertPolicy(policy) => {
+                    changed.insert((policy.namespace.clone(), policy.name.clone()));
+                    if after.contains(&policy.namespace) {
+                        routed.push(Change::UpsertPolicy(policy));
+                        continue;
+                    }
+                    if find_policy(base, &policy.namespace, &policy.name).is_some() {
+                        routed.push(Change::RemovePolicy {
+                            namespace: policy.namespace.clone(),
+                            name: policy.name.clone(),
+                        });
+                    }
+                    self.parked.insert(&policy);
+                }
+                Change::RemovePolicy { namespace, name } => {
+                    changed.insert((namespace.clone(), name.clone()));
+                    routed.push(Change::RemovePolicy { namespace, name });
+                }
+                other => routed.push(other),
+            }
+        }
+        let unchanged =
+            |policy: &Policy| !changed.contains(&(policy.namespace.clone(), policy.name.clone()));
+        for namespace in before.difference(after) {
+            for policy in namespace_range(&base.policies, namespace, |p| &p.namespace) {
+                if unchanged(policy) {
+                    self.parked.insert(policy);
+                    routed.push(Change::RemovePolicy {
+                        namespace: policy.namespace.clone(),
+                        name: policy.name.clone(),
+                    });
+                }
+            }
+        }
+        for namespace in after.difference(before) {
+            for policy in self.parked.take_namespace(namespace) {
+                if unchanged(&policy) {
+                    routed.push(Change::UpsertPolicy(policy));
+                }
+            }
+        }
+        routed
     }
 }
 
@@ -303,13 +384,6 @@ impl Overlay {
         match self.endpoints.get(key) {
             Some(endpoint) => endpoint.as_ref(),
             None => find_endpoint(base, &key.1, &key.2),
-        }
-    }
-
-    fn policy<'a>(&'a self, key: &Key, base: &'a Cluster) -> Option<&'a Policy> {
-        match self.policies.get(key) {
-            Some(policy) => policy.as_ref(),
-            None => find_policy(base, &key.1, &key.2),
         }
     }
 
@@ -433,6 +507,7 @@ fn sort_namespaces<T>(
 /// nothing is in any more; `None` if that removes none.
 fn without_unreferenced(
     cluster: &Cluster,
+    parked: &Parked,
     candidates: &BTreeSet<String>,
 ) -> Option<Vec<Namespace>> {
     let unreferenced = |name: &str| {
@@ -440,6 +515,7 @@ fn without_unreferenced(
         let policies = namespace_range(&cluster.policies, name, |p| &p.namespace);
         endpoints.is_empty()
             && policies.is_empty()
+            && !parked.has_namespace(name)
             && !cluster.services.iter().any(|s| s.namespace == name)
             && !cluster.ingresses.iter().any(|i| i.namespace == name)
     };
@@ -814,6 +890,26 @@ mod tests {
                 let (fresh_ruleset, _) = Compiler::new(&fresh).unwrap().compile("node-0");
                 prop_assert_eq!(flatten(&followed.ruleset), flatten(&fresh_ruleset));
                 prop_assert_eq!(flatten(&planned.ruleset), flatten(&fresh_ruleset));
+                // Both park the same policies, and parking them changes
+                // nothing in the node's ruleset: the cluster with every
+                // policy compiles alike.
+                let parked_names = |planner: &Planner| -> Vec<(String, String)> {
+                    (planner.parked.names())
+                        .map(|(namespace, name)| (namespace.to_string(), name.to_string()))
+                        .collect()
+                };
+                prop_assert_eq!(parked_names(&following), parked_names(&snapshots));
+                let mut whole = planned_cluster.clone();
+                whole.policies.extend(
+                    parked_names(&snapshots)
+                        .iter()
+                        .map(|(namespace, name)| snapshots.parked.get(namespace, name).unwrap()),
+                );
+                whole.policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+                prop_assert_eq!(followed.counts.policies, whole.policies.len());
+                let whole = Model::new(whole, Config::default());
+                let (whole_ruleset, _) = Compiler::new(&whole).unwrap().compile("node-0");
+                prop_assert_eq!(flatten(&followed.ruleset), flatten(&whole_ruleset));
             }
         }
     }

@@ -36,6 +36,9 @@ use policy_nft::{ClassAddresses, Compiler, NodeRuleset};
 use crate::source::{Inputs, SourceFile};
 
 mod changes;
+mod parked;
+
+use parked::Parked;
 
 /// What to enforce for an isolated pod whose NetworkPolicy became unreadable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -156,6 +159,9 @@ pub struct Planner {
     /// a change's compile).
     on_node: BTreeSet<EndpointKey>,
     dual_stack_endpoints: usize,
+    /// The policies of namespaces with no endpoint on this node, which
+    /// cannot change its ruleset: kept out of the model (see [`parked`]).
+    parked: Parked,
 }
 
 /// An endpoint's place in [`Cluster::endpoints`]' order.
@@ -228,7 +234,16 @@ impl Planner {
             class_addresses: ClassAddresses::default(),
             on_node: BTreeSet::new(),
             dual_stack_endpoints: 0,
+            parked: Parked::default(),
         }
+    }
+
+    /// The namespaces with an endpoint on this node: their policies are in
+    /// the model, the others' are parked.
+    fn local_namespaces(&self) -> BTreeSet<String> {
+        (self.on_node.iter())
+            .map(|(namespace, _, _)| namespace.clone())
+            .collect()
     }
 
     /// Counts what [`Planner::on_node`] and the dual-stack count say from
@@ -300,6 +315,18 @@ impl Planner {
             policies: cluster.policies.len(),
             namespaces: cluster.namespaces.len(),
         };
+        // Only the policies of the node's namespaces go into the model.
+        self.count_endpoints(&cluster);
+        let local = self.local_namespaces();
+        self.parked.clear();
+        let parked = &mut self.parked;
+        cluster.policies.retain(|policy| {
+            let keep = local.contains(policy.namespace.as_str());
+            if !keep {
+                parked.insert(policy);
+            }
+            keep
+        });
         // The last model follows the snapshot in place: a pod or policy
         // event costs what it touches, not a rebuild (Model::apply).
         let started = std::time::Instant::now();
@@ -311,7 +338,6 @@ impl Planner {
             None => (Model::new(cluster, self.config), None),
         };
         let model_time = started.elapsed();
-        self.count_endpoints(model.cluster());
         self.unreadable.clear();
         self.unattributed_errors.clear();
         for error in &errors {
@@ -461,8 +487,23 @@ impl Planner {
             .into_iter()
             .map(|p| (policy_key(&p), p))
             .collect();
-        let last_policies: BTreeMap<Key, &Policy> =
-            last.policies.iter().map(|p| (policy_key(p), p)).collect();
+        // The last good versions of parked policies are parked: decode
+        // those of unreadable policies, or all of them when a syntax error
+        // may hide any (rare: only files have syntax errors).
+        let parked_last: Vec<Policy> = if broken_files.is_empty() {
+            (unreadable.iter())
+                .filter(|key| key.0 == "NetworkPolicy")
+                .filter_map(|key| self.parked.get(&key.1, &key.2))
+                .collect()
+        } else {
+            (self.parked.names())
+                .filter_map(|(namespace, name)| self.parked.get(namespace, name))
+                .collect()
+        };
+        let last_policies: BTreeMap<Key, &Policy> = (last.policies.iter())
+            .chain(&parked_last)
+            .map(|p| (policy_key(p), p))
+            .collect();
         let replacement =
             |key: &Key, last: Option<&Policy>, repairs: &mut Repairs| match (last, fail_closed) {
                 (Some(last), false) => {

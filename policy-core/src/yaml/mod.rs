@@ -17,7 +17,19 @@ use serde_saphyr::Spanned;
 mod block;
 
 /// A 1-based line and column in a source text. Line 0 means "unknown".
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Location {
     /// 1-based line number; 0 when unknown.
     pub line: u32,
