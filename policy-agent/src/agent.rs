@@ -371,6 +371,12 @@ fn sync(
     if !plan.failed_closed.is_empty() {
         warn!(policies = %names(&plan.failed_closed), "unreadable policies: enforced fail-closed (isolating, allowing nothing)");
     }
+    if !plan.shared_addresses.is_empty() {
+        let addresses: Vec<String> = (plan.shared_addresses.iter())
+            .map(ToString::to_string)
+            .collect();
+        warn!(addresses = %addresses.join(", "), "peer addresses shared by pods with different permissions: allowed only what all of those pods are allowed");
+    }
     if !plan.without_address.is_empty() {
         info!(pods = %plan.without_address.join(", "), "local pods without an IP address are not enforced yet");
     }

@@ -69,6 +69,16 @@ pub fn run(args: CompileArgs) -> ExitCode {
             unenforceable.without_address.join(", ")
         );
     }
+    if !unenforceable.shared_addresses.is_empty() {
+        let addresses: Vec<String> = (unenforceable.shared_addresses.iter())
+            .map(ToString::to_string)
+            .collect();
+        eprintln!(
+            "warning: {} peer address(es) are shared by pods with different permissions; the ruleset allows them only what all of those pods are allowed: {}",
+            addresses.len(),
+            addresses.join(", ")
+        );
+    }
     match args.format {
         RulesetFormat::Nft => print!("{}", policy_nft::text::render(&ruleset)),
         RulesetFormat::Json => println!("{}", policy_nft::json::render_string(&ruleset)),

@@ -71,6 +71,11 @@ pub struct Unenforceable {
     /// Endpoints placed on the node that have no IP address (workload
     /// templates, pods without `status.podIPs`).
     pub without_address: Vec<String>,
+    /// Peer addresses that pods with different permissions share (an
+    /// address reused before the old pod is gone): the kernel cannot tell
+    /// them apart, so the ruleset allows such an address only what every
+    /// one of those pods is allowed (fail closed). Sorted.
+    pub shared_addresses: Vec<IpAddr>,
 }
 
 /// One family's view: its model, and the addresses of that family.
@@ -358,9 +363,16 @@ impl<'m> Compiler<'m> {
                     .push(id);
             }
             for direction in [Direction::Ingress, Direction::Egress] {
-                sides.push(self.side(view, direction, &local_classes));
+                sides.push(self.side(
+                    view,
+                    direction,
+                    &local_classes,
+                    &mut unenforceable.shared_addresses,
+                ));
             }
         }
+        unenforceable.shared_addresses.sort_unstable();
+        unenforceable.shared_addresses.dedup();
         sides.sort_by_key(|side| {
             Side::ORDER
                 .iter()
@@ -402,6 +414,7 @@ impl<'m> Compiler<'m> {
         view: &FamilyView<'_>,
         direction: Direction,
         local_classes: &BTreeMap<ClassId, Vec<EndpointId>>,
+        shared_addresses: &mut Vec<IpAddr>,
     ) -> Side {
         let model = &view.model;
         let cluster = model.cluster();
@@ -540,49 +553,52 @@ impl<'m> Compiler<'m> {
                 .map(|(_, _, part)| part)
         };
         // 3. Answers, and the groups they make.
-        let base = grouping.answer(&[], None, &[]);
-        let mut groups: HashMap<Answer, usize> = HashMap::new();
-        let mut answers: Vec<Answer> = vec![base.clone()];
-        let mut group_of = |answer: Answer| -> Option<usize> {
-            if answer == base {
-                return None;
-            }
-            if let Some(&group) = groups.get(&answer) {
-                return Some(group);
-            }
-            let group = answers.len();
-            answers.push(answer.clone());
-            groups.insert(answer, group);
-            Some(group)
-        };
+        let mut answers = Answers::new(grouping.answer(&[], None, &[]));
         // ipBlock parts first: a pod address whose group is that of its
         // part needs no entry of its own.
         let part_groups: Vec<Option<usize>> = parts
             .iter()
-            .map(|(entries, _)| group_of(grouping.answer(&[], None, entries)))
+            .map(|(entries, _)| answers.group_of(grouping.answer(&[], None, entries)))
             .collect();
         // Classes with the same signature and named port numbers answer
         // alike: one answer per such kind (and ipBlock part), not per pod.
         let mut kinds: HashMap<(&[usize], Vec<Option<u16>>), usize> = HashMap::new();
         let mut answered: HashMap<(usize, Option<usize>), Option<usize>> = HashMap::new();
-        let mut peer_addresses = Vec::new();
+        // Every pod address with its group, and its part's group.
+        let mut claims: Vec<(IpAddr, Option<usize>, Option<usize>)> = Vec::new();
         for (&class, signature) in &signatures {
             let numbers = grouping.named_numbers(signature, class);
             let next = kinds.len();
             let kind = *kinds.entry((signature, numbers)).or_insert(next);
-            {
-                for &address in view.class_addresses(class) {
-                    let part = part_of(address);
-                    let group = *answered.entry((kind, part)).or_insert_with(|| {
-                        let blocks = part.map_or(&[][..], |p| parts[p].0.as_slice());
-                        group_of(grouping.answer(signature, Some(class), blocks))
+            for &address in view.class_addresses(class) {
+                let part = part_of(address);
+                let group = *answered.entry((kind, part)).or_insert_with(|| {
+                    let blocks = part.map_or(&[][..], |p| parts[p].0.as_slice());
+                    answers.group_of(grouping.answer(signature, Some(class), blocks))
+                });
+                claims.push((address, group, part.and_then(|p| part_groups[p])));
+            }
+        }
+        claims.sort_unstable();
+        let mut peer_addresses = Vec::new();
+        for claims in claims.chunk_by(|a, b| a.0 == b.0) {
+            let (address, mut group, part_group) = claims[0];
+            if claims.iter().any(|claim| claim.1 != group) {
+                // Pods of different answers share this address (an address
+                // reused before the old pod is gone): the kernel cannot tell
+                // them apart. Fail closed: allow only what every one of
+                // them is allowed.
+                let answer = (claims[1..].iter())
+                    .fold(answers.get(group).clone(), |common, claim| {
+                        intersect(&common, answers.get(claim.1))
                     });
-                    if group != part.and_then(|p| part_groups[p]) {
-                        // (A pod's answer includes its part's, so a pod in
-                        // group 0 never lies in a part of another group.)
-                        peer_addresses.push((address, group.unwrap_or(0)));
-                    }
-                }
+                group = answers.group_of(answer);
+                shared_addresses.push(address);
+            }
+            if group != part_group {
+                // (A pod's answer includes its part's, so a pod in group 0
+                // never lies in a part of another group.)
+                peer_addresses.push((address, group.unwrap_or(0)));
             }
         }
         let mut peer_ranges: Vec<(IpAddr, IpAddr, usize)> = Vec::new();
@@ -606,7 +622,7 @@ impl<'m> Compiler<'m> {
             merged.push((first, last, group));
         }
         // Number groups in order of their first peer: pods, then ranges.
-        let mut renumber = vec![usize::MAX; answers.len()];
+        let mut renumber = vec![usize::MAX; answers.list.len()];
         renumber[0] = 0;
         let mut order = vec![0];
         for group in peer_addresses
@@ -636,7 +652,7 @@ impl<'m> Compiler<'m> {
                 } else {
                     side.group_name(index)
                 };
-                expand(name, &answers[group], &side.isolated)
+                expand(name, &answers.list[group], &side.isolated)
             })
             .collect();
         side
@@ -680,6 +696,55 @@ fn digest(peers: &PeerSet) -> u64 {
 /// What a peer address may do with the isolated local classes: (isolated
 /// class index, ports), sorted by index, ports never empty.
 type Answer = Vec<(usize, PortSet)>;
+
+/// What every isolated class allows a peer in both answers (sorted by
+/// isolated class, as [`Grouping::answer`] leaves them).
+fn intersect(a: &Answer, b: &Answer) -> Answer {
+    a.iter()
+        .filter_map(|(local, ports)| {
+            let (_, other) = b.iter().find(|(l, _)| l == local)?;
+            let common = ports.intersection(other);
+            (!common.is_empty()).then_some((*local, common))
+        })
+        .collect()
+}
+
+/// The distinct answers of a side, numbered: the base answer (what every
+/// address gets) is 0 and has no group of its own.
+struct Answers {
+    base: Answer,
+    list: Vec<Answer>,
+    index: HashMap<Answer, usize>,
+}
+
+impl Answers {
+    fn new(base: Answer) -> Self {
+        Answers {
+            list: vec![base.clone()],
+            base,
+            index: HashMap::new(),
+        }
+    }
+
+    /// The group of `answer`; `None` for the base answer.
+    fn group_of(&mut self, answer: Answer) -> Option<usize> {
+        if answer == self.base {
+            return None;
+        }
+        if let Some(&group) = self.index.get(&answer) {
+            return Some(group);
+        }
+        let group = self.list.len();
+        self.list.push(answer.clone());
+        self.index.insert(answer, group);
+        Some(group)
+    }
+
+    /// The answer of a group (`None`: the base answer).
+    fn get(&self, group: Option<usize>) -> &Answer {
+        group.map_or(&self.base, |group| &self.list[group])
+    }
+}
 
 struct Grouping<'a> {
     direction: Direction,

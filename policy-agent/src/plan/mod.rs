@@ -95,6 +95,9 @@ pub struct Plan {
     pub failed_closed: Vec<ObjectRef>,
     /// Local pods that cannot be enforced (no IP yet).
     pub without_address: Vec<String>,
+    /// Peer addresses shared by pods with different permissions, enforced
+    /// fail-closed (see [`policy_nft::Unenforceable::shared_addresses`]).
+    pub shared_addresses: Vec<std::net::IpAddr>,
     /// Pods, policies and namespaces in the model.
     pub counts: Counts,
     /// How the model followed the snapshot: `None` when it was built from
@@ -422,6 +425,7 @@ impl Planner {
             kept_last_good: repairs.kept_last_good,
             failed_closed: repairs.failed_closed,
             without_address: unenforceable.without_address,
+            shared_addresses: unenforceable.shared_addresses,
             counts,
             model_update,
             model_time,
