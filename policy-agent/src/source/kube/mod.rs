@@ -19,4 +19,4 @@ pub use connect::{ClusterTarget, ConnectError, Connection, DEFAULT_CONNECT_TIMEO
 pub use error::{ApiCallError, FailureCause, causes};
 pub use kinds::ResourceKind;
 pub use list::{ClusterSnapshot, ListError, ListScope, MAX_LIST_ATTEMPTS, PAGE_SIZE, list_cluster};
-pub use watch::{KubeSourceError, KubeSourceOptions, MAX_DELAY, run};
+pub use watch::{KubeSourceError, KubeSourceOptions, MAX_DELAY, run, trim_pod};

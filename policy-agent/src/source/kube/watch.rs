@@ -362,7 +362,7 @@ where
 /// policy reads (images, environment, volumes, resources, probes, status
 /// details); without this, the initial list of 100,000 Pods held about
 /// 2.4 GiB until the first plan, and the agent's memory stayed high after.
-pub(crate) fn trim_pod(pod: &mut Pod) {
+pub fn trim_pod(pod: &mut Pod) {
     use k8s_openapi::api::core::v1::{Container, PodCondition, PodSpec, PodStatus};
     let metadata = &mut pod.metadata;
     metadata.managed_fields = None;
