@@ -78,14 +78,17 @@ impl View {
     }
 
     /// The server's current objects as the source should pass them on:
-    /// typed, without managedFields.
+    /// typed, without managedFields, Pods trimmed to what the loader reads.
     fn expected(server: &FakeApiServer) -> View {
         View {
             namespaces: typed::<Namespace>(server, Res::Namespaces)
                 .map(|ns| (ns.metadata.name.clone().unwrap(), ns))
                 .collect(),
             pods: typed::<Pod>(server, Res::Pods)
-                .map(|pod| (key_of(&pod.metadata), pod))
+                .map(|mut pod| {
+                    policy_agent::source::kube::trim_pod(&mut pod);
+                    (key_of(&pod.metadata), pod)
+                })
                 .collect(),
             policies: typed::<NetworkPolicy>(server, Res::NetworkPolicies)
                 .map(|np| (key_of(&np.metadata), np))

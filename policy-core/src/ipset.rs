@@ -207,6 +207,8 @@ impl fmt::Display for Cidr {
 }
 
 /// A set of IP addresses: sorted, disjoint, inclusive intervals per family.
+// The serde forms round-trip sets this crate built; deserializing does not
+// check that intervals are sorted and disjoint.
 #[derive(
     Clone,
     Debug,

@@ -61,6 +61,9 @@ impl fmt::Display for Direction {
 }
 
 /// A normalised NetworkPolicy.
+// Serialize/Deserialize round-trip values this crate made (the agent keeps
+// parked policies encoded); they do not validate, so they are no input
+// format: read manifests with the loader.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Policy {
     /// The policy's namespace; it selects pods only there.
