@@ -24,7 +24,7 @@ use policy_core::{Diagnostic, Loader, Policy, Severity};
 
 use super::{
     Counts, Key, OnUnreadable, Parked, Plan, PlanError, Planner, Repair, Repairs, allowing_nothing,
-    isolating_namespace, key_ref, object_key,
+    endpoint_position, isolating_namespace, key_ref, object_key,
 };
 use crate::source::ObjectChange;
 
@@ -102,11 +102,7 @@ impl Planner {
                 } => (namespace.as_str(), name.as_str(), *kind, None),
                 _ => continue,
             };
-            let before = (model.cluster().endpoints)
-                .binary_search_by(|e| {
-                    (e.namespace.as_str(), e.name.as_str(), e.kind).cmp(&(namespace, name, kind))
-                })
-                .ok()
+            let before = endpoint_position(model.cluster(), namespace, name, kind)
                 .map(|position| &model.cluster().endpoints[position]);
             self.count_endpoint_change(before, after);
         }
@@ -547,10 +543,8 @@ fn namespace_range<'a, T>(
 }
 
 fn find_endpoint<'a>(cluster: &'a Cluster, namespace: &str, name: &str) -> Option<&'a Endpoint> {
-    let found = cluster.endpoints.binary_search_by(|e| {
-        (e.namespace.as_str(), e.name.as_str(), e.kind).cmp(&(namespace, name, EndpointKind::Pod))
-    });
-    found.ok().map(|index| &cluster.endpoints[index])
+    endpoint_position(cluster, namespace, name, EndpointKind::Pod)
+        .map(|index| &cluster.endpoints[index])
 }
 
 fn find_policy<'a>(cluster: &'a Cluster, namespace: &str, name: &str) -> Option<&'a Policy> {

@@ -170,6 +170,20 @@ pub struct Planner {
 /// An endpoint's place in [`Cluster::endpoints`]' order.
 type EndpointKey = (String, String, EndpointKind);
 
+/// The position of the endpoint `(namespace, name, kind)` in `cluster`.
+fn endpoint_position(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    kind: EndpointKind,
+) -> Option<EndpointId> {
+    (cluster.endpoints)
+        .binary_search_by(|e| {
+            (e.namespace.as_str(), e.name.as_str(), e.kind).cmp(&(namespace, name, kind))
+        })
+        .ok()
+}
+
 fn endpoint_place(endpoint: &Endpoint) -> EndpointKey {
     (
         endpoint.namespace.clone(),
@@ -383,15 +397,7 @@ impl Planner {
         let cluster = model.cluster();
         let local: Vec<EndpointId> = (self.on_node.iter())
             .filter_map(|(namespace, name, kind)| {
-                (cluster.endpoints)
-                    .binary_search_by(|e| {
-                        (e.namespace.as_str(), e.name.as_str(), e.kind).cmp(&(
-                            namespace.as_str(),
-                            name.as_str(),
-                            *kind,
-                        ))
-                    })
-                    .ok()
+                endpoint_position(cluster, namespace, name, *kind)
             })
             .collect();
         debug_assert_eq!(
