@@ -231,7 +231,7 @@ fn main() {
     for _ in 0..plan_rounds {
         let start = Instant::now();
         let plan = planner
-            .plan(Inputs::Objects(objects.clone()))
+            .plan(Inputs::Objects(objects.iter().cloned().collect()))
             .expect("plan");
         from_objects.push(ms(start.elapsed()));
         assert!(plan.errors.is_empty());
@@ -320,12 +320,12 @@ fn main() {
         let changed_pod = changed[index].clone();
         let mut planner = Planner::new(NODE, Config::default(), OnUnreadable::KeepLastGood);
         let before = planner
-            .plan(Inputs::Objects(objects.clone()))
+            .plan(Inputs::Objects(objects.iter().cloned().collect()))
             .expect("plan")
             .ruleset;
         let start = Instant::now();
         let after = planner
-            .plan(Inputs::Objects(changed))
+            .plan(Inputs::Objects(changed.into_iter().collect()))
             .expect("plan")
             .ruleset;
         let plan_ms = ms(start.elapsed());
@@ -541,6 +541,7 @@ fn file_change_to_applied(testbed: &Testbed, rounds: usize) {
             dry_run: false,
             listen: Some(address),
             nft: Nft::default(),
+            release_memory: None,
         };
         // The agent runs until the process exits.
         std::thread::spawn(move || policy_agent::run(options));

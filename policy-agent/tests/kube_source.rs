@@ -127,7 +127,7 @@ impl View {
                         "Node" => self.nodes.clear(),
                         other => panic!("relisted {other}"),
                     }
-                    for object in objects {
+                    for object in objects.unpack().unwrap() {
                         assert_eq!(object.identity().unwrap().kind, kind);
                         self.insert(object);
                     }
@@ -249,7 +249,7 @@ impl Source {
                 SourceEvent::Snapshot(Inputs::Objects(objects)) => {
                     assert!(self.view.is_none(), "a second snapshot");
                     self.last_batch = None;
-                    let view = View::from_objects(objects);
+                    let view = View::from_objects(objects.unpack().unwrap());
                     self.view = Some(view.clone());
                     return view;
                 }
@@ -1051,7 +1051,7 @@ async fn a_planner_following_the_source_agrees_with_planning_the_server_afresh()
             while view.as_ref() != Some(&expected) {
                 match source.next(PATIENCE).await {
                     SourceEvent::Snapshot(Inputs::Objects(objects)) => {
-                        *view = Some(View::from_objects(objects.clone()));
+                        *view = Some(View::from_objects(objects.clone().unpack().unwrap()));
                         planner.plan(Inputs::Objects(objects)).unwrap();
                     }
                     SourceEvent::Changes(changes) => {
@@ -1064,7 +1064,9 @@ async fn a_planner_following_the_source_agrees_with_planning_the_server_afresh()
                 }
             }
             let mut fresh = Planner::new("worker-1", Config::default(), OnUnreadable::KeepLastGood);
-            let planned = fresh.plan(Inputs::Objects(expected.objects())).unwrap();
+            let planned = fresh
+                .plan(Inputs::Objects(expected.objects().into_iter().collect()))
+                .unwrap();
             let following = planner.model().unwrap();
             assert_eq!(
                 following.cluster(),

@@ -139,6 +139,7 @@ pub fn run(args: AgentArgs) -> ExitCode {
             binary: args.nft,
             prefix: Vec::new(),
         },
+        release_memory: Some(crate::release_memory),
     };
     match policy_agent::run(options) {
         Ok(()) => ExitCode::Success,

@@ -61,8 +61,8 @@ impl Planner {
                 }
                 ObjectChange::Relisted { kind, objects } => {
                     let listed: BTreeSet<Key> = (objects.iter())
-                        .filter_map(Object::identity)
-                        .map(|object| object_key(&object))
+                        .filter_map(|object| object.identity())
+                        .map(object_key)
                         .collect();
                     let gone: Vec<Key> = self
                         .keys_of_kind(&kind, model.cluster(), &overlay)
@@ -72,7 +72,16 @@ impl Planner {
                     for key in gone {
                         self.follow_deleted(key, &mut overlay);
                     }
-                    for object in objects {
+                    for object in objects.unpack_each() {
+                        let object = match object {
+                            Ok(object) => object,
+                            Err(error) => {
+                                // Nothing was changed in place yet: the
+                                // overlay is dropped, the model kept.
+                                self.last_good = Some(model);
+                                return Err(PlanError(error.to_string()));
+                            }
+                        };
                         self.follow_applied(object, model.cluster(), &mut overlay);
                     }
                 }
@@ -756,7 +765,7 @@ mod tests {
                     .map(|(_, o)| o.clone()),
             );
         }
-        Inputs::Objects(objects)
+        Inputs::Objects(objects.into_iter().collect())
     }
 
     /// Applies `event` to the source's store and says what the source sends.
@@ -918,7 +927,7 @@ mod tests {
             error.0.contains("before the source's first snapshot"),
             "{error}"
         );
-        planner.plan(Inputs::Objects(Vec::new())).unwrap();
+        planner.plan(Inputs::Objects(Default::default())).unwrap();
         let error = planner
             .plan_changes(vec![deleted("Deployment", "a", "d")])
             .unwrap_err();

@@ -308,8 +308,9 @@ impl Planner {
         match inputs {
             Inputs::Files(files) => (loader, files_parsed) = self.load_files(&files),
             Inputs::Objects(objects) => {
-                for object in objects {
-                    loader.add(object);
+                // One typed object at a time, straight into the loader.
+                for object in objects.unpack_each() {
+                    loader.add(object.map_err(|e| PlanError(e.to_string()))?);
                 }
             }
         }
@@ -904,7 +905,9 @@ spec:
             }
         }
         let mut from_objects = planner(OnUnreadable::KeepLastGood);
-        let plan = from_objects.plan(Inputs::Objects(objects)).unwrap();
+        let plan = from_objects
+            .plan(Inputs::Objects(objects.into_iter().collect()))
+            .unwrap();
         assert!(plan.errors.is_empty());
         assert_eq!(plan.ruleset, expected.ruleset);
     }

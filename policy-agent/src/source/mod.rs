@@ -11,11 +11,14 @@
 
 pub mod dir;
 pub mod kube;
+pub mod packed;
 
 use std::sync::Arc;
 
 use policy_core::diagnostic::ObjectRef;
 use policy_core::load::Object;
+
+pub use packed::{PackError, PackedObject, PackedObjects};
 
 /// A manifest file, as read from disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,8 +35,9 @@ pub struct SourceFile {
 pub enum Inputs {
     /// Manifest files (the directory source).
     Files(Vec<SourceFile>),
-    /// Typed objects (the Kubernetes source).
-    Objects(Vec<Object>),
+    /// Objects (the Kubernetes source), packed until the planner reads
+    /// them ([`packed`]).
+    Objects(PackedObjects),
 }
 
 /// One change to a source's objects since its last event.
@@ -52,8 +56,8 @@ pub enum ObjectChange {
     Relisted {
         /// The kind, as in `kind:`.
         kind: String,
-        /// Every object of the kind.
-        objects: Vec<Object>,
+        /// Every object of the kind, packed until the planner reads them.
+        objects: PackedObjects,
     },
 }
 

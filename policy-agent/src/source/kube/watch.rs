@@ -50,7 +50,10 @@
 //! `metadata.managedFields` is dropped from every object as it arrives: it
 //! is often half an object's size and no policy reads it. Nothing else is
 //! filtered; Pods that have Succeeded or Failed are passed on, and the
-//! loader decides what they mean.
+//! loader decides what they mean. Pods are trimmed to what the loader
+//! reads ([`trim_pod`]), and every listed object is kept packed
+//! ([`crate::source::packed`]) until the planner reads it, so the initial
+//! list of a large cluster never exists as typed objects all at once.
 //!
 //! # Relists are atomic
 //!
@@ -87,7 +90,7 @@ use tokio::time::Instant;
 
 use super::error::ApiCallError;
 use super::kinds::ResourceKind;
-use crate::source::{Inputs, ObjectChange, SourceEvent};
+use crate::source::{Inputs, ObjectChange, PackedObject, PackedObjects, SourceEvent};
 
 /// The longest a change waits after the first change of a batch, unless the
 /// debounce itself is longer.
@@ -158,10 +161,11 @@ pub async fn run(
 
     let max_delay = MAX_DELAY.max(options.debounce);
     const KINDS: usize = ResourceKind::WATCHED.len();
-    // A (re)list in progress, per kind.
-    let mut listing: [Option<Vec<Object>>; KINDS] = Default::default();
+    // A (re)list in progress, per kind, packed as it arrives: a typed
+    // 100,000-Pod list would be most of the agent's peak memory.
+    let mut listing: [Option<Vec<PackedObject>>; KINDS] = Default::default();
     // Until the initial sync: every kind's objects, once listed.
-    let mut initial: [Option<BTreeMap<ObjectRef, Object>>; KINDS] = Default::default();
+    let mut initial: [Option<BTreeMap<ObjectRef, PackedObject>>; KINDS] = Default::default();
     let mut synced = false;
     let mut pending: Vec<ObjectChange> = Vec::new();
     let mut burst: Option<Burst> = None;
@@ -195,13 +199,15 @@ pub async fn run(
                         None
                     }
                     Signal::Listing(object) => {
+                        let object = PackedObject::pack(object);
                         listing[index].get_or_insert_with(Vec::new).push(object);
                         None
                     }
                     Signal::Listed => {
                         tracing::debug!(kind = kind.kind(), "list complete");
                         let mut objects = listing[index].take().unwrap_or_default();
-                        objects.sort_by_cached_key(Object::identity);
+                        objects.sort_by(|a, b| a.identity().cmp(&b.identity()));
+                        let objects = PackedObjects::from_iter(objects);
                         Some(ObjectChange::Relisted { kind: kind.kind().to_owned(), objects })
                     }
                     Signal::Applied(object) => Some(ObjectChange::Applied(object)),
@@ -246,7 +252,7 @@ pub async fn run(
                         nodes = lists[3].len(),
                         "initial sync complete"
                     );
-                    let objects: Vec<Object> = lists.into_iter().flat_map(BTreeMap::into_values).collect();
+                    let objects: PackedObjects = lists.into_iter().flat_map(BTreeMap::into_values).collect();
                     tracing::debug!(objects = objects.len(), "sending snapshot");
                     let snapshot = SourceEvent::Snapshot(Inputs::Objects(objects));
                     if events.send(snapshot).await.is_err() {
@@ -260,19 +266,22 @@ pub async fn run(
 
 /// Keeps one kind's objects up to date until the initial sync; `None`
 /// until the kind is first listed.
-fn follow_before_sync(objects: &mut Option<BTreeMap<ObjectRef, Object>>, change: ObjectChange) {
+fn follow_before_sync(
+    objects: &mut Option<BTreeMap<ObjectRef, PackedObject>>,
+    change: ObjectChange,
+) {
     match change {
         ObjectChange::Relisted {
             objects: listed, ..
         } => {
             let listed = (listed.into_iter())
-                .filter_map(|object| Some((object.identity()?, object)))
+                .filter_map(|object| Some((object.identity()?.clone(), object)))
                 .collect();
             *objects = Some(listed);
         }
         ObjectChange::Applied(object) => {
             if let (Some(objects), Some(key)) = (objects.as_mut(), object.identity()) {
-                objects.insert(key, object);
+                objects.insert(key, PackedObject::pack(object));
             }
         }
         ObjectChange::Deleted(key) => {
