@@ -64,7 +64,8 @@ pub struct AgentOptions {
     pub nft: Nft,
     /// Returns freed memory to the operating system; called after planning
     /// a snapshot (the initial sync, a directory reload), when the memory
-    /// that loading and building took has just been freed. The agent does
+    /// that loading and building took has just been freed, and after each
+    /// drift check, off the event path. The agent does
     /// not know the process's allocator; the binary passes its collector
     /// (mimalloc's `mi_collect`). Without it an idle agent can keep
     /// hundreds of MiB it no longer uses until the allocator's own delay
@@ -240,8 +241,8 @@ fn control_loop(
                 }
                 let snapshot = work.snapshot.is_some();
                 sync(&mut planner, &mut enforcer, work, metrics, health);
-                if let (true, Some(release)) = (snapshot, options.release_memory) {
-                    release();
+                if snapshot {
+                    release_memory(&options);
                 }
                 match stop {
                     Some(Control::Shutdown(signal)) => break shutdown(signal),
@@ -254,6 +255,8 @@ fn control_loop(
             Ok(Control::SourceEnded(why)) => break source_ended(why),
             Err(RecvTimeoutError::Timeout) => {
                 check_drift(&mut enforcer, metrics);
+                // Off the event path: what changes freed since goes back too.
+                release_memory(&options);
                 next_check = Instant::now() + options.check_interval;
             }
             Err(RecvTimeoutError::Disconnected) => break source_ended(None),
@@ -268,6 +271,17 @@ fn control_loop(
         info!("leaving the rules in place (use --cleanup-on-exit to remove them)");
     }
     outcome
+}
+
+fn release_memory(options: &AgentOptions) {
+    if let Some(release) = options.release_memory {
+        let started = Instant::now();
+        release();
+        debug!(
+            us = started.elapsed().as_micros() as u64,
+            "returned freed memory"
+        );
+    }
 }
 
 fn shutdown(signal: &str) -> Result<(), AgentError> {
