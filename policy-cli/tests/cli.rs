@@ -514,3 +514,55 @@ fn agent_dry_run_prints_the_first_transaction_and_stops_on_sigterm() {
     // The first transaction is exactly what `netpol compile` prints.
     assert_eq!(body, stdout(&compiled));
 }
+
+/// Two pods with one address (reused before the old pod is gone) and
+/// different permissions: the compiled ruleset gives the address what both
+/// are allowed, and `netpol compile` says so, naming the address, instead
+/// of silently narrowing one pod's traffic.
+#[test]
+fn compile_warns_about_a_peer_address_shared_by_pods_with_different_permissions() {
+    let cluster = "
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec: {nodeName: node-2, containers: [{name: c, image: i}]}
+status: {podIP: 10.0.0.5}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: batch, namespace: shop, labels: {app: batch}}
+spec: {nodeName: node-2, containers: [{name: c, image: i}]}
+status: {podIP: 10.0.0.5}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db, namespace: shop, labels: {app: db}}
+spec: {nodeName: node-1, containers: [{name: c, image: i}]}
+status: {podIP: 10.0.0.9}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: web}}}]
+    ports: [{port: 5432}]
+  - from: [{podSelector: {matchLabels: {app: batch}}}]
+    ports: [{port: 5432}, {port: 80}]
+";
+    let output = netpol_with_stdin(&["compile", "-", "--node", "node-1"], cluster);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let warning = stderr(&output);
+    assert!(
+        warning
+            .contains("warning: 1 peer address(es) are shared by pods with different permissions")
+            && warning.contains(": 10.0.0.5"),
+        "{warning}"
+    );
+    // Pods that share nothing give no such warning.
+    let distinct = cluster.replacen("podIP: 10.0.0.5", "podIP: 10.0.0.6", 1);
+    let output = netpol_with_stdin(&["compile", "-", "--node", "node-1"], &distinct);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("shared"), "{}", stderr(&output));
+}
