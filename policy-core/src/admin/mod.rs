@@ -1240,7 +1240,7 @@ impl Checker<'_> {
             .any(|p| matches!(p, AdminPeer::Nodes(_) | AdminPeer::DomainNames(_)));
         let networks = peers.iter().any(|p| matches!(p, AdminPeer::Networks(_)));
         let rule = "networks/nodes/domainNames peer cannot be set with namedPorts";
-        if self.kind.is_v1alpha1() && (experimental_only || networks) || experimental_only {
+        if experimental_only || (self.kind.is_v1alpha1() && networks) {
             self.error(
                 rule_path.clone(),
                 format!(
