@@ -1156,7 +1156,7 @@ impl Loader {
                 .find(|d| d.severity == Severity::Error)
             {
                 last.help = Some(format!(
-                    "netpol leaves this {kind} out, as the API server would not store it"
+                    "netpol leaves this {kind} out: the API server would not store it, or (for a selector) no implementation could enforce it"
                 ));
             }
             return;
