@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::admin::AdminPolicy;
 use crate::diagnostic::SourceLocation;
 use crate::policy::Policy;
 use crate::ports::Protocol;
@@ -504,6 +505,10 @@ pub struct Cluster {
     pub services: Vec<Service>,
     /// Valid NetworkPolicies, sorted by namespace and name.
     pub policies: Vec<Policy>,
+    /// Valid admin-tier policies (ANP, BANP, CNP), sorted by tier, then
+    /// priority, then kind and name. Validated only: the model does not
+    /// use them yet.
+    pub admin_policies: Vec<AdminPolicy>,
     /// Nodes, sorted by name.
     pub nodes: Vec<Node>,
     /// EndpointSlices, sorted by namespace and name.

@@ -49,7 +49,9 @@
 //! - [`yaml`] parses text into spanned trees; [`decode`] turns them into
 //!   k8s-openapi types, reporting unknown fields and type errors by line.
 //! - [`load`] builds a [`Cluster`]; [`policy`] normalises and validates
-//!   NetworkPolicies.
+//!   NetworkPolicies; [`admin`] does the same for the cluster-wide admin
+//!   tiers (AdminNetworkPolicy, BaselineAdminNetworkPolicy,
+//!   ClusterNetworkPolicy), which the model does not use yet.
 //! - [`model`] groups endpoints into classes and compiles the rules; it answers
 //!   queries ([`Model::query`]), truth tables ([`Model::port_matrix`]) and
 //!   connection sets ([`Model::connections`]); [`graph`] exports it to petgraph.
@@ -58,6 +60,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod bitset;
 pub mod cluster;
 pub mod config;

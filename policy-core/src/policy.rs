@@ -293,7 +293,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn error(path: FieldPath, message: impl Into<String>) -> Self {
+    pub(crate) fn error(path: FieldPath, message: impl Into<String>) -> Self {
         Problem {
             severity: Severity::Error,
             path,
@@ -301,7 +301,7 @@ impl Problem {
         }
     }
 
-    fn warning(path: FieldPath, message: impl Into<String>) -> Self {
+    pub(crate) fn warning(path: FieldPath, message: impl Into<String>) -> Self {
         Problem {
             severity: Severity::Warning,
             path,

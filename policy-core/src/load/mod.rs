@@ -30,6 +30,7 @@ use k8s_openapi::api::networking::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
+use crate::admin::{AdminKind, AdminObject, AdminPolicy};
 use crate::cluster::{
     Cluster, ContainerPort, Endpoint, EndpointKind, NAMESPACE_NAME_LABEL, Namespace, Owner,
     Service, WorkloadKind,
@@ -145,6 +146,7 @@ pub struct Loader {
     workloads: Vec<Endpoint>,
     services: Vec<Service>,
     policies: Vec<Policy>,
+    admin_policies: Vec<AdminPolicy>,
     nodes: Vec<crate::cluster::Node>,
     endpoint_slices: Vec<crate::cluster::EndpointSlice>,
     ingresses: Vec<crate::cluster::Ingress>,
@@ -217,6 +219,17 @@ const KINDS: &[(&str, &[&str])] = &[
     ("EndpointSlice", &["discovery.k8s.io/v1"]),
     ("Ingress", &["networking.k8s.io/v1"]),
     ("IngressClass", &["networking.k8s.io/v1"]),
+    // Each served at one version only; kubernetes-sigs/network-policy-api
+    // never served ANP or BANP at v1alpha2, nor CNP at v1alpha1.
+    ("AdminNetworkPolicy", &["policy.networking.k8s.io/v1alpha1"]),
+    (
+        "BaselineAdminNetworkPolicy",
+        &["policy.networking.k8s.io/v1alpha1"],
+    ),
+    (
+        "ClusterNetworkPolicy",
+        &["policy.networking.k8s.io/v1alpha2"],
+    ),
 ];
 
 impl Loader {
@@ -288,6 +301,8 @@ impl Loader {
             .extend(part.scaled_to_zero.iter().map(|index| index + offset));
         self.services.extend(part.services.iter().cloned());
         self.policies.extend(part.policies.iter().cloned());
+        self.admin_policies
+            .extend(part.admin_policies.iter().cloned());
         self.nodes.extend(part.nodes.iter().cloned());
         self.endpoint_slices
             .extend(part.endpoint_slices.iter().cloned());
@@ -429,6 +444,10 @@ impl Loader {
             &rewritten
         };
         let origin = Origin { file, node };
+        if let Some(admin_kind) = AdminKind::from_kind(kind) {
+            self.load_admin(admin_kind, &origin, object_ref);
+            return;
+        }
         // A rejected NetworkPolicy is left out whole; other kinds are kept
         // without the fields that cannot be read.
         let strict = kind == "NetworkPolicy";
@@ -495,6 +514,17 @@ impl Loader {
         object: &ObjectRef,
         strict: bool,
     ) -> Option<T> {
+        self.decode_reporting(origin, object, strict).0
+    }
+
+    /// [`Loader::decode_as`], also returning the paths of the unknown fields.
+    fn decode_reporting<T: serde::de::DeserializeOwned>(
+        &mut self,
+        origin: &Origin<'_>,
+        object: &ObjectRef,
+        strict: bool,
+    ) -> (Option<T>, Vec<FieldPath>) {
+        let mut unknown_paths = Vec::new();
         let mut repaired: Option<Node> = None;
         let mut reported_unknown = false;
         // Each retry removes one field, so this ends; the bound guards against surprises.
@@ -505,28 +535,29 @@ impl Loader {
                 for unknown in &decoded.unknown_fields {
                     self.diagnostics
                         .push(unknown_field_diagnostic(unknown, origin, object));
+                    unknown_paths.push(unknown.path.clone());
                 }
                 reported_unknown = true;
             }
             match decoded.value {
-                Ok(value) => return Some(value),
+                Ok(value) => return (Some(value), unknown_paths),
                 Err(error) => {
                     let removable = !strict && !error.path.is_empty();
                     self.diagnostics.push(type_error_diagnostic(
                         &error, origin, object, strict, removable,
                     ));
                     if !removable {
-                        return None;
+                        return (None, unknown_paths);
                     }
                     let mut copy = node.clone();
                     if !remove_at(&mut copy, error.path.steps()) {
-                        return None;
+                        return (None, unknown_paths);
                     }
                     repaired = Some(copy);
                 }
             }
         }
-        None
+        (None, unknown_paths)
     }
 
     fn push(
@@ -1082,6 +1113,141 @@ impl Loader {
         }
     }
 
+    /// Decodes, validates and keeps an admin-tier policy. Like a
+    /// NetworkPolicy, one the API server would reject (or that could not be
+    /// enforced) is left out whole with an error.
+    fn load_admin(&mut self, kind: AdminKind, origin: &Origin<'_>, object_ref: ObjectRef) {
+        let (object, unknown_fields) = match kind {
+            AdminKind::AdminNetworkPolicy => {
+                let (object, unknown) = self.decode_reporting(origin, &object_ref, true);
+                (object.map(AdminObject::AdminNetworkPolicy), unknown)
+            }
+            AdminKind::BaselineAdminNetworkPolicy => {
+                let (object, unknown) = self.decode_reporting(origin, &object_ref, true);
+                (object.map(AdminObject::BaselineAdminNetworkPolicy), unknown)
+            }
+            AdminKind::ClusterNetworkPolicy => {
+                let (object, unknown) = self.decode_reporting(origin, &object_ref, true);
+                (object.map(AdminObject::ClusterNetworkPolicy), unknown)
+            }
+        };
+        let Some(object) = object else {
+            return;
+        };
+        self.record_allowances(&object_ref, object.metadata());
+        let locate = |path: &FieldPath| Some(origin.locate(path));
+        let (policy, problems) = AdminPolicy::from_object(&object, &unknown_fields, &locate);
+        for problem in problems {
+            self.push(
+                problem.severity,
+                match problem.severity {
+                    Severity::Error => DiagnosticKind::InvalidValue,
+                    _ => DiagnosticKind::Questionable,
+                },
+                problem.message,
+                Some(Located::new(Some(origin), Some(&object_ref), problem.path)),
+            );
+        }
+        let Some(policy) = policy else {
+            if let Some(last) = self
+                .diagnostics
+                .iter_mut()
+                .rev()
+                .find(|d| d.severity == Severity::Error)
+            {
+                last.help = Some(format!(
+                    "netpol leaves this {kind} out: the API server would not store it, or (for a selector) no implementation could enforce it"
+                ));
+            }
+            return;
+        };
+        if !self.first_of_its_name(
+            kind.as_str(),
+            "",
+            &policy.name,
+            Some(origin),
+            Some(&object_ref),
+        ) {
+            if kind == AdminKind::BaselineAdminNetworkPolicy
+                && let Some(last) = self.diagnostics.last_mut()
+            {
+                last.help = Some(
+                    "a cluster has at most one BaselineAdminNetworkPolicy, named \"default\""
+                        .into(),
+                );
+            }
+            return;
+        }
+        self.admin_policies.push(policy);
+    }
+
+    /// Sorts the admin policies and reports what concerns them together:
+    /// equal priorities, and that the model does not use them yet.
+    fn finish_admin_policies(&mut self) -> Vec<AdminPolicy> {
+        let mut policies = std::mem::take(&mut self.admin_policies);
+        policies.sort_by(|a, b| {
+            (a.tier, a.priority, a.kind, &a.name).cmp(&(b.tier, b.priority, b.kind, &b.name))
+        });
+        // The API allows equal priorities, but where two such policies
+        // both match a connection "the implementation can apply any of the
+        // matching policies" (ANP and CNP `priority` docs): worth a warning,
+        // not an error. ANPs and CNPs are separate APIs; compare each with its own kind.
+        for (index, policy) in policies.iter().enumerate() {
+            let Some(priority) = policy.priority else {
+                continue;
+            };
+            let Some(first) = policies[..index].iter().find(|other| {
+                other.kind == policy.kind
+                    && other.tier == policy.tier
+                    && other.priority == Some(priority)
+            }) else {
+                continue;
+            };
+            let tier = if policy.kind == AdminKind::ClusterNetworkPolicy {
+                format!(" in the {} tier", policy.tier.as_str())
+            } else {
+                String::new()
+            };
+            self.diagnostics.push(
+                Diagnostic::new(
+                    Severity::Warning,
+                    DiagnosticKind::Questionable,
+                    format!(
+                        "{} {} has the same priority ({priority}){tier} as {}: where both match a connection, the API leaves the choice between them to the implementation",
+                        policy.kind, policy.name, first.name
+                    ),
+                )
+                .with_help("give each policy its own priority, so that their order is defined")
+                .with_source(policy.source.clone())
+                .with_object(Some(ObjectRef {
+                    kind: policy.kind.as_str().to_string(),
+                    namespace: String::new(),
+                    name: policy.name.clone(),
+                }))
+                .with_field(FieldPath::parse("spec.priority")),
+            );
+        }
+        if !policies.is_empty() {
+            let one = policies.len() == 1;
+            // Never silently wrong: every verdict below ignores these tiers.
+            self.diagnostics.push(
+                Diagnostic::new(
+                    Severity::Warning,
+                    DiagnosticKind::Skipped,
+                    format!(
+                        "{} admin-tier {} validated but {} not yet part of the reachability model (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy): verdicts ignore {}",
+                        policies.len(),
+                        if one { "policy was" } else { "policies were" },
+                        if one { "is" } else { "are" },
+                        if one { "it" } else { "them" },
+                    ),
+                )
+                .with_help("an Admin-tier Deny or Accept, or a Baseline rule, may change what these verdicts say"),
+            );
+        }
+        policies
+    }
+
     /// Resolves workloads against pods, creates referenced namespaces, and
     /// returns the cluster.
     pub fn finish(mut self) -> Loaded {
@@ -1110,6 +1276,7 @@ impl Loader {
             .sort_by(|a, b| (&a.namespace, &a.name, a.kind).cmp(&(&b.namespace, &b.name, b.kind)));
         let mut policies = std::mem::take(&mut self.policies);
         policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        let admin_policies = self.finish_admin_policies();
         let mut services = std::mem::take(&mut self.services);
         services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         let mut nodes = std::mem::take(&mut self.nodes);
@@ -1126,6 +1293,7 @@ impl Loader {
                 endpoints,
                 services,
                 policies,
+                admin_policies,
                 nodes,
                 endpoint_slices,
                 ingresses,
@@ -1470,7 +1638,14 @@ fn object_ref_of(node: &Node, kind: &str) -> ObjectRef {
 }
 
 /// Kinds without a namespace.
-const CLUSTER_SCOPED: &[&str] = &["Namespace", "Node", "IngressClass"];
+const CLUSTER_SCOPED: &[&str] = &[
+    "Namespace",
+    "Node",
+    "IngressClass",
+    "AdminNetworkPolicy",
+    "BaselineAdminNetworkPolicy",
+    "ClusterNetworkPolicy",
+];
 
 fn with_api_version(node: &Node, api_version: &str) -> Node {
     let mut copy = node.clone();

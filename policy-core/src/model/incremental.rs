@@ -1262,6 +1262,8 @@ pub fn differences(old: &Cluster, new: Cluster) -> Vec<Change> {
         endpoints,
         services,
         policies,
+        // Not part of the model yet (see `Cluster::admin_policies`).
+        admin_policies: _,
         nodes,
         endpoint_slices,
         ingresses,
