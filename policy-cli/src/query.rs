@@ -3,8 +3,10 @@
 use std::fmt::Write as _;
 
 use clap::{Args, ValueEnum};
+use policy_core::admin::Action;
 use policy_core::cluster::ServiceType;
 use policy_core::model::Target;
+use policy_core::model::{AdminRuleRef, TierMatch};
 use policy_core::model::{
     BackendTarget, DnsVerdict, Exclusion, QueryError, RuleRef, ServiceId, ServiceOutcome,
     ServiceQueryError, ServiceVerdict,
@@ -517,7 +519,69 @@ fn side_text(
                 if ingress { "from" } else { "to" }
             )
         }
+        SideVerdict::Admin(decision) => format!(
+            "{} by {}, in the admin tier, before any NetworkPolicy{}",
+            tier_action(decision),
+            decision.rule.label(model.cluster()),
+            ambiguity(model, decision)
+        ),
+        SideVerdict::Baseline(decision) => format!(
+            "{} by {}, in the baseline tier, as no NetworkPolicy selects {subject} for {}{}",
+            tier_action(decision),
+            decision.rule.label(model.cluster()),
+            if ingress { "ingress" } else { "egress" },
+            ambiguity(model, decision)
+        ),
     }
+}
+
+fn tier_action(decision: &TierMatch) -> &'static str {
+    match decision.action {
+        Action::Accept => "allowed: accepted",
+        Action::Deny => "DENIED: denied",
+        Action::Pass => "passed",
+    }
+}
+
+/// Same-priority policies that disagree: the API lets an implementation
+/// apply either, so say so rather than pick one silently.
+fn ambiguity(model: &Model, decision: &TierMatch) -> String {
+    if decision.ambiguous_with.is_empty() {
+        return String::new();
+    }
+    let others: Vec<String> = (decision.ambiguous_with.iter())
+        .map(|rule| rule.label(model.cluster()))
+        .collect();
+    format!(
+        " (AMBIGUOUS: {} {} the same priority and {} with another action; an implementation may apply either)",
+        others.join(", "),
+        if others.len() == 1 { "has" } else { "have" },
+        if others.len() == 1 {
+            "matches"
+        } else {
+            "match"
+        },
+    )
+}
+
+fn tier_json(model: &Model, decision: &TierMatch) -> Value {
+    let describe = |rule: &AdminRuleRef| {
+        let policy = &model.cluster().admin_policies[rule.policy];
+        json!({
+            "kind": policy.kind.as_str(),
+            "name": policy.name,
+            "tier": policy.tier.as_str(),
+            "priority": policy.priority,
+            "direction": rule.direction.as_str(),
+            "index": rule.index,
+            "rule": policy.rules(rule.direction).iter().find(|r| r.index == rule.index).and_then(|r| r.name.clone()),
+        })
+    };
+    json!({
+        "action": decision.action.as_str(),
+        "rule": describe(&decision.rule),
+        "ambiguous_with": decision.ambiguous_with.iter().map(describe).collect::<Vec<_>>(),
+    })
 }
 
 fn render_text(model: &Model, verdict: &Verdict) -> String {
@@ -558,6 +622,14 @@ fn side_json(model: &Model, side: &SideVerdict) -> Value {
         SideVerdict::SelfTraffic => "self-traffic",
         SideVerdict::AllowedBy(_) => "allowed-by-rule",
         SideVerdict::Denied(_) => "no-rule-matched",
+        SideVerdict::Admin(_) => "admin-tier",
+        SideVerdict::Baseline(_) => "baseline-tier",
+    };
+    let tier = match side {
+        SideVerdict::Admin(decision) | SideVerdict::Baseline(decision) => {
+            tier_json(model, decision)
+        }
+        _ => Value::Null,
     };
     let rules: Vec<Value> = match side {
         SideVerdict::AllowedBy(rules) => rules
@@ -581,6 +653,7 @@ fn side_json(model: &Model, side: &SideVerdict) -> Value {
         "reason": reason,
         "rules": rules,
         "isolated_by": isolated_by,
+        "tier_rule": tier,
     })
 }
 

@@ -566,3 +566,128 @@ spec:
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(!stderr(&output).contains("shared"), "{}", stderr(&output));
 }
+
+/// `query` goes through the admin tiers: an AdminNetworkPolicy Deny decides
+/// before any NetworkPolicy, and the answer names the tier, the policy, its
+/// priority, the rule (index and name) and the action; a baseline Deny
+/// decides only for pods no NetworkPolicy selects.
+#[test]
+fn query_names_the_admin_tier_rule_that_decides() {
+    let cluster = "
+apiVersion: v1
+kind: Namespace
+metadata: {name: gryffindor, labels: {house: gryffindor}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: ravenclaw, labels: {house: ravenclaw}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: harry, namespace: gryffindor, labels: {app: harry}}
+spec: {nodeName: node-1, containers: [{name: c}]}
+status: {podIP: 10.0.0.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: luna, namespace: ravenclaw, labels: {app: luna}}
+spec: {nodeName: node-1, containers: [{name: c}]}
+status: {podIP: 10.0.0.2}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-all, namespace: ravenclaw}
+spec:
+  podSelector: {}
+  ingress: [{}]
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: block-gryffindor}
+spec:
+  priority: 3
+  subject: {namespaces: {matchLabels: {house: ravenclaw}}}
+  ingress:
+  - name: deny-from-gryffindor
+    action: Deny
+    from: [{namespaces: {matchLabels: {house: gryffindor}}}]
+    ports: [{portNumber: {protocol: TCP, port: 80}}]
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: BaselineAdminNetworkPolicy
+metadata: {name: default}
+spec:
+  subject: {namespaces: {}}
+  egress:
+  - {name: no-egress, action: Deny, to: [{namespaces: {}}]}
+";
+    let query = |from: &str, to: &str, port: &str| {
+        netpol_with_stdin(
+            &["query", "-", "--from", from, "--to", to, "--port", port],
+            cluster,
+        )
+    };
+    let output = query("gryffindor/harry", "ravenclaw/luna", "80");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains(
+            "ingress of ravenclaw/luna: DENIED: denied by AdminNetworkPolicy `block-gryffindor` (priority 3) ingress rule 0 `deny-from-gryffindor`, in the admin tier, before any NetworkPolicy"
+        ),
+        "{text}"
+    );
+    // harry has no NetworkPolicy for egress, so the baseline decides.
+    assert!(
+        text.contains(
+            "egress of gryffindor/harry: DENIED: denied by BaselineAdminNetworkPolicy `default` egress rule 0 `no-egress`, in the baseline tier, as no NetworkPolicy selects gryffindor/harry for egress"
+        ),
+        "{text}"
+    );
+    // The other way: luna's egress is baseline-denied too; harry's ingress
+    // has no NetworkPolicy and no ingress baseline rule.
+    let output = query("ravenclaw/luna", "gryffindor/harry", "80");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("ingress of gryffindor/harry: allowed: not isolated"),
+        "{}",
+        stdout(&output)
+    );
+    // Which commands read the tiers is said once, on stderr.
+    let warnings = stderr(&output);
+    assert_eq!(
+        warnings
+            .matches("`netpol query` evaluates them, but the connectivity matrix")
+            .count(),
+        1,
+        "{warnings}"
+    );
+    // JSON names the deciding rule.
+    let output = netpol_with_stdin(
+        &[
+            "query",
+            "-",
+            "--from",
+            "gryffindor/harry",
+            "--to",
+            "ravenclaw/luna",
+            "--port",
+            "80",
+            "--output",
+            "json",
+        ],
+        cluster,
+    );
+    let value: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(value["ingress"]["reason"], "admin-tier");
+    assert_eq!(value["ingress"]["tier_rule"]["action"], "Deny");
+    assert_eq!(
+        value["ingress"]["tier_rule"]["rule"]["name"],
+        "block-gryffindor"
+    );
+    assert_eq!(value["ingress"]["tier_rule"]["rule"]["priority"], 3);
+    assert_eq!(
+        value["ingress"]["tier_rule"]["rule"]["rule"],
+        "deny-from-gryffindor"
+    );
+    assert_eq!(value["egress"]["reason"], "baseline-tier");
+}

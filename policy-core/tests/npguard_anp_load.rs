@@ -181,7 +181,7 @@ fn good_path_directories_load_without_errors_but_the_documented_ones() {
             !loaded.cluster.admin_policies.is_empty(),
             "{name}: no admin policy loaded"
         );
-        // The one note that verdicts ignore these tiers, never more.
+        // The one note on which commands read these tiers, never more.
         let notes = loaded
             .diagnostics
             .iter()

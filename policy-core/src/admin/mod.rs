@@ -17,8 +17,9 @@
 //! docs/SEMANTICS.md, "Admin tiers"). Rules keep their written order: the
 //! first matching rule of a policy decides.
 //!
-//! This is only the representation: the reachability model does not use
-//! these policies yet.
+//! [`evaluate`] reads them exactly for one connection at a time, which
+//! [`crate::Model::query`] uses; the per-class model (matrix, diff, lint,
+//! the nftables lowering) does not use them yet.
 
 use std::fmt;
 
@@ -33,6 +34,7 @@ use crate::selector::Selector;
 use crate::validate;
 
 pub mod api;
+pub mod evaluate;
 
 #[cfg(test)]
 mod tests;

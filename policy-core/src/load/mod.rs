@@ -1229,20 +1229,20 @@ impl Loader {
         }
         if !policies.is_empty() {
             let one = policies.len() == 1;
-            // Never silently wrong: every verdict below ignores these tiers.
+            // Never silently wrong: only `query` reads these tiers so far.
             self.diagnostics.push(
                 Diagnostic::new(
                     Severity::Warning,
                     DiagnosticKind::Skipped,
                     format!(
-                        "{} admin-tier {} validated but {} not yet part of the reachability model (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy): verdicts ignore {}",
+                        "{} admin-tier {} (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy): `netpol query` evaluates {}, but the connectivity matrix, diff, lint, explain, compile and the agent ignore {} so far",
                         policies.len(),
-                        if one { "policy was" } else { "policies were" },
-                        if one { "is" } else { "are" },
+                        if one { "policy" } else { "policies" },
+                        if one { "it" } else { "them" },
                         if one { "it" } else { "them" },
                     ),
                 )
-                .with_help("an Admin-tier Deny or Accept, or a Baseline rule, may change what these verdicts say"),
+                .with_help("an Admin-tier Deny or Accept, or a Baseline rule, may change what those commands say; check a connection with `netpol query`"),
             );
         }
         policies

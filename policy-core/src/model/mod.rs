@@ -35,7 +35,9 @@ pub use external::partition;
 pub use incremental::{Change, RebuildReason, UpdateStats, differences};
 pub use matrix::{ConnectionMatrix, PortMatrix};
 pub use permits::{Counterpart, SidePermit};
-pub use query::{PortQuery, QueryEndpoint, QueryError, RuleRef, SideVerdict, Verdict};
+pub use query::{
+    AdminRuleRef, PortQuery, QueryEndpoint, QueryError, RuleRef, SideVerdict, TierMatch, Verdict,
+};
 pub use service_matrix::{
     CellBackend, PodOutcomes, ServiceCell, ServiceCellOutcome, ServiceMatrix, ServiceMatrixColumn,
     ServiceMatrixRow,

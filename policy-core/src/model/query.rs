@@ -4,6 +4,9 @@ use std::fmt;
 use std::net::IpAddr;
 
 use super::{ClassId, Model, PodClass, PolicyId};
+use crate::admin::evaluate::{AdminPeerEnd, Side};
+pub use crate::admin::evaluate::{AdminRuleRef, TierMatch};
+use crate::admin::{Action, Tier};
 use crate::cluster::EndpointId;
 use crate::config::SelfTraffic;
 use crate::policy::Direction;
@@ -86,12 +89,26 @@ pub enum SideVerdict {
     /// The pod is isolated by these policies, and none of their rules
     /// allows the connection.
     Denied(Vec<PolicyId>),
+    /// An admin-tier rule decided (AdminNetworkPolicy, or a
+    /// ClusterNetworkPolicy of tier Admin): Accept or Deny, before any
+    /// NetworkPolicy. See [`TierMatch::ambiguous_with`].
+    Admin(TierMatch),
+    /// No NetworkPolicy selects the pod for this direction, and a
+    /// baseline-tier rule decided (the BaselineAdminNetworkPolicy, or a
+    /// ClusterNetworkPolicy of tier Baseline): Accept or Deny.
+    Baseline(TierMatch),
 }
 
 impl SideVerdict {
     /// True unless the side denies the connection.
     pub fn allowed(&self) -> bool {
-        !matches!(self, SideVerdict::Denied(_))
+        match self {
+            SideVerdict::Denied(_) => false,
+            SideVerdict::Admin(decision) | SideVerdict::Baseline(decision) => {
+                decision.action == Action::Accept
+            }
+            _ => true,
+        }
     }
 }
 
@@ -172,8 +189,12 @@ impl Model {
                 (SideVerdict::SelfTraffic, SideVerdict::SelfTraffic)
             }
             _ => (
-                self.egress_verdict(from, to, protocol, number),
-                self.ingress_verdict(from, to, protocol, number),
+                self.tiered(Direction::Egress, from, to, protocol, number, || {
+                    self.egress_verdict(from, to, protocol, number)
+                }),
+                self.tiered(Direction::Ingress, from, to, protocol, number, || {
+                    self.ingress_verdict(from, to, protocol, number)
+                }),
             ),
         };
         Ok(Verdict {
@@ -185,6 +206,58 @@ impl Model {
             egress,
             ingress,
         })
+    }
+
+    /// One side through the tiers: an Admin-tier Accept or Deny decides;
+    /// otherwise (no match, or Pass) the NetworkPolicy side verdict
+    /// `network_policy`; if no NetworkPolicy selects the pod in this
+    /// direction, a Baseline-tier Accept or Deny; otherwise allowed
+    /// (docs/SEMANTICS.md §18). Only pods are subjects of admin policies:
+    /// an address, a node, or a host-networked pod has no admin side.
+    fn tiered(
+        &self,
+        direction: Direction,
+        from: QueryEndpoint,
+        to: QueryEndpoint,
+        protocol: Protocol,
+        port: u16,
+        network_policy: impl FnOnce() -> SideVerdict,
+    ) -> SideVerdict {
+        let (subject, peer) = match direction {
+            Direction::Egress => (from, to),
+            Direction::Ingress => (to, from),
+        };
+        let QueryEndpoint::Endpoint(subject) = subject else {
+            return network_policy();
+        };
+        if self.cluster.admin_policies.is_empty() {
+            return network_policy();
+        }
+        let side = Side {
+            cluster: &self.cluster,
+            direction,
+            subject,
+            peer: match peer {
+                QueryEndpoint::Endpoint(id) => AdminPeerEnd::Endpoint(id),
+                QueryEndpoint::Address(address) => AdminPeerEnd::Address(address),
+            },
+            protocol,
+            port,
+        };
+        if let Some(decision) = side.decide(Tier::Admin)
+            && decision.action != Action::Pass
+        {
+            return SideVerdict::Admin(decision);
+        }
+        let verdict = network_policy();
+        if verdict != SideVerdict::NotIsolated {
+            return verdict;
+        }
+        match side.decide(Tier::Baseline) {
+            // A Baseline Pass hands over to the default, which allows.
+            Some(decision) if decision.action != Action::Pass => SideVerdict::Baseline(decision),
+            _ => verdict,
+        }
     }
 
     pub(super) fn egress_verdict(

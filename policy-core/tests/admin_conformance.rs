@@ -1,0 +1,316 @@
+//! The SIG's admin network policy conformance suite
+//! (testdata/admin-conformance), run through `Model::query`: every probe of
+//! every step of every test, in both API versions, must get the verdict the
+//! upstream suite expects.
+//!
+//! The cluster is the suite's base manifests with each StatefulSet replica
+//! as a Pod: regular pods on `node-pods`, each host-networked `centaur`
+//! replica on a node of its own whose address is its pod IP (what the
+//! upstream probes reach). The clients and the centaurs never share a node,
+//! so NetworkPolicy's local-node exemption plays no part, as on a cluster
+//! where they are scheduled apart. Nodes carry `kubernetes.io/os: linux`,
+//! as the node-peer tests assume.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use policy_core::diagnostic::Severity;
+use policy_core::{Config, Loader, Model, PortQuery, Protocol, QueryEndpoint};
+use serde_json::{Value as Json, json};
+
+#[path = "support/admin_conformance_case.rs"]
+mod admin_conformance_case;
+
+use admin_conformance_case::{
+    BasePod, Mutation, V1ALPHA1, V1ALPHA2, Version, base_pods, load_case, load_manifests,
+};
+
+/// Where each base pod runs and its address.
+struct Placement {
+    node: String,
+    ip: Ipv4Addr,
+}
+
+fn place(pods: &BTreeMap<String, BasePod>) -> BTreeMap<String, Placement> {
+    let mut placed = BTreeMap::new();
+    let (mut regular, mut host) = (0u8, 0u8);
+    for (key, pod) in pods {
+        let placement = if pod.host_network {
+            host += 1;
+            Placement {
+                node: format!("node-host-{host}"),
+                ip: Ipv4Addr::new(192, 168, 0, host),
+            }
+        } else {
+            regular += 1;
+            Placement {
+                node: "node-pods".into(),
+                ip: Ipv4Addr::new(10, 0, 0, regular),
+            }
+        };
+        placed.insert(key.clone(), placement);
+    }
+    placed
+}
+
+fn pod_object(pod: &BasePod, placement: &Placement) -> Json {
+    let ports: Vec<Json> = (pod.named_ports.iter())
+        .map(|(name, (protocol, port))| {
+            json!({"name": name, "containerPort": port, "protocol": protocol})
+        })
+        .collect();
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": pod.name, "namespace": pod.namespace, "labels": pod.labels},
+        "spec": {
+            "nodeName": placement.node,
+            "hostNetwork": pod.host_network,
+            "containers": [{"name": "server", "image": "agnhost", "ports": ports}],
+        },
+        "status": {
+            "phase": "Running",
+            "podIP": placement.ip.to_string(),
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    })
+}
+
+fn node_objects(placements: &BTreeMap<String, Placement>) -> Vec<Json> {
+    let mut nodes: BTreeMap<&str, Ipv4Addr> = BTreeMap::new();
+    for placement in placements.values() {
+        let address = if placement.node == "node-pods" {
+            Ipv4Addr::new(192, 168, 1, 1)
+        } else {
+            placement.ip
+        };
+        nodes.insert(&placement.node, address);
+    }
+    (nodes.into_iter())
+        .map(|(name, address)| {
+            json!({
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": name, "labels": {"kubernetes.io/os": "linux", "kubernetes.io/hostname": name}},
+                "status": {"addresses": [{"type": "InternalIP", "address": address.to_string()}]},
+            })
+        })
+        .collect()
+}
+
+/// `spec.egress[5].protocols` → the value there.
+fn at_path<'a>(object: &'a mut Json, path: &str) -> &'a mut Json {
+    let mut here = object;
+    for part in path.split('.') {
+        let (field, indexes) = match part.find('[') {
+            Some(at) => (&part[..at], &part[at..]),
+            None => (part, ""),
+        };
+        here = &mut here[field];
+        for index in indexes
+            .split(['[', ']'])
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<usize>().unwrap())
+        {
+            here = &mut here[index];
+        }
+    }
+    here
+}
+
+fn find<'a>(objects: &'a mut [Json], kind: &str, name: &str) -> &'a mut Json {
+    objects
+        .iter_mut()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+/// `{pod_ip_of: ns/pod, prefix: host}` → `<ip>/32`, anywhere inside `value`.
+fn resolve_pod_ips(value: &mut Json, placements: &BTreeMap<String, Placement>) {
+    match value {
+        Json::Object(map) if map.contains_key("pod_ip_of") => {
+            let pod = map["pod_ip_of"].as_str().unwrap();
+            *value = json!(format!("{}/32", placements[pod].ip));
+        }
+        Json::Object(map) => map
+            .values_mut()
+            .for_each(|v| resolve_pod_ips(v, placements)),
+        Json::Array(items) => items
+            .iter_mut()
+            .for_each(|v| resolve_pod_ips(v, placements)),
+        _ => {}
+    }
+}
+
+fn rule_names(object: &Json, field: &str) -> Vec<String> {
+    (object["spec"][field].as_array().into_iter().flatten())
+        .map(|rule| rule["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn apply(mutation: &Mutation, objects: &mut Vec<Json>, placements: &BTreeMap<String, Placement>) {
+    match mutation {
+        Mutation::SwapRules {
+            kind,
+            name,
+            field,
+            i,
+            j,
+            rules_after,
+        } => {
+            let object = find(objects, kind, name);
+            object["spec"][field].as_array_mut().unwrap().swap(*i, *j);
+            assert_eq!(&rule_names(object, field), rules_after);
+        }
+        Mutation::InsertRule {
+            kind,
+            name,
+            field,
+            index,
+            rule,
+            rules_after,
+        } => {
+            let object = find(objects, kind, name);
+            let mut rule = rule.clone();
+            resolve_pod_ips(&mut rule, placements);
+            let rules = object["spec"][field].as_array_mut().unwrap();
+            rules.insert(*index, rule);
+            assert_eq!(&rule_names(object, field), rules_after);
+        }
+        Mutation::Set {
+            kind,
+            name,
+            path,
+            value,
+        } => {
+            let mut value = value.clone();
+            resolve_pod_ips(&mut value, placements);
+            *at_path(find(objects, kind, name), path) = value;
+        }
+        Mutation::SetNamespaceLabels { name, labels } => {
+            find(objects, "Namespace", name)["metadata"]["labels"] = json!(labels);
+        }
+        Mutation::Delete {
+            kind,
+            namespace,
+            name,
+        } => {
+            let before = objects.len();
+            objects.retain(|o| {
+                !(o["kind"] == kind.as_str()
+                    && o["metadata"]["name"] == name.as_str()
+                    && namespace
+                        .as_deref()
+                        .is_none_or(|ns| o["metadata"]["namespace"] == ns))
+            });
+            assert_eq!(objects.len(), before - 1, "deleted {kind} {name}");
+        }
+    }
+}
+
+fn model_of(objects: &[Json]) -> Model {
+    let text: Vec<String> = objects.iter().map(|o| o.to_string()).collect();
+    let mut loader = Loader::new();
+    loader.load_str("cluster.yaml", &text.join("\n---\n"));
+    let loaded = loader.finish();
+    let errors: Vec<_> = (loaded.diagnostics.iter())
+        .filter(|d| d.severity == Severity::Error)
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    Model::new(loaded.cluster, Config::default())
+}
+
+fn endpoint(model: &Model, name: &str) -> QueryEndpoint {
+    model
+        .resolve_endpoint(name)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Runs every case of one version; returns the probes that disagree, and
+/// how many probes ran.
+fn run(version: &Version) -> (Vec<String>, usize) {
+    let mut disagreements = Vec::new();
+    let mut probes = 0;
+    for path in version.case_files() {
+        let case = load_case(&path);
+        let base_path = path.parent().unwrap().join(&case.base);
+        let base = load_manifests(&base_path, &case.host_network_ports);
+        let pods = base_pods(&base);
+        let placements = place(&pods);
+        for test in &case.tests {
+            let mut objects: Vec<Json> = (base.iter())
+                .filter(|d| d["kind"] == "Namespace")
+                .cloned()
+                .collect();
+            objects
+                .extend((pods.iter()).map(|(key, pod)| pod_object(pod, &placements[key.as_str()])));
+            objects.extend(node_objects(&placements));
+            for policy in &test.policies {
+                let policy_path = path.parent().unwrap().join(policy);
+                objects.extend(load_manifests(&policy_path, &case.host_network_ports));
+            }
+            for step in &test.steps {
+                for mutation in &step.mutate {
+                    apply(mutation, &mut objects, &placements);
+                }
+                let model = model_of(&objects);
+                for probe in &step.probes {
+                    probes += 1;
+                    let protocol: Protocol = probe.protocol.parse().unwrap();
+                    let from = endpoint(&model, &probe.from);
+                    let to = match probe.to_host_network {
+                        // The probe dials the pod IP, which is its node's.
+                        true => QueryEndpoint::Address(IpAddr::V4(placements[&probe.to].ip)),
+                        false => endpoint(&model, &probe.to),
+                    };
+                    let verdict = model
+                        .query(from, to, &PortQuery::Number(probe.port), protocol)
+                        .unwrap();
+                    let got = if verdict.allowed() { "allow" } else { "deny" };
+                    if got != probe.expect {
+                        disagreements.push(format!(
+                            "{} {} / {:?} step {:?}: {} -> {} {} {}: expected {}, got {got} ({:?} / {:?})",
+                            version.dir,
+                            path.file_name().unwrap().to_string_lossy(),
+                            test.short_name,
+                            step.name,
+                            probe.from,
+                            probe.to,
+                            probe.protocol,
+                            probe.port,
+                            probe.expect,
+                            verdict.egress,
+                            verdict.ingress,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    (disagreements, probes)
+}
+
+#[test]
+fn v1alpha1_adminnetworkpolicy_and_baseline_conformance() {
+    let (disagreements, probes) = run(&V1ALPHA1);
+    // All 289 upstream probes ran (admin_conformance_data checks the count).
+    assert_eq!(probes, 289);
+    assert!(
+        disagreements.is_empty(),
+        "{} of {probes} probes disagree:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+}
+
+#[test]
+fn v1alpha2_clusternetworkpolicy_conformance() {
+    let (disagreements, probes) = run(&V1ALPHA2);
+    assert_eq!(probes, 301);
+    assert!(
+        disagreements.is_empty(),
+        "{} of {probes} probes disagree:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+}
