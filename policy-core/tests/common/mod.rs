@@ -87,7 +87,7 @@ pub mod naive {
         u32::from(ip) & mask == u32::from(address) & mask
     }
 
-    fn namespace_labels(world: &World, namespace: &str) -> Labels {
+    pub fn namespace_labels(world: &World, namespace: &str) -> Labels {
         let mut labels = world
             .namespaces
             .iter()
@@ -186,6 +186,51 @@ pub mod naive {
                     }
                 }
         })
+    }
+
+    /// One side's NetworkPolicy answer for a pod-to-pod connection: `None`
+    /// when no policy selects `subject` for that direction, else whether
+    /// one of their rules allows it. (No special cases: the caller keeps to
+    /// pods on the pod network, never a pod and itself.)
+    pub fn network_policy_side(
+        world: &World,
+        subject: usize,
+        peer: usize,
+        egress: bool,
+        protocol: &str,
+        port: u16,
+    ) -> Option<bool> {
+        let s = &world.endpoints[subject];
+        let p = &world.endpoints[peer];
+        let destination = if egress { p } else { s };
+        let selecting: Vec<&NetworkPolicy> = world
+            .policies
+            .iter()
+            .filter(|policy| {
+                let (ingress, egress_type) = policy_types(policy.spec.as_ref().unwrap());
+                selects(world, policy, s) && if egress { egress_type } else { ingress }
+            })
+            .collect();
+        if selecting.is_empty() {
+            return None;
+        }
+        Some(selecting.iter().any(|policy| {
+            let spec = policy.spec.as_ref().unwrap();
+            let namespace = policy.metadata.namespace.as_deref().unwrap();
+            let rules: Vec<RawRule<'_>> = if egress {
+                (spec.egress.iter().flatten())
+                    .map(|r| (r.to.as_ref(), r.ports.as_ref()))
+                    .collect()
+            } else {
+                (spec.ingress.iter().flatten())
+                    .map(|r| (r.from.as_ref(), r.ports.as_ref()))
+                    .collect()
+            };
+            rules.into_iter().any(|(peers, ports)| {
+                peer_matches(world, peers, namespace, p)
+                    && port_matches(ports, destination, protocol, port)
+            })
+        }))
     }
 
     pub fn allowed(
@@ -349,7 +394,7 @@ pub fn namespace_labels() -> impl Strategy<Value = Labels> {
     labels_strategy(&["team", "env"], &["web", "db", "prod"])
 }
 
-fn selector(
+pub fn selector(
     keys: &'static [&'static str],
     values: &'static [&'static str],
 ) -> impl Strategy<Value = LabelSelector> {
@@ -615,7 +660,15 @@ pub fn build_model(world: &World) -> Model {
 
 /// The world, loaded (panics on a diagnostic error: generated input is valid).
 pub fn build_cluster(world: &World) -> policy_core::Cluster {
+    build_cluster_with(world, "")
+}
+
+/// The world and `manifests` (YAML, e.g. admin policies), loaded together.
+pub fn build_cluster_with(world: &World, manifests: &str) -> policy_core::Cluster {
     let mut loader = Loader::new();
+    if !manifests.is_empty() {
+        loader.load_str("generated.yaml", manifests);
+    }
     for (name, labels) in &world.namespaces {
         loader.add(Namespace {
             metadata: ObjectMeta {
