@@ -9,28 +9,16 @@ use std::path::{Path, PathBuf};
 
 use policy_core::{Diagnostic, DiagnosticKind, Loaded, Loader, Severity};
 
+#[path = "support/npguard.rs"]
+mod npguard;
+
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/npguard-anp/tests")
 }
 
 /// Every manifest under `directory`, one `load_str` per file, in name order.
 fn load_directory(directory: &Path) -> Loaded {
-    let mut files: Vec<PathBuf> = Vec::new();
-    let mut pending = vec![directory.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "json")
-            ) {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
+    let files = npguard::manifest_files(directory);
     let mut loader = Loader::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();

@@ -1,6 +1,6 @@
 //! What the np-guard corpus tests share: reading a corpus directory with
 //! the analyser's conventions, and printing in its notation. Included with
-//! `#[path]` by npguard_corpus.rs and npguard_ingress.rs.
+//! `#[path]` by npguard_corpus.rs, npguard_ingress.rs and npguard_anp_load.rs.
 
 #![allow(dead_code)]
 
