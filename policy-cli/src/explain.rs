@@ -1,7 +1,7 @@
 //! `netpol explain`: what each policy does, and what a pod may do, in English.
 
 use clap::Args;
-use policy_core::explain::{describe_endpoint, describe_policy};
+use policy_core::explain::{describe_admin_policy, describe_endpoint, describe_policy};
 use policy_core::exposure::{IngressControllers, exposure};
 
 use crate::ExitCode;
@@ -63,9 +63,11 @@ pub fn run(args: ExplainArgs) -> ExitCode {
             Err(message) => return crate::fail(&format!("--pod: {message}")),
         }
     }
+    let mut admin_policies = Vec::new();
     if policies.is_empty() && endpoints.is_empty() {
         policies = (0..cluster.policies.len()).collect();
-        if policies.is_empty() {
+        admin_policies = (0..cluster.admin_policies.len()).collect();
+        if policies.is_empty() && admin_policies.is_empty() {
             println!(
                 "No NetworkPolicy in the input: no pod is isolated, and all traffic is allowed."
             );
@@ -83,6 +85,19 @@ pub fn run(args: ExplainArgs) -> ExitCode {
             "{}{location}\n  {}\n",
             written.reference(),
             describe_policy(&model, policy)
+        ));
+    }
+    for index in admin_policies {
+        let written = &cluster.admin_policies[index];
+        let location = written
+            .source
+            .as_ref()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+        paragraphs.push(format!(
+            "{}{location}\n  {}\n",
+            written.reference(),
+            describe_admin_policy(cluster, index)
         ));
     }
     let entries = if endpoints.is_empty() {

@@ -656,7 +656,7 @@ spec:
     let warnings = stderr(&output);
     assert_eq!(
         warnings
-            .matches("`netpol query` evaluates them, but the connectivity matrix")
+            .matches("`netpol query` evaluates them and `netpol explain` describes them, but the connectivity matrix")
             .count(),
         1,
         "{warnings}"
@@ -690,4 +690,53 @@ spec:
         "deny-from-gryffindor"
     );
     assert_eq!(value["egress"]["reason"], "baseline-tier");
+}
+
+/// `explain` describes each admin-tier policy: its tier and priority, the
+/// pods it applies to, and its rules in order with their actions.
+#[test]
+fn explain_describes_admin_tier_policies_rule_by_rule() {
+    let manifests = "
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: block-gryffindor}
+spec:
+  priority: 3
+  subject: {namespaces: {matchLabels: {house: ravenclaw}}}
+  ingress:
+  - name: deny-from-gryffindor
+    action: Deny
+    from: [{namespaces: {matchLabels: {house: gryffindor}}}]
+    ports: [{portNumber: {protocol: TCP, port: 80}}]
+  - {action: Pass, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: web}}}}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: baseline}
+spec:
+  tier: Baseline
+  priority: 10
+  subject: {namespaces: {}}
+  egress:
+  - {name: no-internet, action: Deny, to: [{networks: [0.0.0.0/0]}], protocols: [{tcp: {destinationPort: {range: {start: 1, end: 1024}}}}]}
+";
+    let output = netpol_with_stdin(&["explain", "-"], manifests);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains(
+            "Admin tier, priority 3: decides before any NetworkPolicy. Applies to every pod in namespaces with house=ravenclaw. Ingress, first match wins: rule 0 `deny-from-gryffindor` denies traffic from every pod in namespaces with house=gryffindor on TCP 80, whatever NetworkPolicies say; rule 1 passes traffic from pods with app=web in any namespace on any port on to NetworkPolicy; anything else goes on to NetworkPolicy. Egress is not affected."
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Baseline tier, priority 10: decides only for pods no NetworkPolicy selects in that direction. Applies to every pod in any namespace. Ingress is not affected. Egress, first match wins: rule 0 `no-internet` denies traffic to addresses in 0.0.0.0/0 (pods and nodes there too) on TCP 1-1024; anything else is allowed."
+        ),
+        "{text}"
+    );
+    // Both are named, in the order the cluster keeps them.
+    let admin = text.find("AdminNetworkPolicy block-gryffindor").unwrap();
+    let baseline = text.find("ClusterNetworkPolicy baseline").unwrap();
+    assert!(admin < baseline, "{text}");
 }

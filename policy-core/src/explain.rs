@@ -606,3 +606,118 @@ mod tests {
         );
     }
 }
+
+/// A paragraph on what one admin-tier policy (index into
+/// [`crate::Cluster::admin_policies`]) does: its tier and place in it, the
+/// pods it applies to, and each rule in order, with its action. Rules are
+/// listed in order because the first that matches decides.
+pub fn describe_admin_policy(cluster: &crate::Cluster, index: usize) -> String {
+    use crate::admin::{Action, AdminPeer, AdminPort, Subject, Tier};
+    let policy = &cluster.admin_policies[index];
+    let place = match (policy.tier, policy.priority) {
+        (Tier::Admin, Some(priority)) => {
+            format!("Admin tier, priority {priority}: decides before any NetworkPolicy")
+        }
+        (Tier::Admin, None) => "Admin tier: decides before any NetworkPolicy".to_string(),
+        (Tier::Baseline, Some(priority)) => format!(
+            "Baseline tier, priority {priority}: decides only for pods no NetworkPolicy selects in that direction"
+        ),
+        (Tier::Baseline, None) => {
+            "Baseline tier: decides only for pods no NetworkPolicy selects in that direction"
+                .to_string()
+        }
+    };
+    let subject = match &policy.subject {
+        Subject::Namespaces(namespaces) => {
+            format!("every pod in {}", namespaces_phrase(namespaces))
+        }
+        Subject::Pods { namespaces, pods } => {
+            format!("{} in {}", pods_phrase(pods), namespaces_phrase(namespaces))
+        }
+    };
+    let peer_words = |peer: &AdminPeer| {
+        match peer {
+        AdminPeer::Namespaces(namespaces) => format!("every pod in {}", namespaces_phrase(namespaces)),
+        AdminPeer::Pods { namespaces, pods } => {
+            format!("{} in {}", pods_phrase(pods), namespaces_phrase(namespaces))
+        }
+        AdminPeer::Nodes(nodes) if nodes.is_everything() => "every node".to_string(),
+        AdminPeer::Nodes(nodes) => format!("nodes with {nodes}"),
+        AdminPeer::Networks(cidrs) => {
+            let cidrs: Vec<String> = cidrs.iter().map(ToString::to_string).collect();
+            format!("addresses in {} (pods and nodes there too)", cidrs.join(", "))
+        }
+        AdminPeer::DomainNames(names) => format!(
+            "the names {} (netpol cannot resolve names: no address matches them here)",
+            names.join(", ")
+        ),
+        AdminPeer::Unknown => {
+            "a peer netpol does not know (it fails closed: an Accept matches nothing, a Deny or Pass everything)"
+                .to_string()
+        }
+    }
+    };
+    let port_words = |port: &AdminPort| match port {
+        AdminPort::Number { protocol, port } => format!("{protocol} {port}"),
+        AdminPort::Range {
+            protocol,
+            start,
+            end,
+        } => format!("{protocol} {start}-{end}"),
+        AdminPort::Named(name) => format!("the destination's port named {name}"),
+        AdminPort::UnknownProtocol(protocol) => {
+            format!("protocol {protocol} (unknown: fails closed)")
+        }
+    };
+    let mut out = format!("{place}. Applies to {subject}.");
+    for direction in [Direction::Ingress, Direction::Egress] {
+        let rules = policy.rules(direction);
+        let name = capitalize(direction.field());
+        if rules.is_empty() {
+            let _ = write!(out, " {name} is not affected.");
+            continue;
+        }
+        let toward = match direction {
+            Direction::Ingress => "from",
+            Direction::Egress => "to",
+        };
+        let phrases: Vec<String> = (rules.iter())
+            .map(|rule| {
+                let (verb, outcome) = match (rule.action, policy.tier) {
+                    (Action::Accept, Tier::Admin) => ("allows", ", whatever NetworkPolicies say"),
+                    (Action::Accept, Tier::Baseline) => ("allows", ""),
+                    (Action::Deny, Tier::Admin) => ("denies", ", whatever NetworkPolicies say"),
+                    (Action::Deny, Tier::Baseline) => ("denies", ""),
+                    (Action::Pass, Tier::Admin) => ("passes", " on to NetworkPolicy"),
+                    (Action::Pass, Tier::Baseline) => ("passes", " on to the default (allow)"),
+                };
+                let label = match &rule.name {
+                    Some(rule_name) => format!("rule {} `{rule_name}`", rule.index),
+                    None => format!("rule {}", rule.index),
+                };
+                let peers: Vec<String> = rule.peers.iter().map(peer_words).collect();
+                let ports = match &rule.ports {
+                    None => "on any port".to_string(),
+                    Some(ports) => {
+                        let ports: Vec<String> = ports.iter().map(port_words).collect();
+                        format!("on {}", join_or(&ports, "and"))
+                    }
+                };
+                format!(
+                    "{label} {verb} traffic {toward} {} {ports}{outcome}",
+                    join_or(&peers, "or")
+                )
+            })
+            .collect();
+        let _ = write!(
+            out,
+            " {name}, first match wins: {}; {}.",
+            phrases.join("; "),
+            match policy.tier {
+                Tier::Admin => "anything else goes on to NetworkPolicy",
+                Tier::Baseline => "anything else is allowed",
+            }
+        );
+    }
+    out
+}

@@ -1253,7 +1253,7 @@ impl Checker<'_> {
             self.warning(
                 rule_path.clone(),
                 format!(
-                    "`destinationNamedPort` never matches traffic to a `networks` peer (named ports belong to pods); the standard-channel CRD accepts this rule, the experimental one rejects it ({rule:?})"
+                    "`destinationNamedPort` with a `networks` peer: the API says named ports cannot be used with networks (named ports belong to pods); netpol resolves it on the destination pod when the address is a pod's and matches no other address; the standard-channel CRD accepts this rule, the experimental one rejects it ({rule:?})"
                 ),
             );
         }

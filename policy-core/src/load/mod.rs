@@ -1235,9 +1235,10 @@ impl Loader {
                     Severity::Warning,
                     DiagnosticKind::Skipped,
                     format!(
-                        "{} admin-tier {} (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy): `netpol query` evaluates {}, but the connectivity matrix, diff, lint, explain, compile and the agent ignore {} so far",
+                        "{} admin-tier {} (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy): `netpol query` evaluates {} and `netpol explain` describes {}, but the connectivity matrix, diff, lint, `explain --pod`, compile and the agent ignore {} so far",
                         policies.len(),
                         if one { "policy" } else { "policies" },
+                        if one { "it" } else { "them" },
                         if one { "it" } else { "them" },
                         if one { "it" } else { "them" },
                     ),
