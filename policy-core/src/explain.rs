@@ -524,89 +524,6 @@ pub fn describe_endpoint(model: &Model, endpoint: EndpointId, entries: &[Entry])
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Config, Loader};
-
-    fn model(text: &str) -> Model {
-        let mut loader = Loader::new();
-        loader.load_str("t.yaml", text);
-        let loaded = loader.finish();
-        assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
-        Model::new(loaded.cluster, Config::default())
-    }
-
-    #[test]
-    fn a_policy_reads_as_a_sentence() {
-        let model = model(
-            "apiVersion: v1\nkind: Pod\nmetadata: {name: cart, namespace: shop, labels: {app: cart}}\n---\n\
-             apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: cart, namespace: shop}\nspec:\n  podSelector: {matchLabels: {app: cart}}\n  ingress:\n  - from: [{podSelector: {matchLabels: {app: frontend}}}]\n    ports: [{port: 8080}]\n  - from: [{namespaceSelector: {matchLabels: {team: ops}}}]\n    ports: [{port: 9090}]\n",
-        );
-        assert_eq!(
-            describe_policy(&model, 0),
-            "In namespace shop, pods with app=cart (1 pod: shop/cart): ingress is isolated. It is allowed from pods with app=frontend in shop on TCP 8080 and from any pod in namespaces with team=ops on TCP 9090. Egress is not affected."
-        );
-    }
-
-    #[test]
-    fn deny_all_and_blocks_read_plainly() {
-        let model = model(
-            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: shop}\nspec:\n  policyTypes: [Ingress, Egress]\n  egress:\n  - to:\n    - ipBlock: {cidr: 0.0.0.0/0, except: [10.0.0.0/8]}\n    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: kube-system}}\n    ports: [{port: 53, protocol: UDP}, {port: dns-tcp}]\n",
-        );
-        assert_eq!(
-            describe_policy(&model, 0),
-            "In namespace shop, every pod (no pod in the input): ingress is isolated and nothing is allowed: this policy denies all ingress. Egress is isolated. It is allowed to addresses in 0.0.0.0/0 except 10.0.0.0/8 or any pod in namespace kube-system on UDP 53 and the TCP port named dns-tcp."
-        );
-    }
-
-    #[test]
-    fn a_pod_without_the_named_port_is_told_why_it_is_no_backend() {
-        let model = model(
-            "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: shop, labels: {app: web}}\nspec: {containers: [{name: c, image: i, ports: [{name: http, containerPort: 8080}]}]}\n---\n\
-             apiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: shop, labels: {app: web}}\nspec: {containers: [{name: c, image: i}]}\n---\n\
-             apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: http}, {name: raw, port: 81}]}\n",
-        );
-        let a = model.cluster().find_endpoint("shop/a").unwrap();
-        let b = model.cluster().find_endpoint("shop/b").unwrap();
-        assert_eq!(
-            services_leading_to(&model, a),
-            [
-                ServiceLead {
-                    service: 0,
-                    port: 0,
-                    target: Ok(8080)
-                },
-                ServiceLead {
-                    service: 0,
-                    port: 1,
-                    target: Ok(81)
-                },
-            ]
-        );
-        assert_eq!(
-            services_leading_to(&model, b),
-            [
-                ServiceLead {
-                    service: 0,
-                    port: 0,
-                    target: Err(Exclusion::NoSuchNamedPort("http".to_string()))
-                },
-                ServiceLead {
-                    service: 0,
-                    port: 1,
-                    target: Ok(81)
-                },
-            ]
-        );
-        let text = describe_endpoint(&model, b, &[]);
-        assert!(
-            text.ends_with("  Services that lead to it:\n    service shop/web: not a backend of port http (TCP 80): no container port named http\n    service shop/web port raw (TCP 81) -> target port 81\n  No entry point from outside leads to it.\n"),
-            "{text}"
-        );
-    }
-}
-
 /// A paragraph on what one admin-tier policy (index into
 /// [`crate::Cluster::admin_policies`]) does: its tier and place in it, the
 /// pods it applies to, and each rule in order, with its action. Rules are
@@ -720,4 +637,87 @@ pub fn describe_admin_policy(cluster: &crate::Cluster, index: usize) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, Loader};
+
+    fn model(text: &str) -> Model {
+        let mut loader = Loader::new();
+        loader.load_str("t.yaml", text);
+        let loaded = loader.finish();
+        assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+        Model::new(loaded.cluster, Config::default())
+    }
+
+    #[test]
+    fn a_policy_reads_as_a_sentence() {
+        let model = model(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: cart, namespace: shop, labels: {app: cart}}\n---\n\
+             apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: cart, namespace: shop}\nspec:\n  podSelector: {matchLabels: {app: cart}}\n  ingress:\n  - from: [{podSelector: {matchLabels: {app: frontend}}}]\n    ports: [{port: 8080}]\n  - from: [{namespaceSelector: {matchLabels: {team: ops}}}]\n    ports: [{port: 9090}]\n",
+        );
+        assert_eq!(
+            describe_policy(&model, 0),
+            "In namespace shop, pods with app=cart (1 pod: shop/cart): ingress is isolated. It is allowed from pods with app=frontend in shop on TCP 8080 and from any pod in namespaces with team=ops on TCP 9090. Egress is not affected."
+        );
+    }
+
+    #[test]
+    fn deny_all_and_blocks_read_plainly() {
+        let model = model(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: shop}\nspec:\n  policyTypes: [Ingress, Egress]\n  egress:\n  - to:\n    - ipBlock: {cidr: 0.0.0.0/0, except: [10.0.0.0/8]}\n    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: kube-system}}\n    ports: [{port: 53, protocol: UDP}, {port: dns-tcp}]\n",
+        );
+        assert_eq!(
+            describe_policy(&model, 0),
+            "In namespace shop, every pod (no pod in the input): ingress is isolated and nothing is allowed: this policy denies all ingress. Egress is isolated. It is allowed to addresses in 0.0.0.0/0 except 10.0.0.0/8 or any pod in namespace kube-system on UDP 53 and the TCP port named dns-tcp."
+        );
+    }
+
+    #[test]
+    fn a_pod_without_the_named_port_is_told_why_it_is_no_backend() {
+        let model = model(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: shop, labels: {app: web}}\nspec: {containers: [{name: c, image: i, ports: [{name: http, containerPort: 8080}]}]}\n---\n\
+             apiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: shop, labels: {app: web}}\nspec: {containers: [{name: c, image: i}]}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: http}, {name: raw, port: 81}]}\n",
+        );
+        let a = model.cluster().find_endpoint("shop/a").unwrap();
+        let b = model.cluster().find_endpoint("shop/b").unwrap();
+        assert_eq!(
+            services_leading_to(&model, a),
+            [
+                ServiceLead {
+                    service: 0,
+                    port: 0,
+                    target: Ok(8080)
+                },
+                ServiceLead {
+                    service: 0,
+                    port: 1,
+                    target: Ok(81)
+                },
+            ]
+        );
+        assert_eq!(
+            services_leading_to(&model, b),
+            [
+                ServiceLead {
+                    service: 0,
+                    port: 0,
+                    target: Err(Exclusion::NoSuchNamedPort("http".to_string()))
+                },
+                ServiceLead {
+                    service: 0,
+                    port: 1,
+                    target: Ok(81)
+                },
+            ]
+        );
+        let text = describe_endpoint(&model, b, &[]);
+        assert!(
+            text.ends_with("  Services that lead to it:\n    service shop/web: not a backend of port http (TCP 80): no container port named http\n    service shop/web port raw (TCP 81) -> target port 81\n  No entry point from outside leads to it.\n"),
+            "{text}"
+        );
+    }
 }
