@@ -574,7 +574,7 @@ fn tier_json(model: &Model, decision: &TierMatch) -> Value {
             "priority": policy.priority,
             "direction": rule.direction.as_str(),
             "index": rule.index,
-            "rule": policy.rules(rule.direction).iter().find(|r| r.index == rule.index).and_then(|r| r.name.clone()),
+            "rule": rule.rule(model.cluster()).and_then(|r| r.name.clone()),
         })
     };
     json!({

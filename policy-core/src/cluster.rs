@@ -531,6 +531,14 @@ impl Cluster {
             .map(|index| &self.namespaces[index])
     }
 
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes
+            .binary_search_by(|node| node.name.as_str().cmp(name))
+            .ok()
+            .map(|index| &self.nodes[index])
+    }
+
     /// The display name of an endpoint: `namespace/name`, or
     /// `namespace/name[Kind]` when a Pod and a workload share that name.
     pub fn endpoint_name(&self, id: EndpointId) -> EndpointName<'_> {

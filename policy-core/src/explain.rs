@@ -544,20 +544,19 @@ pub fn describe_admin_policy(cluster: &crate::Cluster, index: usize) -> String {
                 .to_string()
         }
     };
+    // Subjects and pod peers read alike: "pods with app=web in namespace shop".
+    let pods_in = |namespaces: &Selector, pods: Option<&Selector>| match pods {
+        None => format!("every pod in {}", namespaces_phrase(namespaces)),
+        Some(pods) => format!("{} in {}", pods_phrase(pods), namespaces_phrase(namespaces)),
+    };
     let subject = match &policy.subject {
-        Subject::Namespaces(namespaces) => {
-            format!("every pod in {}", namespaces_phrase(namespaces))
-        }
-        Subject::Pods { namespaces, pods } => {
-            format!("{} in {}", pods_phrase(pods), namespaces_phrase(namespaces))
-        }
+        Subject::Namespaces(namespaces) => pods_in(namespaces, None),
+        Subject::Pods { namespaces, pods } => pods_in(namespaces, Some(pods)),
     };
     let peer_words = |peer: &AdminPeer| {
         match peer {
-        AdminPeer::Namespaces(namespaces) => format!("every pod in {}", namespaces_phrase(namespaces)),
-        AdminPeer::Pods { namespaces, pods } => {
-            format!("{} in {}", pods_phrase(pods), namespaces_phrase(namespaces))
-        }
+        AdminPeer::Namespaces(namespaces) => pods_in(namespaces, None),
+        AdminPeer::Pods { namespaces, pods } => pods_in(namespaces, Some(pods)),
         AdminPeer::Nodes(nodes) if nodes.is_everything() => "every node".to_string(),
         AdminPeer::Nodes(nodes) => format!("nodes with {nodes}"),
         AdminPeer::Networks(cidrs) => {

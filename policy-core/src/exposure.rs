@@ -175,7 +175,7 @@ fn through_node(
         }
         // kube-proxy's masquerade gives the packet the receiving node's
         // address of the client's family; each family is decided apart.
-        let node = entry_node.and_then(|n| model.cluster().nodes.iter().find(|x| x.name == n));
+        let node = entry_node.and_then(|n| model.cluster().node(n));
         let mut seen = IpSet::empty();
         for (family, example) in [
             (v4_space(), IpAddr::from([0, 0, 0, 0])),

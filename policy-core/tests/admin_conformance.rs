@@ -22,7 +22,8 @@ use serde_json::{Value as Json, json};
 mod admin_conformance_case;
 
 use admin_conformance_case::{
-    BasePod, Mutation, V1ALPHA1, V1ALPHA2, Version, base_pods, load_case, load_manifests,
+    BasePod, Mutation, V1ALPHA1, V1ALPHA2, Version, at_path, base_pods, load_case, load_manifests,
+    rule_names,
 };
 
 /// Where each base pod runs and its address.
@@ -98,26 +99,6 @@ fn node_objects(placements: &BTreeMap<String, Placement>) -> Vec<Json> {
         .collect()
 }
 
-/// `spec.egress[5].protocols` → the value there.
-fn at_path<'a>(object: &'a mut Json, path: &str) -> &'a mut Json {
-    let mut here = object;
-    for part in path.split('.') {
-        let (field, indexes) = match part.find('[') {
-            Some(at) => (&part[..at], &part[at..]),
-            None => (part, ""),
-        };
-        here = &mut here[field];
-        for index in indexes
-            .split(['[', ']'])
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse::<usize>().unwrap())
-        {
-            here = &mut here[index];
-        }
-    }
-    here
-}
-
 fn find<'a>(objects: &'a mut [Json], kind: &str, name: &str) -> &'a mut Json {
     objects
         .iter_mut()
@@ -140,12 +121,6 @@ fn resolve_pod_ips(value: &mut Json, placements: &BTreeMap<String, Placement>) {
             .for_each(|v| resolve_pod_ips(v, placements)),
         _ => {}
     }
-}
-
-fn rule_names(object: &Json, field: &str) -> Vec<String> {
-    (object["spec"][field].as_array().into_iter().flatten())
-        .map(|rule| rule["name"].as_str().unwrap_or_default().to_string())
-        .collect()
 }
 
 fn apply(mutation: &Mutation, objects: &mut Vec<Json>, placements: &BTreeMap<String, Placement>) {

@@ -16,8 +16,8 @@ use serde_json::Value as Json;
 mod admin_conformance_case;
 
 use admin_conformance_case::{
-    BasePod, CaseFile, Mutation, V1ALPHA1, V1ALPHA2, Version, admin_conformance_dir, base_pods,
-    load_case, load_manifests,
+    BasePod, CaseFile, Mutation, V1ALPHA1, V1ALPHA2, Version, admin_conformance_dir, at_path,
+    base_pods, load_case, load_manifests, rule_names,
 };
 
 /// Every upstream Go test file (conformance/tests, without main.go, which
@@ -109,41 +109,6 @@ fn key_of(document: &Json) -> Key {
         text(&document["metadata"]["namespace"]),
         text(&document["metadata"]["name"]),
     )
-}
-
-fn rule_names(policy: &Json, field: &str) -> Vec<String> {
-    policy["spec"][field]
-        .as_array()
-        .map(|rules| {
-            rules
-                .iter()
-                .map(|r| r["name"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Follow a `spec.egress[5].protocols` path; every step must exist.
-fn at_path<'a>(document: &'a mut Json, path: &str) -> &'a mut Json {
-    let mut node = document;
-    for segment in path.split('.') {
-        let (field, index) = match segment.split_once('[') {
-            Some((field, rest)) => (
-                field,
-                Some(rest.trim_end_matches(']').parse::<usize>().unwrap()),
-            ),
-            None => (segment, None),
-        };
-        node = node
-            .get_mut(field)
-            .unwrap_or_else(|| panic!("path {path}: no field {field}"));
-        if let Some(index) = index {
-            node = node
-                .get_mut(index)
-                .unwrap_or_else(|| panic!("path {path}: no index {index} in {field}"));
-        }
-    }
-    node
 }
 
 /// Check the `{pod_ip_of: ns/pod, prefix: host}` placeholders of an inserted

@@ -257,14 +257,6 @@ fn pod_in(world: &World, selectors: &Json, pod: usize) -> bool {
         && matches(&pods["podSelector"], &endpoint.labels)
 }
 
-fn in_network(ip: Ipv4Addr, cidr: &str) -> bool {
-    let (address, prefix) = cidr.split_once('/').unwrap();
-    let address: Ipv4Addr = address.parse().unwrap();
-    let prefix: u32 = prefix.parse().unwrap();
-    let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
-    u32::from(ip) & mask == u32::from(address) & mask
-}
-
 fn port_matches(
     entry: &Json,
     world: &World,
@@ -340,7 +332,7 @@ fn tier_action(world: &World, policies: &[Generated], tier: u8, side: Side<'_>) 
                 .iter()
                 .any(|p| match p.get("networks") {
                     Some(cidrs) => (cidrs.as_array().unwrap().iter()).any(|c| {
-                        in_network(world.endpoints[peer].ip.unwrap(), c.as_str().unwrap())
+                        naive::in_cidr(world.endpoints[peer].ip.unwrap(), c.as_str().unwrap())
                     }),
                     None => pod_in(world, p, peer),
                 });

@@ -4,13 +4,14 @@
 //! "Admin tiers"): the policies of a tier that select the side's pod, by
 //! ascending priority, their rules of that direction in written order; the
 //! first rule whose peers and ports match decides. It reads the cluster
-//! directly, so it costs O(admin rules) per question and serves
-//! [`crate::Model::query`].
+//! directly (and the model's node addresses), so it costs O(admin rules)
+//! per question and serves [`crate::Model::query`].
 
 use std::net::IpAddr;
 
 use super::{Action, AdminPeer, AdminPolicy, AdminPort, AdminRule, Subject, Tier};
 use crate::cluster::{Cluster, Endpoint, EndpointId};
+use crate::model::Model;
 use crate::policy::Direction;
 use crate::ports::Protocol;
 use crate::selector::Labels;
@@ -27,6 +28,15 @@ pub struct AdminRuleRef {
 }
 
 impl AdminRuleRef {
+    /// The rule, as loaded.
+    pub fn rule<'c>(&self, cluster: &'c Cluster) -> Option<&'c AdminRule> {
+        let policy = cluster.admin_policies.get(self.policy)?;
+        policy
+            .rules(self.direction)
+            .iter()
+            .find(|r| r.index == self.index)
+    }
+
     /// The rule in words, as `explain` and `query` name it:
     /// ``AdminNetworkPolicy `block-ravenclaw` (priority 3) ingress rule 0 `deny-from-ravenclaw` ``.
     pub fn label(&self, cluster: &Cluster) -> String {
@@ -84,8 +94,8 @@ pub enum AdminPeerEnd {
 
 /// What the tier's evaluation needs to know about one connection side.
 pub struct Side<'a> {
-    /// The cluster.
-    pub cluster: &'a Cluster,
+    /// The model: its cluster, and its node addresses.
+    pub model: &'a Model,
     /// The direction: egress at the source, ingress at the destination.
     pub direction: Direction,
     /// The pod whose side this is (the source for egress).
@@ -103,22 +113,22 @@ impl Side<'_> {
     /// against: the subject for ingress, the peer for egress.
     fn destination(&self) -> Option<&Endpoint> {
         match self.direction {
-            Direction::Ingress => Some(&self.cluster.endpoints[self.subject]),
+            Direction::Ingress => Some(&self.model.cluster().endpoints[self.subject]),
             Direction::Egress => match self.peer {
-                AdminPeerEnd::Endpoint(id) => Some(&self.cluster.endpoints[id]),
+                AdminPeerEnd::Endpoint(id) => Some(&self.model.cluster().endpoints[id]),
                 AdminPeerEnd::Address(_) => None,
             },
         }
     }
 
     fn namespace_labels(&self, namespace: &str) -> Option<&Labels> {
-        self.cluster.namespace(namespace).map(|n| &n.labels)
+        self.model.cluster().namespace(namespace).map(|n| &n.labels)
     }
 
     /// True if `subject` selects the side's pod. Host-networked pods are
     /// never subjects (API: "host-networked pods are not included").
     fn selected_by(&self, subject: &Subject) -> bool {
-        let endpoint = &self.cluster.endpoints[self.subject];
+        let endpoint = &self.model.cluster().endpoints[self.subject];
         !endpoint.host_network && self.pod_matches(subject_selectors(subject), endpoint)
     }
 
@@ -138,7 +148,7 @@ impl Side<'_> {
 
     fn peer_matches(&self, peer: &AdminPeer, action: Action) -> bool {
         let endpoint = match self.peer {
-            AdminPeerEnd::Endpoint(id) => Some(&self.cluster.endpoints[id]),
+            AdminPeerEnd::Endpoint(id) => Some(&self.model.cluster().endpoints[id]),
             AdminPeerEnd::Address(_) => None,
         };
         match peer {
@@ -151,7 +161,7 @@ impl Side<'_> {
             AdminPeer::Nodes(selector) => {
                 let node_name = match (self.peer, endpoint) {
                     (_, Some(e)) if e.host_network => e.node.as_deref(),
-                    (AdminPeerEnd::Address(address), _) => self.node_of_address(address),
+                    (AdminPeerEnd::Address(address), _) => self.model.node_of_address(address),
                     _ => None,
                 };
                 node_name
@@ -175,20 +185,8 @@ impl Side<'_> {
         }
     }
 
-    fn node_of_address(&self, address: IpAddr) -> Option<&str> {
-        self.cluster
-            .nodes
-            .iter()
-            .find(|node| node.addresses.iter().any(|a| a.address == address))
-            .map(|node| node.name.as_str())
-    }
-
     fn node_labels(&self, name: &str) -> Option<&Labels> {
-        self.cluster
-            .nodes
-            .iter()
-            .find(|node| node.name == name)
-            .map(|node| &node.labels)
+        self.model.cluster().node(name).map(|node| &node.labels)
     }
 
     fn port_matches(&self, ports: Option<&[AdminPort]>, action: Action) -> bool {
@@ -224,7 +222,7 @@ impl Side<'_> {
 
     /// The first matching rule of `tier` for this side, if any.
     pub fn decide(&self, tier: Tier) -> Option<TierMatch> {
-        let policies = &self.cluster.admin_policies;
+        let policies = &self.model.cluster().admin_policies;
         // Each selecting policy's first matching rule, by precedence.
         let mut candidates: Vec<(u64, usize, &AdminRule)> = (policies.iter().enumerate())
             .filter(|(_, policy)| policy.tier == tier && self.selected_by(&policy.subject))

@@ -234,7 +234,7 @@ impl Model {
             return network_policy();
         }
         let side = Side {
-            cluster: &self.cluster,
+            model: self,
             direction,
             subject,
             peer: match peer {

@@ -75,7 +75,7 @@ pub mod naive {
         labels_ok && expressions_ok
     }
 
-    fn in_cidr(ip: Ipv4Addr, cidr: &str) -> bool {
+    pub fn in_cidr(ip: Ipv4Addr, cidr: &str) -> bool {
         let (address, prefix) = cidr.split_once('/').unwrap();
         let address: Ipv4Addr = address.parse().unwrap();
         let prefix: u32 = prefix.parse().unwrap();

@@ -330,3 +330,39 @@ fn served_ports(container: &Json) -> Vec<(String, u16)> {
     }
     out
 }
+
+/// The `name` of every rule of `spec.<field>`, in order.
+pub fn rule_names(policy: &Json, field: &str) -> Vec<String> {
+    policy["spec"][field]
+        .as_array()
+        .map(|rules| {
+            rules
+                .iter()
+                .map(|r| r["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Follow a `spec.egress[5].protocols` path; every step must exist.
+pub fn at_path<'a>(document: &'a mut Json, path: &str) -> &'a mut Json {
+    let mut node = document;
+    for segment in path.split('.') {
+        let (field, index) = match segment.split_once('[') {
+            Some((field, rest)) => (
+                field,
+                Some(rest.trim_end_matches(']').parse::<usize>().unwrap()),
+            ),
+            None => (segment, None),
+        };
+        node = node
+            .get_mut(field)
+            .unwrap_or_else(|| panic!("path {path}: no field {field}"));
+        if let Some(index) = index {
+            node = node
+                .get_mut(index)
+                .unwrap_or_else(|| panic!("path {path}: no index {index} in {field}"));
+        }
+    }
+    node
+}
