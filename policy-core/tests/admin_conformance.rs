@@ -1,5 +1,6 @@
 //! The SIG's admin network policy conformance suite
-//! (testdata/admin-conformance), run through `Model::query`: every probe of
+//! (testdata/admin-conformance), run through `Model::query` and the class-level
+//! answers (`Model::connections`, `Model::port_matrix`, `Model::egress_addresses`): every probe of
 //! every step of every test, in both API versions, must get the verdict the
 //! upstream suite expects.
 //!
@@ -241,7 +242,37 @@ fn run(version: &Version) -> (Vec<String>, usize) {
                     let verdict = model
                         .query(from, to, &PortQuery::Number(probe.port), protocol)
                         .unwrap();
+                    // The class-level reading (matrix, diff, compile) must agree.
+                    let class_level = match (from, to) {
+                        (QueryEndpoint::Endpoint(f), QueryEndpoint::Endpoint(t)) => {
+                            let matrix =
+                                model.port_matrix(protocol, &PortQuery::Number(probe.port));
+                            let connections =
+                                model.connections(f, t).contains(protocol, probe.port);
+                            assert_eq!(matrix.allowed(f, t), connections, "{probe:?}");
+                            connections
+                        }
+                        (QueryEndpoint::Endpoint(f), QueryEndpoint::Address(address)) => model
+                            .egress_addresses(model.class_of(f), protocol, probe.port)
+                            .contains(address),
+                        _ => unreachable!("probes start at pods"),
+                    };
                     let got = if verdict.allowed() { "allow" } else { "deny" };
+                    let got_by_class = if class_level { "allow" } else { "deny" };
+                    if got_by_class != probe.expect {
+                        disagreements.push(format!(
+                            "class model: {} {} / {:?} step {:?}: {} -> {} {} {}: expected {}, got {got_by_class}",
+                            version.dir,
+                            path.file_name().unwrap().to_string_lossy(),
+                            test.short_name,
+                            step.name,
+                            probe.from,
+                            probe.to,
+                            probe.protocol,
+                            probe.port,
+                            probe.expect,
+                        ));
+                    }
                     if got != probe.expect {
                         disagreements.push(format!(
                             "{} {} / {:?} step {:?}: {} -> {} {} {}: expected {}, got {got} ({:?} / {:?})",

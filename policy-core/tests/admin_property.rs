@@ -1,4 +1,6 @@
-//! Property: `Model::query` through the admin tiers agrees with a naive
+//! Property: `Model::query`, `Model::connections` and `Model::port_matrix`
+//! (the per-connection and the class-level readings) through the admin
+//! tiers agree with a naive
 //! reading of the API on random worlds: pods, NetworkPolicies, and random
 //! mixes of AdminNetworkPolicies, a BaselineAdminNetworkPolicy and
 //! ClusterNetworkPolicies of both tiers, written as the API objects.
@@ -17,6 +19,7 @@ use std::net::Ipv4Addr;
 
 use common::{PORT_NAMES, PORT_NUMBERS, PROTOCOLS, World, naive};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use policy_core::model::PortMatrix;
 use policy_core::{Config, Model, PortQuery, Protocol, QueryEndpoint};
 use proptest::prelude::*;
 use serde_json::{Value as Json, json};
@@ -388,6 +391,15 @@ proptest! {
         let cluster = common::build_cluster_with(&world, &manifests(&policies));
         prop_assert_eq!(cluster.admin_policies.len(), policies.len());
         let model = Model::new(cluster, world.config);
+        // The class-level answers (matrix, connection sets) must agree too.
+        let matrices: Vec<((&str, u16), PortMatrix<'_>)> = PROTOCOLS
+            .iter()
+            .flat_map(|&protocol| PORT_NUMBERS.iter().map(move |&port| (protocol, port)))
+            .map(|(protocol, port)| {
+                let matrix = model.port_matrix(protocol.parse().unwrap(), &PortQuery::Number(port));
+                ((protocol, port), matrix)
+            })
+            .collect();
         for source in 0..world.endpoints.len() {
             for destination in 0..world.endpoints.len() {
                 if source == destination {
@@ -398,6 +410,10 @@ proptest! {
                     model.resolve_endpoint(&format!("{}/{}", e.namespace, e.name)).unwrap()
                 };
                 let (from, to): (QueryEndpoint, QueryEndpoint) = (endpoint(source), endpoint(destination));
+                let (QueryEndpoint::Endpoint(from_id), QueryEndpoint::Endpoint(to_id)) = (from, to) else {
+                    panic!("pods resolve to endpoints");
+                };
+                let connections = model.connections(from_id, to_id);
                 for protocol in PROTOCOLS {
                     for port in PORT_NUMBERS {
                         let verdict = model
@@ -412,6 +428,23 @@ proptest! {
                             expected,
                             "{} -> {} {} {}: {:?}",
                             source, destination, protocol, port, verdict
+                        );
+                        let parsed: Protocol = protocol.parse().unwrap();
+                        prop_assert_eq!(
+                            connections.contains(parsed, port),
+                            expected,
+                            "connections {} -> {} {} {}: {:?}",
+                            source, destination, protocol, port, connections
+                        );
+                        let (_, matrix) = matrices
+                            .iter()
+                            .find(|(key, _)| *key == (protocol, port))
+                            .unwrap();
+                        prop_assert_eq!(
+                            matrix.allowed(from_id, to_id),
+                            expected,
+                            "matrix {} -> {} {} {}",
+                            source, destination, protocol, port
                         );
                     }
                 }

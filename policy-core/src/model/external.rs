@@ -33,6 +33,19 @@ impl Model {
         class: ClassId,
         port_matches: impl Fn(&super::RulePorts) -> bool,
     ) -> IpSet {
+        if self.has_tier_rules(direction, class) {
+            return self.side_rules(direction, class).decide(
+                IpSet::everything(),
+                false,
+                |peers, ports| {
+                    if port_matches(ports) {
+                        peers.addresses.clone()
+                    } else {
+                        IpSet::empty()
+                    }
+                },
+            );
+        }
         let policies = self.class_policies(direction, class);
         if policies.is_empty() || !self.classes[class].selectable {
             return IpSet::everything();
@@ -59,10 +72,10 @@ impl Model {
     /// The distinct address sets the rules match (ipBlocks, and everything
     /// for rules without peers).
     pub fn address_blocks(&self) -> Vec<IpSet> {
-        let mut blocks: Vec<IpSet> = self
-            .rules
-            .iter()
-            .map(|rule| rule.peers.addresses.clone())
+        let tier_rules = self.tiers.rules.iter().map(|rule| &rule.peers);
+        let mut blocks: Vec<IpSet> = (self.rules.iter().map(|rule| &rule.peers))
+            .chain(tier_rules)
+            .map(|peers| peers.addresses.clone())
             .filter(|set| !set.is_empty())
             .collect();
         blocks.sort();
@@ -80,6 +93,18 @@ impl Model {
         direction: Direction,
         region: &IpSet,
     ) -> PortSet {
+        if self.has_tier_rules(direction, class) {
+            let destination = (direction == Direction::Ingress).then(|| &self.classes[class]);
+            return self
+                .side_rules(direction, class)
+                .allowed(false, |peers, ports| {
+                    if peers.everyone || peers.addresses.intersects(region) {
+                        ports.resolve(destination)
+                    } else {
+                        PortSet::empty()
+                    }
+                });
+        }
         let policies = self.class_policies(direction, class);
         if policies.is_empty() || !self.classes[class].selectable {
             return PortSet::all();

@@ -35,6 +35,7 @@ use super::{
     ClassId, ClassKey, CompiledRule, Model, PeerSet, PodClass, PolicyId, RulePorts,
     direction_index, node_addresses,
 };
+use crate::admin::AdminPolicy;
 use crate::bitset::BitSet;
 use crate::cluster::{
     Cluster, Endpoint, EndpointId, EndpointKind, EndpointSlice, Ingress, IngressClass, Namespace,
@@ -68,6 +69,8 @@ pub enum Change {
         /// Its name.
         name: String,
     },
+    /// All admin-tier policies, in [`Cluster::admin_policies`] order.
+    AdminPolicies(Vec<AdminPolicy>),
     /// All namespaces, sorted by name.
     Namespaces(Vec<Namespace>),
     /// All nodes, sorted by name.
@@ -99,6 +102,9 @@ pub enum RebuildReason {
     Compaction,
     /// So much changed at once that a rebuild is cheaper.
     ManyChanges,
+    /// Admin-tier policies exist, or changed. The tiers' subject and peer
+    /// sets are not updated in place (yet): every change with them rebuilds.
+    AdminTiers,
 }
 
 /// What one [`Model::apply`] did.
@@ -173,7 +179,16 @@ impl Model {
     pub fn apply(&mut self, changes: Vec<Change>) -> UpdateStats {
         let mut stats = UpdateStats::default();
         let mut rebuild = None;
-        if changes.len() > 64
+        let tiered = !self.cluster.admin_policies.is_empty()
+            || changes
+                .iter()
+                .any(|change| matches!(change, Change::AdminPolicies(_)));
+        let shapes_the_model = |change: &Change| !matches!(change, Change::ServiceObjects { .. });
+        if tiered && changes.iter().any(shapes_the_model) {
+            rebuild = Some(RebuildReason::AdminTiers);
+        }
+        if rebuild.is_none()
+            && changes.len() > 64
             && changes.len() * MANY_CHANGES_PER_ENDPOINT > self.endpoint_class.len()
         {
             rebuild = Some(RebuildReason::ManyChanges);
@@ -416,6 +431,10 @@ impl Model {
                 self.node_addresses = node_addresses(&self.cluster);
             }
             Change::ServiceObjects { .. } => apply_to_cluster(&mut self.cluster, change),
+            // `apply` rebuilds for every change while admin policies exist.
+            Change::AdminPolicies(_) => {
+                return Err(Box::new((RebuildReason::AdminTiers, change)));
+            }
             Change::UpsertEndpoint(endpoint) => {
                 self.upsert_endpoint(endpoint, stats);
                 stats.endpoints += 1;
@@ -545,8 +564,8 @@ impl Model {
         let touches_nodes = endpoint.host_network;
         match found {
             Ok(position) => {
-                let same_class =
-                    self.class_key(position) == ClassKey::of(&endpoint, &blocks, &self.config);
+                let same_class = self.class_key(position)
+                    == ClassKey::of(&endpoint, &blocks, &self.config, false);
                 let touches_nodes = touches_nodes || self.cluster.endpoints[position].host_network;
                 if same_class {
                     self.cluster.endpoints[position] = endpoint;
@@ -630,6 +649,7 @@ impl Model {
             &self.cluster.endpoints[id],
             &self.incremental_ref().endpoint_blocks[id],
             &self.config,
+            false,
         )
     }
 
@@ -1100,6 +1120,7 @@ impl Incremental {
                 &cluster.endpoints[member],
                 &endpoint_blocks[member],
                 &model.config,
+                false,
             );
             classes_by_key
                 .entry(key_hash(&key))
@@ -1239,6 +1260,7 @@ fn apply_to_cluster(cluster: &mut Cluster, change: Change) {
                 cluster.policies.remove(position);
             }
         }
+        Change::AdminPolicies(policies) => cluster.admin_policies = policies,
         Change::Namespaces(namespaces) => cluster.namespaces = namespaces,
         Change::Nodes(nodes) => cluster.nodes = nodes,
         Change::ServiceObjects {
@@ -1262,14 +1284,16 @@ pub fn differences(old: &Cluster, new: Cluster) -> Vec<Change> {
         endpoints,
         services,
         policies,
-        // Not part of the model yet (see `Cluster::admin_policies`).
-        admin_policies: _,
+        admin_policies,
         nodes,
         endpoint_slices,
         ingresses,
         ingress_classes,
     } = new;
     let mut changes = Vec::new();
+    if admin_policies != old.admin_policies {
+        changes.push(Change::AdminPolicies(admin_policies));
+    }
     if namespaces != old.namespaces {
         changes.push(Change::Namespaces(namespaces));
     }
@@ -1336,7 +1360,12 @@ impl<'c> ClassKey<'c> {
         !(endpoint.host_network && config.host_network == crate::config::HostNetworkMode::Node)
     }
 
-    pub(super) fn of(endpoint: &'c Endpoint, ip_blocks: &'c [usize], config: &Config) -> Self {
+    pub(super) fn of(
+        endpoint: &'c Endpoint,
+        ip_blocks: &'c [usize],
+        config: &Config,
+        tiered: bool,
+    ) -> Self {
         let mut named_ports: Vec<(&str, crate::ports::Protocol, u16)> = endpoint
             .ports
             .iter()
@@ -1349,6 +1378,7 @@ impl<'c> ClassKey<'c> {
             labels: &endpoint.labels,
             named_ports,
             selectable: Self::selectable(endpoint, config),
+            host_network: tiered && endpoint.host_network,
             ip_blocks,
         }
     }

@@ -51,8 +51,21 @@ impl<'m> PortMatrix<'m> {
             return true;
         }
         if model.local_node_traffic(source, destination) {
-            // Traffic between a pod and its own node is always allowed.
-            return true;
+            // Traffic between a pod and its own node: NetworkPolicy always
+            // allows it, the Admin tier may still decide it.
+            let port = match &self.port {
+                PortQuery::Number(number) => *number,
+                PortQuery::Name(name) => {
+                    let class = &model.classes[destination_class];
+                    match class.named_port(name, self.protocol) {
+                        Some(number) => number,
+                        None => return false,
+                    }
+                }
+            };
+            return model
+                .connections(source, destination)
+                .contains(self.protocol, port);
         }
         self.allowed
             .get(model.endpoint_class[source], destination_class)
@@ -91,7 +104,7 @@ impl<'m> PortMatrix<'m> {
                 .get(node.as_str())
                 .map_or(&[][..], Vec::as_slice);
             found.extend(on_node.iter().copied().filter(|&destination| {
-                has_port(destination) && model.local_node_traffic(source, destination)
+                model.local_node_traffic(source, destination) && self.allowed(source, destination)
             }));
         }
         found.sort_unstable();
@@ -190,11 +203,48 @@ impl Model {
                 )
             })
             .collect();
-        let ingress_accepts =
-            |destination: ClassId, source: ClassId| match &ingress_rules[destination] {
+        // What a rule matches on the port, over peer classes; the tiers
+        // decide over these sets, first match (`SideRules::decide`).
+        let rule_classes =
+            |peers: &super::PeerSet, ports: &super::RulePorts, destination: Option<ClassId>| {
+                let id = self.ports_id(ports);
+                if destination.is_some_and(|d| !matching_destinations[id].contains(d)) {
+                    return BitSet::new(class_count);
+                }
+                let mut classes = if peers.everyone {
+                    BitSet::full(class_count)
+                } else {
+                    peers.classes.clone()
+                };
+                if destination.is_none() {
+                    classes.intersect_with(&matching_destinations[id]);
+                }
+                classes
+            };
+        // Destinations an admin-tier policy applies to: the sources their
+        // side accepts, all at once.
+        let tiered_ingress: Vec<Option<BitSet>> = (0..class_count)
+            .map(|destination| {
+                if !self.has_tier_rules(Direction::Ingress, destination) {
+                    return None;
+                }
+                let side = self.side_rules(Direction::Ingress, destination);
+                Some(
+                    side.decide(BitSet::full(class_count), false, |peers, ports| {
+                        rule_classes(peers, ports, Some(destination))
+                    }),
+                )
+            })
+            .collect();
+        let ingress_accepts = |destination: ClassId, source: ClassId| {
+            if let Some(sources) = &tiered_ingress[destination] {
+                return sources.contains(source);
+            }
+            match &ingress_rules[destination] {
                 None => true,
                 Some(rules) => rules.iter().any(|rule| rule.peers.contains_class(source)),
-            };
+            }
+        };
 
         // Row by row: the destinations a source's egress allows, kept where
         // their ingress accepts the source. No class × class table is ever
@@ -208,6 +258,19 @@ impl Model {
             matching_destinations.iter().map(BitSet::is_full).collect();
         let mut reachable_by_rule: Vec<Option<BitSet>> = vec![None; self.rules.len()];
         for source in 0..class_count {
+            if self.has_tier_rules(Direction::Egress, source) {
+                let side = self.side_rules(Direction::Egress, source);
+                let candidates = side.decide(has_port.clone(), false, |peers, ports| {
+                    rule_classes(peers, ports, None)
+                });
+                rows.push(BitSet::from_sorted(
+                    class_count,
+                    candidates
+                        .ones()
+                        .filter(|&destination| ingress_accepts(destination, source)),
+                ));
+                continue;
+            }
             let policies = self.class_policies(Direction::Egress, source);
             let egress_open = policies.is_empty() || !self.classes[source].selectable;
             candidates.clone_from(if egress_open { &has_port } else { &empty });
@@ -254,26 +317,65 @@ impl Model {
         if source == destination && self.config.self_traffic == SelfTraffic::Allow {
             return PortSet::all();
         }
-        if self.local_node_traffic(source, destination) {
-            return PortSet::all();
-        }
-        self.class_connections(
+        let (source_class, destination_class) = (
             self.endpoint_class[source],
             self.endpoint_class[destination],
-        )
+        );
+        if self.local_node_traffic(source, destination) {
+            // NetworkPolicy always allows it; only the Admin tier can refuse.
+            return self.tiered_connections(source_class, destination_class, true);
+        }
+        self.class_connections(source_class, destination_class)
     }
 
     pub(crate) fn class_connections(&self, source: ClassId, destination: ClassId) -> PortSet {
-        let egress = self.side_ports(Direction::Egress, source, source, destination);
+        self.tiered_connections(source, destination, false)
+    }
+
+    /// Both sides of a class pair; `exempt`: the NetworkPolicy tier allows
+    /// it whatever its rules say (a pod and its own node).
+    fn tiered_connections(&self, source: ClassId, destination: ClassId, exempt: bool) -> PortSet {
+        let egress = self.exempt_side_ports(Direction::Egress, source, source, destination, exempt);
         if egress.is_empty() {
             return egress;
         }
-        let ingress = self.side_ports(Direction::Ingress, destination, source, destination);
+        let ingress =
+            self.exempt_side_ports(Direction::Ingress, destination, source, destination, exempt);
         egress.intersection(&ingress)
     }
 
+    fn exempt_side_ports(
+        &self,
+        direction: Direction,
+        subject: ClassId,
+        source: ClassId,
+        destination: ClassId,
+        exempt: bool,
+    ) -> PortSet {
+        if !self.has_tier_rules(direction, subject) {
+            return if exempt {
+                PortSet::all()
+            } else {
+                self.side_ports(direction, subject, source, destination)
+            };
+        }
+        let peer = match direction {
+            Direction::Ingress => source,
+            Direction::Egress => destination,
+        };
+        let destination_class = &self.classes[destination];
+        self.side_rules(direction, subject)
+            .allowed(exempt, |peers, ports| {
+                if peers.contains_class(peer) {
+                    ports.resolve(Some(destination_class))
+                } else {
+                    PortSet::empty()
+                }
+            })
+    }
+
     /// The ports the policies selecting `subject` allow between `source` and
-    /// `destination` (classes) in `direction`.
+    /// `destination` (classes) in `direction`, tiers included.
     pub(crate) fn side_ports(
         &self,
         direction: Direction,
@@ -281,6 +383,9 @@ impl Model {
         source: ClassId,
         destination: ClassId,
     ) -> PortSet {
+        if self.has_tier_rules(direction, subject) {
+            return self.exempt_side_ports(direction, subject, source, destination, false);
+        }
         let policies = self.class_policies(direction, subject);
         if policies.is_empty() || !self.classes[subject].selectable {
             return PortSet::all();
@@ -324,10 +429,11 @@ impl ConnectionMatrix<'_> {
     /// Every port and protocol `source` may use to reach `destination`.
     pub fn get(&mut self, source: EndpointId, destination: EndpointId) -> PortSet {
         let model = self.model;
-        if (source == destination && model.config.self_traffic == SelfTraffic::Allow)
-            || model.local_node_traffic(source, destination)
-        {
+        if source == destination && model.config.self_traffic == SelfTraffic::Allow {
             return PortSet::all();
+        }
+        if model.local_node_traffic(source, destination) {
+            return model.connections(source, destination);
         }
         let key = (
             model.endpoint_class[source],

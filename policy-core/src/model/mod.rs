@@ -23,6 +23,7 @@ mod permits;
 mod query;
 mod service_matrix;
 mod services;
+mod tiers;
 
 use std::collections::HashMap;
 
@@ -46,6 +47,7 @@ pub use services::{
     Backend, BackendTarget, BackendVerdict, Backends, ClientSets, DnsVerdict, Exclusion, ServiceId,
     ServiceOutcome, ServiceQueryError, ServiceVerdict, Target,
 };
+pub use tiers::{SideRules, TierRule};
 
 use crate::bitset::BitSet;
 use crate::cluster::{Cluster, EndpointId};
@@ -213,6 +215,8 @@ pub struct Model {
     distinct_ports: Vec<RulePorts>,
     /// Node addresses (Node objects, host-network pods) to node names.
     node_addresses: HashMap<IpAddr, String>,
+    /// The admin tiers, compiled over the classes.
+    tiers: tiers::CompiledTiers,
     /// Indexes for [`Model::apply`], built on its first call.
     incremental: Option<Box<incremental::Incremental>>,
 }
@@ -232,6 +236,11 @@ struct ClassKey<'c> {
     labels: &'c Labels,
     named_ports: Vec<(&'c str, Protocol, u16)>,
     selectable: bool,
+    /// Host-networked, when admin tiers exist: they never select such pods.
+    host_network: bool,
+    /// The ipBlocks containing an address of the endpoint, then (ids from
+    /// the number of ipBlocks on) the admin tiers' `networks` holding one
+    /// and `nodes` selectors matching a host-networked endpoint's node.
     ip_blocks: &'c [usize],
 }
 
@@ -253,18 +262,33 @@ impl Model {
                 }
             }
         }
-        let endpoint_blocks = if config.ip_block == IpBlockMode::Match {
+        let mut endpoint_blocks = if config.ip_block == IpBlockMode::Match {
             blocks_containing_endpoints(&cluster, &block_ids, config.address_family)
         } else {
             vec![Vec::new(); cluster.endpoints.len()]
         };
+        // The admin tiers' `networks` match pod addresses whatever the
+        // ipBlock mode (API: they cover "pod-to-pod traffic as well").
+        let address_peers = tiers::AddressPeers::of(&cluster);
+        if address_peers.len() > 0 {
+            for (endpoint, marks) in cluster.endpoints.iter().zip(&mut endpoint_blocks) {
+                address_peers.marks(
+                    &cluster,
+                    endpoint,
+                    config.address_family,
+                    block_ids.len(),
+                    marks,
+                );
+            }
+        }
+        let tiered = !cluster.admin_policies.is_empty();
 
         // Group endpoints into classes.
         let mut class_of_key: FxHashMap<ClassKey<'_>, ClassId> = FxHashMap::default();
         let mut classes: Vec<PodClass> = Vec::new();
         let mut endpoint_class = Vec::with_capacity(cluster.endpoints.len());
         for (id, endpoint) in cluster.endpoints.iter().enumerate() {
-            let key = ClassKey::of(endpoint, &endpoint_blocks[id], &config);
+            let key = ClassKey::of(endpoint, &endpoint_blocks[id], &config, tiered);
             let next = classes.len();
             let class = *class_of_key.entry(key).or_insert_with_key(|key| {
                 classes.push(PodClass::without_members(key));
@@ -275,10 +299,15 @@ impl Model {
         }
         let class_count = classes.len();
 
-        let mut block_classes = vec![BitSet::new(class_count); block_ids.len()];
+        let mut block_classes =
+            vec![BitSet::new(class_count); block_ids.len() + address_peers.len()];
+        let mut pod_network = BitSet::new(class_count);
         for (key, &class) in &class_of_key {
             for &block in key.ip_blocks {
                 block_classes[block].insert(class);
+            }
+            if !key.host_network {
+                pod_network.insert(class);
             }
         }
 
@@ -330,8 +359,32 @@ impl Model {
         }
 
         let node_addresses = node_addresses(&cluster);
+        let tiers = if tiered {
+            tiers::compile(
+                tiers::TierInputs {
+                    cluster: &cluster,
+                    selectors: &mut selectors,
+                    address_classes: &block_classes[block_ids.len()..],
+                    address_peers: &address_peers,
+                    pod_network: &pod_network,
+                    node_addresses: &node_addresses,
+                    class_count,
+                },
+                |ports| {
+                    let next = distinct_ports.len();
+                    *ports_ids.entry(ports.clone()).or_insert_with(|| {
+                        distinct_ports.push(ports);
+                        next
+                    })
+                },
+            )
+        } else {
+            tiers::CompiledTiers::empty(class_count)
+        };
+        drop(selectors);
         Model {
             node_addresses,
+            tiers,
             cluster,
             config,
             classes,
@@ -453,6 +506,18 @@ impl Model {
 
     pub(crate) fn rules_of(&self, policy: PolicyId, direction: Direction) -> &[CompiledRule] {
         &self.rules[self.policy_rules[policy][direction_index(direction)].clone()]
+    }
+
+    /// The id of an interned port list (one of [`Model::distinct_ports`]).
+    pub(crate) fn ports_id(&self, ports: &RulePorts) -> usize {
+        let base = self.distinct_ports.as_ptr() as usize;
+        let offset = std::ptr::from_ref(ports) as usize - base;
+        let id = offset / std::mem::size_of::<RulePorts>();
+        assert!(
+            std::ptr::eq(&self.distinct_ports[id], ports),
+            "port lists come from the model"
+        );
+        id
     }
 
     pub(crate) fn ports_of(&self, rule: &CompiledRule) -> &RulePorts {
