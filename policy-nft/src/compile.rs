@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use policy_core::cluster::{Endpoint, EndpointId};
 use policy_core::config::{AddressFamily, HostNetworkMode, IpBlockMode, SelfTraffic};
 use policy_core::ipset::{Family, IpSet, IpSetBuilder, overlay};
-use policy_core::model::{ClassId, Model, PeerSet, RulePorts};
+use policy_core::model::{ClassId, Model, PeerSet, RulePorts, SideRules};
 use policy_core::{Config, Direction, PortSet, Protocol};
 
 use crate::ruleset::{IsolatedClass, NodeRuleset, PeerGroup, Side};
@@ -362,11 +362,15 @@ impl<'m> Compiler<'m> {
                     .or_default()
                     .push(id);
             }
+            let own_addresses: Vec<IpAddr> = (local_node_addresses.iter().copied())
+                .filter(|ip| in_family(*ip, view.family))
+                .collect();
             for direction in [Direction::Ingress, Direction::Egress] {
                 sides.push(self.side(
                     view,
                     direction,
                     &local_classes,
+                    &own_addresses,
                     &mut unenforceable.shared_addresses,
                 ));
             }
@@ -414,17 +418,24 @@ impl<'m> Compiler<'m> {
         view: &FamilyView<'_>,
         direction: Direction,
         local_classes: &BTreeMap<ClassId, Vec<EndpointId>>,
+        own_addresses: &[IpAddr],
         shared_addresses: &mut Vec<IpAddr>,
     ) -> Side {
         let model = &view.model;
         let cluster = model.cluster();
         let classes = model.classes();
         let mut side = Side::empty(direction, view.family);
-        let mut isolated_grants = Vec::new();
+        let mut isolated_rules: Vec<SideRules<'_>> = Vec::new();
         for (&class, members) in local_classes {
-            let Some(grants) = model.grants(direction, class) else {
+            let rules = model.side_rules(direction, class);
+            if rules.is_open() {
                 continue;
-            };
+            }
+            let admin_policies = (rules.admin.iter().chain(&rules.baseline))
+                .map(|rule| rule.rule.policy)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .map(|policy| cluster.admin_policies[policy].reference());
             let mut addresses: Vec<IpAddr> = members
                 .iter()
                 .flat_map(|&m| cluster.endpoints[m].ips.iter().copied())
@@ -439,13 +450,16 @@ impl<'m> Compiler<'m> {
                     .map(|&m| cluster.endpoint_name(m).to_string())
                     .collect(),
                 addresses,
-                policies: model
-                    .policies_selecting(members[0], direction)
-                    .iter()
-                    .map(|&p| cluster.policies[p].reference())
+                policies: admin_policies
+                    .chain(
+                        model
+                            .policies_selecting(members[0], direction)
+                            .iter()
+                            .map(|&p| cluster.policies[p].reference()),
+                    )
                     .collect(),
             });
-            isolated_grants.push(grants);
+            isolated_rules.push(rules);
         }
         if side.isolated.is_empty() {
             return side;
@@ -457,14 +471,24 @@ impl<'m> Compiler<'m> {
             entries: Vec::new(),
             base: vec![PortSet::empty(); side.isolated.len()],
             everyone_named: Vec::new(),
+            tiered: Vec::new(),
+            entry_of: HashMap::new(),
         };
+        // Classes with admin-tier rules are answered by evaluating their
+        // rules in order (`SideRules`); the others by the union of their
+        // NetworkPolicy grants.
+        grouping.tiered = (isolated_rules.iter())
+            .map(|rules| (!rules.admin.is_empty() || !rules.baseline.is_empty()).then_some(rules))
+            .collect();
         // 1. Entries: the rules of the isolated classes, by peer set. Rules
         // of different policies often name the same peers (a namespace, the
         // monitoring pods): equal peer sets are one entry.
-        let mut entry_of: HashMap<usize, usize> = HashMap::new();
         let mut by_digest: HashMap<u64, Vec<usize>> = HashMap::new();
-        for (local, grants) in isolated_grants.iter().enumerate() {
-            for &(peers, ports) in grants {
+        for (local, rules) in isolated_rules.iter().enumerate() {
+            let tier_rules =
+                (rules.admin.iter().chain(&rules.baseline)).map(|rule| (rule.peers, rule.ports));
+            let grants = rules.network_policy.iter().flatten().copied();
+            for (peers, ports) in grants.chain(tier_rules) {
                 if peers.everyone {
                     // Every address: ports toward addresses (ingress: on the
                     // local class) for everyone, and named ports of each
@@ -477,7 +501,7 @@ impl<'m> Compiler<'m> {
                     continue;
                 }
                 let key = std::ptr::from_ref(peers) as usize;
-                let entry = match entry_of.get(&key) {
+                let entry = match grouping.entry_of.get(&key) {
                     Some(&entry) => entry,
                     None => {
                         let same = by_digest.entry(digest(peers)).or_default();
@@ -493,7 +517,7 @@ impl<'m> Compiler<'m> {
                                 grouping.entries.len() - 1
                             }
                         };
-                        entry_of.insert(key, entry);
+                        grouping.entry_of.insert(key, entry);
                         entry
                     }
                 };
@@ -577,6 +601,17 @@ impl<'m> Compiler<'m> {
                     answers.group_of(grouping.answer(signature, Some(class), blocks))
                 });
                 claims.push((address, group, part.and_then(|p| part_groups[p])));
+            }
+        }
+        // The node's own addresses (egress, reached in `input`): NetworkPolicy
+        // always allows them, the Admin tier may still refuse them
+        // (docs/SEMANTICS.md §18.9). Their answer replaces any pod's.
+        if direction == Direction::Egress {
+            claims.retain(|claim| !own_addresses.contains(&claim.0));
+            for &address in own_addresses {
+                let group = answers.group_of(grouping.own_node_answer(address));
+                let part_group = part_of(address).and_then(|part| part_groups[part]);
+                claims.push((address, group, part_group));
             }
         }
         claims.sort_unstable();
@@ -756,6 +791,10 @@ struct Grouping<'a> {
     /// Egress rules without peers but with named ports: (isolated class
     /// index, ports); these resolve on each destination class.
     everyone_named: Vec<(usize, &'a RulePorts)>,
+    /// Per isolated class, its rules when admin tiers apply to it.
+    tiered: Vec<Option<&'a SideRules<'a>>>,
+    /// The entry of each peer set, by address.
+    entry_of: HashMap<usize, usize>,
 }
 
 impl<'a> Grouping<'a> {
@@ -836,7 +875,28 @@ impl<'a> Grouping<'a> {
                 contributions.push((grant.local, std::borrow::Cow::Borrowed(&grant.blocks)));
             }
         }
-        contributions.retain(|(_, ports)| !ports.is_empty());
+        contributions.retain(|(local, ports)| !ports.is_empty() && self.tiered[*local].is_none());
+        for (local, rules) in self.tiered.iter().enumerate() {
+            let Some(rules) = rules else {
+                continue;
+            };
+            let ports = rules.allowed(false, |peers, ports| {
+                if peers.everyone {
+                    return self.resolve(local, ports, class);
+                }
+                let entry = self.entry_of[&(std::ptr::from_ref(peers) as usize)];
+                if class.is_some() && class_entries.binary_search(&entry).is_ok() {
+                    self.resolve(local, ports, class)
+                } else if block_entries.contains(&entry) {
+                    self.resolve(local, ports, None)
+                } else {
+                    PortSet::empty()
+                }
+            });
+            if !ports.is_empty() {
+                contributions.push((local, std::borrow::Cow::Owned(ports)));
+            }
+        }
         contributions.sort_by_key(|(local, _)| *local);
         let mut answer: Answer = Vec::new();
         for (local, ports) in contributions {
@@ -846,6 +906,29 @@ impl<'a> Grouping<'a> {
             }
         }
         answer
+    }
+}
+
+impl Grouping<'_> {
+    /// What the node's own address `address` may do: everything, for the
+    /// classes no admin tier applies to (NetworkPolicy always allows a pod
+    /// and its node); for the others, what the Admin tier leaves.
+    fn own_node_answer(&self, address: IpAddr) -> Answer {
+        (0..self.isolated.len())
+            .filter_map(|local| {
+                let ports = match self.tiered[local] {
+                    None => PortSet::all(),
+                    Some(rules) => rules.allowed(true, |peers, ports| {
+                        if peers.contains_address(address) {
+                            self.resolve(local, ports, None)
+                        } else {
+                            PortSet::empty()
+                        }
+                    }),
+                };
+                (!ports.is_empty()).then_some((local, ports))
+            })
+            .collect()
     }
 }
 

@@ -467,6 +467,10 @@ fn document(ruleset: &NodeRuleset) -> Document<'_> {
     }
     chains.push(base_chain("input", NfHook::Input));
     objects.push(rule("input", vec![established(), Statement::Accept(None)]));
+    // As in the text: the egress chains answer the node's own addresses.
+    for side in egress {
+        objects.push(dispatch(side, "input"));
+    }
     for (protocol, set) in [("ip", "local_node_v4"), ("ip6", "local_node_v6")] {
         objects.push(rule(
             "input",
@@ -475,9 +479,6 @@ fn document(ruleset: &NodeRuleset) -> Document<'_> {
                 Statement::Accept(None),
             ],
         ));
-    }
-    for side in egress {
-        objects.push(dispatch(side, "input"));
     }
 
     let mut commands: Vec<Command> = typed.into_iter().map(Command::Typed).collect();

@@ -245,10 +245,12 @@ pub fn render(ruleset: &NodeRuleset) -> String {
     out.push_str("\t}\n\n");
     out.push_str("\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n");
     out.push_str("\t\tct state established,related accept\n");
-    out.push_str("\t\tip daddr @local_node_v4 accept\n\t\tip6 daddr @local_node_v6 accept\n");
+    // The egress chains answer the node's own addresses too: NetworkPolicy
+    // always allows them, an admin tier may not (docs/SEMANTICS.md §18.9).
     for side in egress {
         let _ = writeln!(out, "\t\t{}", dispatch_rule(side));
     }
+    out.push_str("\t\tip daddr @local_node_v4 accept\n\t\tip6 daddr @local_node_v6 accept\n");
     out.push_str("\t}\n");
     out.push_str("}\n");
     out
