@@ -23,15 +23,9 @@ use serde_json::{Value as Json, json};
 mod admin_conformance_case;
 
 use admin_conformance_case::{
-    BasePod, Mutation, V1ALPHA1, V1ALPHA2, Version, at_path, base_pods, load_case, load_manifests,
-    rule_names,
+    BasePod, Placement, V1ALPHA1, V1ALPHA2, Version, apply, base_pods, load_case, load_manifests,
+    pod_object,
 };
-
-/// Where each base pod runs and its address.
-struct Placement {
-    node: String,
-    ip: Ipv4Addr,
-}
 
 fn place(pods: &BTreeMap<String, BasePod>) -> BTreeMap<String, Placement> {
     let mut placed = BTreeMap::new();
@@ -55,29 +49,6 @@ fn place(pods: &BTreeMap<String, BasePod>) -> BTreeMap<String, Placement> {
     placed
 }
 
-fn pod_object(pod: &BasePod, placement: &Placement) -> Json {
-    let ports: Vec<Json> = (pod.named_ports.iter())
-        .map(|(name, (protocol, port))| {
-            json!({"name": name, "containerPort": port, "protocol": protocol})
-        })
-        .collect();
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": pod.name, "namespace": pod.namespace, "labels": pod.labels},
-        "spec": {
-            "nodeName": placement.node,
-            "hostNetwork": pod.host_network,
-            "containers": [{"name": "server", "image": "agnhost", "ports": ports}],
-        },
-        "status": {
-            "phase": "Running",
-            "podIP": placement.ip.to_string(),
-            "conditions": [{"type": "Ready", "status": "True"}],
-        },
-    })
-}
-
 fn node_objects(placements: &BTreeMap<String, Placement>) -> Vec<Json> {
     let mut nodes: BTreeMap<&str, Ipv4Addr> = BTreeMap::new();
     for placement in placements.values() {
@@ -98,90 +69,6 @@ fn node_objects(placements: &BTreeMap<String, Placement>) -> Vec<Json> {
             })
         })
         .collect()
-}
-
-fn find<'a>(objects: &'a mut [Json], kind: &str, name: &str) -> &'a mut Json {
-    objects
-        .iter_mut()
-        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind} {name}"))
-}
-
-/// `{pod_ip_of: ns/pod, prefix: host}` → `<ip>/32`, anywhere inside `value`.
-fn resolve_pod_ips(value: &mut Json, placements: &BTreeMap<String, Placement>) {
-    match value {
-        Json::Object(map) if map.contains_key("pod_ip_of") => {
-            let pod = map["pod_ip_of"].as_str().unwrap();
-            *value = json!(format!("{}/32", placements[pod].ip));
-        }
-        Json::Object(map) => map
-            .values_mut()
-            .for_each(|v| resolve_pod_ips(v, placements)),
-        Json::Array(items) => items
-            .iter_mut()
-            .for_each(|v| resolve_pod_ips(v, placements)),
-        _ => {}
-    }
-}
-
-fn apply(mutation: &Mutation, objects: &mut Vec<Json>, placements: &BTreeMap<String, Placement>) {
-    match mutation {
-        Mutation::SwapRules {
-            kind,
-            name,
-            field,
-            i,
-            j,
-            rules_after,
-        } => {
-            let object = find(objects, kind, name);
-            object["spec"][field].as_array_mut().unwrap().swap(*i, *j);
-            assert_eq!(&rule_names(object, field), rules_after);
-        }
-        Mutation::InsertRule {
-            kind,
-            name,
-            field,
-            index,
-            rule,
-            rules_after,
-        } => {
-            let object = find(objects, kind, name);
-            let mut rule = rule.clone();
-            resolve_pod_ips(&mut rule, placements);
-            let rules = object["spec"][field].as_array_mut().unwrap();
-            rules.insert(*index, rule);
-            assert_eq!(&rule_names(object, field), rules_after);
-        }
-        Mutation::Set {
-            kind,
-            name,
-            path,
-            value,
-        } => {
-            let mut value = value.clone();
-            resolve_pod_ips(&mut value, placements);
-            *at_path(find(objects, kind, name), path) = value;
-        }
-        Mutation::SetNamespaceLabels { name, labels } => {
-            find(objects, "Namespace", name)["metadata"]["labels"] = json!(labels);
-        }
-        Mutation::Delete {
-            kind,
-            namespace,
-            name,
-        } => {
-            let before = objects.len();
-            objects.retain(|o| {
-                !(o["kind"] == kind.as_str()
-                    && o["metadata"]["name"] == name.as_str()
-                    && namespace
-                        .as_deref()
-                        .is_none_or(|ns| o["metadata"]["namespace"] == ns))
-            });
-            assert_eq!(objects.len(), before - 1, "deleted {kind} {name}");
-        }
-    }
 }
 
 fn model_of(objects: &[Json]) -> Model {

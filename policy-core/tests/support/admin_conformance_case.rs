@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde_json::Value as Json;
+use serde_json::{Value as Json, json};
+use std::net::Ipv4Addr;
 
 /// One upstream API version of the suite: its directory under
 /// testdata/admin-conformance and the upstream revision it was taken from.
@@ -366,3 +367,117 @@ pub fn at_path<'a>(document: &'a mut Json, path: &str) -> &'a mut Json {
     }
     node
 }
+
+/// Where each base pod runs and its address.
+pub struct Placement {
+    pub node: String,
+    pub ip: Ipv4Addr,
+}
+
+pub fn pod_object(pod: &BasePod, placement: &Placement) -> Json {
+    let ports: Vec<Json> = (pod.named_ports.iter())
+        .map(|(name, (protocol, port))| {
+            json!({"name": name, "containerPort": port, "protocol": protocol})
+        })
+        .collect();
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": pod.name, "namespace": pod.namespace, "labels": pod.labels},
+        "spec": {
+            "nodeName": placement.node,
+            "hostNetwork": pod.host_network,
+            "containers": [{"name": "server", "image": "agnhost", "ports": ports}],
+        },
+        "status": {
+            "phase": "Running",
+            "podIP": placement.ip.to_string(),
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    })
+}
+
+pub fn find<'a>(objects: &'a mut [Json], kind: &str, name: &str) -> &'a mut Json {
+    objects
+        .iter_mut()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+/// `{pod_ip_of: ns/pod, prefix: host}` → `<ip>/32`, anywhere inside `value`.
+pub fn resolve_pod_ips(value: &mut Json, placements: &BTreeMap<String, Placement>) {
+    match value {
+        Json::Object(map) if map.contains_key("pod_ip_of") => {
+            let pod = map["pod_ip_of"].as_str().unwrap();
+            *value = json!(format!("{}/32", placements[pod].ip));
+        }
+        Json::Object(map) => map
+            .values_mut()
+            .for_each(|v| resolve_pod_ips(v, placements)),
+        Json::Array(items) => items
+            .iter_mut()
+            .for_each(|v| resolve_pod_ips(v, placements)),
+        _ => {}
+    }
+}
+
+pub fn apply(mutation: &Mutation, objects: &mut Vec<Json>, placements: &BTreeMap<String, Placement>) {
+    match mutation {
+        Mutation::SwapRules {
+            kind,
+            name,
+            field,
+            i,
+            j,
+            rules_after,
+        } => {
+            let object = find(objects, kind, name);
+            object["spec"][field].as_array_mut().unwrap().swap(*i, *j);
+            assert_eq!(&rule_names(object, field), rules_after);
+        }
+        Mutation::InsertRule {
+            kind,
+            name,
+            field,
+            index,
+            rule,
+            rules_after,
+        } => {
+            let object = find(objects, kind, name);
+            let mut rule = rule.clone();
+            resolve_pod_ips(&mut rule, placements);
+            let rules = object["spec"][field].as_array_mut().unwrap();
+            rules.insert(*index, rule);
+            assert_eq!(&rule_names(object, field), rules_after);
+        }
+        Mutation::Set {
+            kind,
+            name,
+            path,
+            value,
+        } => {
+            let mut value = value.clone();
+            resolve_pod_ips(&mut value, placements);
+            *at_path(find(objects, kind, name), path) = value;
+        }
+        Mutation::SetNamespaceLabels { name, labels } => {
+            find(objects, "Namespace", name)["metadata"]["labels"] = json!(labels);
+        }
+        Mutation::Delete {
+            kind,
+            namespace,
+            name,
+        } => {
+            let before = objects.len();
+            objects.retain(|o| {
+                !(o["kind"] == kind.as_str()
+                    && o["metadata"]["name"] == name.as_str()
+                    && namespace
+                        .as_deref()
+                        .is_none_or(|ns| o["metadata"]["namespace"] == ns))
+            });
+            assert_eq!(objects.len(), before - 1, "deleted {kind} {name}");
+        }
+    }
+}
+
