@@ -1229,21 +1229,20 @@ impl Loader {
         }
         if !policies.is_empty() {
             let one = policies.len() == 1;
-            // Never silently wrong: only `query` reads these tiers so far.
+            // Never silently wrong: say which commands do not read the tiers yet.
             self.diagnostics.push(
                 Diagnostic::new(
                     Severity::Warning,
                     DiagnosticKind::Skipped,
                     format!(
-                        "{} admin-tier {} (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy): `netpol query` evaluates {} and `netpol explain` describes {}, but the connectivity matrix, diff, lint, `explain --pod`, compile and the agent ignore {} so far",
+                        "{} admin-tier {} (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy): `netpol query`, `matrix`, `diff`, `compile` and the agent apply the tiers and `netpol explain` describes {}, but the lint rules, `explain --pod` and the report do not read {} yet",
                         policies.len(),
                         if one { "policy" } else { "policies" },
                         if one { "it" } else { "them" },
                         if one { "it" } else { "them" },
-                        if one { "it" } else { "them" },
                     ),
                 )
-                .with_help("an Admin-tier Deny or Accept, or a Baseline rule, may change what those commands say; check a connection with `netpol query`"),
+                .with_help("what lint, `explain --pod` and the report say may be changed by an Admin-tier Deny or Accept or a Baseline rule; check a connection with `netpol query`"),
             );
         }
         policies
