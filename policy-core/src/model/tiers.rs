@@ -153,6 +153,8 @@ pub(crate) struct CompiledTiers {
     /// Per direction, the classes some policy with rules of that
     /// direction applies to.
     pub(crate) restricted: [BitSet; 2],
+    /// Classes of pod-network endpoints (possible subjects and pod peers).
+    pub(crate) pod_network: BitSet,
 }
 
 impl CompiledTiers {
@@ -163,6 +165,7 @@ impl CompiledTiers {
             policy_rules: Vec::new(),
             order: [Vec::new(), Vec::new()],
             restricted: [BitSet::new(class_count), BitSet::new(class_count)],
+            pod_network: BitSet::new(class_count),
         }
     }
 }
@@ -198,6 +201,7 @@ pub(crate) fn compile(
         class_count,
     } = inputs;
     let mut tiers = CompiledTiers::empty(class_count);
+    tiers.pod_network = pod_network.clone();
     for (policy_id, policy) in cluster.admin_policies.iter().enumerate() {
         let (namespaces, pods) = match &policy.subject {
             Subject::Namespaces(namespaces) => (namespaces, None),
@@ -609,6 +613,46 @@ impl super::Model {
     /// True when some admin-tier policy applies to `class` in `direction`.
     pub fn has_tier_rules(&self, direction: Direction, class: ClassId) -> bool {
         self.tiers.restricted[direction_index(direction)].contains(class)
+    }
+
+    /// A compiled admin rule.
+    pub fn tier_rule(&self, reference: AdminRuleRef) -> Option<TierRule<'_>> {
+        let tiers = &self.tiers;
+        let range = tiers.policy_rules.get(reference.policy)?[direction_index(reference.direction)]
+            .clone();
+        let rule = tiers.rules[range]
+            .iter()
+            .find(|rule| rule.rule.index == reference.index)?;
+        Some(TierRule {
+            rule: rule.rule,
+            action: rule.action,
+            peers: &rule.peers,
+            ports: &self.distinct_ports[rule.ports],
+        })
+    }
+
+    /// The compiled rules of one admin policy in one direction, in order.
+    pub fn admin_policy_rules(&self, policy: usize, direction: Direction) -> Vec<TierRule<'_>> {
+        let tiers = &self.tiers;
+        let Some(ranges) = tiers.policy_rules.get(policy) else {
+            return Vec::new();
+        };
+        tiers.rules[ranges[direction_index(direction)].clone()]
+            .iter()
+            .map(|rule| TierRule {
+                rule: rule.rule,
+                action: rule.action,
+                peers: &rule.peers,
+                ports: &self.distinct_ports[rule.ports],
+            })
+            .collect()
+    }
+
+    /// Classes whose members are on the pod network (not host-networked):
+    /// the only possible subjects and `namespaces`/`pods` peers of the
+    /// admin tiers. Empty when the cluster has no admin policy.
+    pub fn pod_network_classes(&self) -> &BitSet {
+        &self.tiers.pod_network
     }
 
     /// The classes each admin policy selects, indexed like

@@ -1,5 +1,6 @@
 //! The rule registry. Each rule is one file; add new ones to [`RULES`].
 
+mod admin_tiers;
 mod np001_invalid_manifest;
 mod np002_unknown_field;
 mod np003_questionable_manifest;
@@ -19,6 +20,13 @@ mod np016_ip_block_on_service_address;
 mod np017_intermittent_service;
 mod np018_ingress_refused;
 mod np019_hidden_client_ip_block;
+mod np020_ambiguous_admin_priority;
+mod np021_shadowed_admin_rule;
+mod np022_admin_pass_to_nothing;
+mod np023_dead_admin_accept;
+mod np024_admin_network_covers_pods;
+mod np025_admin_selects_nothing;
+mod np026_dead_admin_peer;
 
 pub use np001_invalid_manifest::InvalidManifest;
 pub use np002_unknown_field::UnknownField;
@@ -39,6 +47,13 @@ pub use np016_ip_block_on_service_address::IpBlockOnServiceAddress;
 pub use np017_intermittent_service::IntermittentService;
 pub use np018_ingress_refused::IngressRefused;
 pub use np019_hidden_client_ip_block::HiddenClientIpBlock;
+pub use np020_ambiguous_admin_priority::AmbiguousAdminPriority;
+pub use np021_shadowed_admin_rule::ShadowedAdminRule;
+pub use np022_admin_pass_to_nothing::AdminPassToNothing;
+pub use np023_dead_admin_accept::DeadAdminAccept;
+pub use np024_admin_network_covers_pods::AdminNetworkCoversPods;
+pub use np025_admin_selects_nothing::AdminSelectsNothing;
+pub use np026_dead_admin_peer::DeadAdminPeer;
 
 use super::Rule;
 
@@ -63,6 +78,13 @@ pub static RULES: &[&dyn Rule] = &[
     &IntermittentService,
     &IngressRefused,
     &HiddenClientIpBlock,
+    &AmbiguousAdminPriority,
+    &ShadowedAdminRule,
+    &AdminPassToNothing,
+    &DeadAdminAccept,
+    &AdminNetworkCoversPods,
+    &AdminSelectsNothing,
+    &DeadAdminPeer,
 ];
 
 use crate::diagnostic::{ObjectRef, SourceLocation};
