@@ -473,6 +473,8 @@ impl<'m> Compiler<'m> {
             everyone_named: Vec::new(),
             tiered: Vec::new(),
             entry_of: HashMap::new(),
+            tiered_entries: Vec::new(),
+            tiered_base: Vec::new(),
         };
         // Classes with admin-tier rules are answered by evaluating their
         // rules in order (`SideRules`); the others by the union of their
@@ -525,6 +527,7 @@ impl<'m> Compiler<'m> {
                 grouping.entries[entry].grants.push(grant);
             }
         }
+        grouping.prepare_tiered();
         // 2. Signatures of peer classes; ipBlock parts.
         let mut signatures: BTreeMap<ClassId, Vec<usize>> = BTreeMap::new();
         for (index, entry) in grouping.entries.iter().enumerate() {
@@ -795,6 +798,11 @@ struct Grouping<'a> {
     tiered: Vec<Option<&'a SideRules<'a>>>,
     /// The entry of each peer set, by address.
     entry_of: HashMap<usize, usize>,
+    /// Per tiered isolated class, the entries its rules name, sorted.
+    tiered_entries: Vec<Vec<usize>>,
+    /// Per tiered isolated class, its answer toward a peer no entry of it
+    /// holds, when that does not depend on the peer's class.
+    tiered_base: Vec<Option<PortSet>>,
 }
 
 impl<'a> Grouping<'a> {
@@ -880,6 +888,21 @@ impl<'a> Grouping<'a> {
             let Some(rules) = rules else {
                 continue;
             };
+            // Most tiered classes name none of this peer's entries: their
+            // answer is the one toward any other peer, computed once.
+            if let Some(base) = &self.tiered_base[local] {
+                let named = |entries: &[usize]| {
+                    (self.tiered_entries[local].iter()).any(|e| entries.binary_search(e).is_ok())
+                };
+                let blocks_named =
+                    (self.tiered_entries[local].iter()).any(|e| block_entries.contains(e));
+                if !blocks_named && !(class.is_some() && named(class_entries)) {
+                    if !base.is_empty() {
+                        contributions.push((local, std::borrow::Cow::Borrowed(base)));
+                    }
+                    continue;
+                }
+            }
             let ports = rules.allowed(false, |peers, ports| {
                 if peers.everyone {
                     return self.resolve(local, ports, class);
@@ -910,6 +933,54 @@ impl<'a> Grouping<'a> {
 }
 
 impl Grouping<'_> {
+    /// The entries each tiered class names, and its answer toward a peer
+    /// none of them holds (when rules without peers do not resolve named
+    /// ports on the peer's class).
+    fn prepare_tiered(&mut self) {
+        let mut entries = Vec::with_capacity(self.tiered.len());
+        let mut bases = Vec::with_capacity(self.tiered.len());
+        for (local, rules) in self.tiered.iter().enumerate() {
+            let Some(rules) = rules else {
+                entries.push(Vec::new());
+                bases.push(None);
+                continue;
+            };
+            let tier_rules =
+                (rules.admin.iter().chain(&rules.baseline)).map(|rule| (rule.peers, rule.ports));
+            let all = rules
+                .network_policy
+                .iter()
+                .flatten()
+                .copied()
+                .chain(tier_rules);
+            let mut named: Vec<usize> = Vec::new();
+            let mut class_free = true;
+            for (peers, ports) in all {
+                if peers.everyone {
+                    class_free &=
+                        self.direction == Direction::Ingress || ports.all || ports.named.is_empty();
+                } else {
+                    named.push(self.entry_of[&(std::ptr::from_ref(peers) as usize)]);
+                }
+            }
+            named.sort_unstable();
+            named.dedup();
+            let base = class_free.then(|| {
+                rules.allowed(false, |peers, ports| {
+                    if peers.everyone {
+                        self.resolve(local, ports, None)
+                    } else {
+                        PortSet::empty()
+                    }
+                })
+            });
+            entries.push(named);
+            bases.push(base);
+        }
+        self.tiered_entries = entries;
+        self.tiered_base = bases;
+    }
+
     /// What the node's own address `address` may do: everything, for the
     /// classes no admin tier applies to (NetworkPolicy always allows a pod
     /// and its node); for the others, what the Admin tier leaves.

@@ -12,6 +12,8 @@
 
 mod testbed;
 
+#[path = "../../policy-core/tests/support/admin_generators.rs"]
+mod admin_generators;
 #[path = "../../policy-core/tests/common/mod.rs"]
 mod common;
 #[path = "../../policy-core/tests/support/conformance_case.rs"]
@@ -383,6 +385,57 @@ fn random_clusters_are_enforced_exactly_as_the_model_says() {
             found.is_empty(),
             "the kernel disagrees with the model:\n  {}",
             found.join("\n  ")
+        );
+        Ok(())
+    });
+    for node in NODES {
+        testbed.clear(node).unwrap();
+    }
+    if let Err(error) = result {
+        panic!("{error}");
+    }
+}
+
+/// The same random clusters with random admin-tier policies on top
+/// (AdminNetworkPolicies, a BaselineAdminNetworkPolicy, ClusterNetworkPolicies
+/// of both tiers, with `networks` peers holding pods and the outside host):
+/// the kernel must still allow exactly what the model says.
+#[test]
+fn random_admin_tiers_are_enforced_exactly_as_the_model_says() {
+    if !e2e_available() {
+        return;
+    }
+    let pods = random_world_pods();
+    let testbed = testbed_for(&pods);
+    let cases: u32 = std::env::var("NETPOL_KERNEL_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(24);
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let strategy = (random_world(), admin_generators::admin_policies());
+    let result = runner.run(&strategy, |(mut world, policies)| {
+        let manifests = admin_generators::manifests(&policies);
+        let build = |world: &common::World| {
+            let cluster = common::build_cluster_with(world, &manifests);
+            assert_eq!(cluster.admin_policies.len(), policies.len());
+            Model::new(cluster, world.config)
+        };
+        let model = build(&world);
+        world.config.address_family = AddressFamily::Ipv4;
+        let model_v4 = build(&world);
+        world.config.address_family = AddressFamily::Ipv6;
+        let model_v6 = build(&world);
+        load(&testbed, &model, true).map_err(TestCaseError::fail)?;
+        let found = disagreements(&testbed, &expectations(&pods, &model_v4, &model_v6));
+        prop_assert!(
+            found.is_empty(),
+            "the kernel disagrees with the model:\n  {}\n{}",
+            found.join("\n  "),
+            manifests
         );
         Ok(())
     });

@@ -73,7 +73,10 @@ fn load(testbed: &Testbed, model: &Model, json: bool) -> Result<(), String> {
     for node in NODES {
         let (ruleset, _) = compiler.compile(node);
         let (document, flags): (String, &[&str]) = if json {
-            (policy_nft::json::render_string(&ruleset), &["-j", "-f", "-"])
+            (
+                policy_nft::json::render_string(&ruleset),
+                &["-j", "-f", "-"],
+            )
         } else {
             (policy_nft::text::render(&ruleset), &["-f", "-"])
         };
@@ -85,11 +88,7 @@ fn load(testbed: &Testbed, model: &Model, json: bool) -> Result<(), String> {
 }
 
 /// Every probe of one step, with the model's verdict.
-fn expectations(
-    model: &Model,
-    pods: &[String],
-    node_addresses: &[Ipv4Addr],
-) -> Vec<(Probe, bool)> {
+fn expectations(model: &Model, pods: &[String], node_addresses: &[Ipv4Addr]) -> Vec<(Probe, bool)> {
     let endpoint = |name: &str| -> QueryEndpoint {
         match name.parse::<IpAddr>() {
             Ok(address) => QueryEndpoint::Address(address),
@@ -116,7 +115,12 @@ fn expectations(
             .chain(UDP_PORTS.iter().map(|&p| (Proto::Udp, Protocol::Udp, p)));
         for (proto, protocol, port) in ports {
             let verdict = model
-                .query(endpoint(from), endpoint(to), &PortQuery::Number(port), protocol)
+                .query(
+                    endpoint(from),
+                    endpoint(to),
+                    &PortQuery::Number(port),
+                    protocol,
+                )
                 .unwrap();
             let probe = match proto {
                 Proto::Tcp => Probe::tcp(from, to, port),
@@ -181,7 +185,12 @@ fn every_admin_conformance_step_is_enforced_exactly_as_the_model_says() {
         let names: Vec<String> = placements.keys().cloned().collect();
         for path in &files {
             let case = load_case(path);
-            assert_eq!(case.base, first.base, "{}: one base per version", path.display());
+            assert_eq!(
+                case.base,
+                first.base,
+                "{}: one base per version",
+                path.display()
+            );
             for test in &case.tests {
                 let mut objects: Vec<Json> = (base.iter())
                     .filter(|d| d["kind"] == "Namespace")
@@ -242,6 +251,9 @@ fn every_admin_conformance_step_is_enforced_exactly_as_the_model_says() {
     );
     // Every step ran, and the probes saw both answers.
     assert!(steps >= 60, "{steps} steps");
-    assert!(verdicts[0] > 0 && verdicts[1] > 0, "{verdicts:?} of {probes}");
+    assert!(
+        verdicts[0] > 0 && verdicts[1] > 0,
+        "{verdicts:?} of {probes}"
+    );
     eprintln!("{steps} steps, {probes} probes, {} denied", verdicts[0]);
 }

@@ -223,9 +223,24 @@ impl Side<'_> {
     /// The first matching rule of `tier` for this side, if any.
     pub fn decide(&self, tier: Tier) -> Option<TierMatch> {
         let policies = &self.model.cluster().admin_policies;
+        // The policies selecting the pod: its class's (the class model
+        // evaluates subjects once per class; `selected_by` is the same
+        // test, pod by pod, kept for debug builds to check it).
+        let class = self.model.class_of(self.subject);
+        let selecting: Vec<usize> = self.model.tier_policies(tier, class).collect();
+        debug_assert_eq!(
+            {
+                let mut sorted = selecting.clone();
+                sorted.sort_unstable();
+                sorted
+            },
+            (0..policies.len())
+                .filter(|&p| policies[p].tier == tier && self.selected_by(&policies[p].subject))
+                .collect::<Vec<_>>()
+        );
         // Each selecting policy's first matching rule, by precedence.
-        let mut candidates: Vec<(u64, usize, &AdminRule)> = (policies.iter().enumerate())
-            .filter(|(_, policy)| policy.tier == tier && self.selected_by(&policy.subject))
+        let mut candidates: Vec<(u64, usize, &AdminRule)> = (selecting.iter())
+            .map(|&index| (index, &policies[index]))
             .filter_map(|(index, policy)| {
                 let rule = policy
                     .rules(self.direction)

@@ -155,6 +155,9 @@ pub(crate) struct CompiledTiers {
     pub(crate) restricted: [BitSet; 2],
     /// Classes of pod-network endpoints (possible subjects and pod peers).
     pub(crate) pod_network: BitSet,
+    /// Per class, the admin policies that select it: the Admin tier's in
+    /// precedence order, then the Baseline tier's.
+    pub(crate) by_class: Vec<Vec<u32>>,
 }
 
 impl CompiledTiers {
@@ -166,6 +169,7 @@ impl CompiledTiers {
             order: [Vec::new(), Vec::new()],
             restricted: [BitSet::new(class_count), BitSet::new(class_count)],
             pod_network: BitSet::new(class_count),
+            by_class: Vec::new(),
         }
     }
 }
@@ -249,6 +253,12 @@ pub(crate) fn compile(
             .collect();
         order.sort_by_key(|&p| (precedence(&cluster.admin_policies[p]), p));
         tiers.order[tier_index(tier)] = order;
+    }
+    tiers.by_class = vec![Vec::new(); class_count];
+    for &policy in tiers.order.iter().flatten() {
+        for class in tiers.subjects[policy].ones() {
+            tiers.by_class[class].push(policy as u32);
+        }
     }
     tiers
 }
@@ -591,12 +601,9 @@ impl super::Model {
         direction: Direction,
         class: ClassId,
     ) -> Vec<TierRule<'_>> {
-        let tiers = &self.tiers;
         let mut rules = Vec::new();
-        for &policy in &tiers.order[tier_index(tier)] {
-            if !tiers.subjects[policy].contains(class) {
-                continue;
-            }
+        for policy in self.tier_policies(tier, class) {
+            let tiers = &self.tiers;
             for rule in &tiers.rules[tiers.policy_rules[policy][direction_index(direction)].clone()]
             {
                 rules.push(TierRule {
@@ -610,6 +617,20 @@ impl super::Model {
         rules
     }
 
+    /// The admin policies of `tier` that select `class`, in precedence order.
+    pub fn tier_policies(&self, tier: Tier, class: ClassId) -> impl Iterator<Item = usize> + '_ {
+        let policies = self
+            .tiers
+            .by_class
+            .get(class)
+            .map_or(&[][..], Vec::as_slice);
+        let admin_policies = &self.cluster().admin_policies;
+        policies
+            .iter()
+            .map(|&policy| policy as usize)
+            .filter(move |&policy| admin_policies[policy].tier == tier)
+    }
+
     /// True when some admin-tier policy applies to `class` in `direction`.
     pub fn has_tier_rules(&self, direction: Direction, class: ClassId) -> bool {
         self.tiers.restricted[direction_index(direction)].contains(class)
@@ -618,8 +639,8 @@ impl super::Model {
     /// A compiled admin rule.
     pub fn tier_rule(&self, reference: AdminRuleRef) -> Option<TierRule<'_>> {
         let tiers = &self.tiers;
-        let range = tiers.policy_rules.get(reference.policy)?[direction_index(reference.direction)]
-            .clone();
+        let range =
+            tiers.policy_rules.get(reference.policy)?[direction_index(reference.direction)].clone();
         let rule = tiers.rules[range]
             .iter()
             .find(|rule| rule.rule.index == reference.index)?;

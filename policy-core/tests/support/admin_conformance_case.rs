@@ -421,7 +421,11 @@ pub fn resolve_pod_ips(value: &mut Json, placements: &BTreeMap<String, Placement
     }
 }
 
-pub fn apply(mutation: &Mutation, objects: &mut Vec<Json>, placements: &BTreeMap<String, Placement>) {
+pub fn apply(
+    mutation: &Mutation,
+    objects: &mut Vec<Json>,
+    placements: &BTreeMap<String, Placement>,
+) {
     match mutation {
         Mutation::SwapRules {
             kind,
@@ -480,4 +484,3 @@ pub fn apply(mutation: &Mutation, objects: &mut Vec<Json>, placements: &BTreeMap
         }
     }
 }
-

@@ -127,8 +127,8 @@ fn could_meet(
     };
     let mut shared = peer_classes(a);
     shared.intersect_with(&peer_classes(b));
-    let shared_addresses = (a.peers.everyone || b.peers.everyone)
-        || a.peers.addresses.intersects(&b.peers.addresses);
+    let shared_addresses =
+        (a.peers.everyone || b.peers.everyone) || a.peers.addresses.intersects(&b.peers.addresses);
     let meet = |destination: Option<&crate::model::PodClass>| {
         !a.ports
             .resolve(destination)

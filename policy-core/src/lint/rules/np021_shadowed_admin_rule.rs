@@ -54,7 +54,10 @@ impl Rule for ShadowedAdminRule {
             let policy = &cluster.admin_policies[reference.policy];
             let mut reasons = Vec::new();
             if !why.by.is_empty() {
-                reasons.push(format!("earlier rules decide all of its traffic first: {}", rule_list(model, &why.by)));
+                reasons.push(format!(
+                    "earlier rules decide all of its traffic first: {}",
+                    rule_list(model, &why.by)
+                ));
             }
             if why.behind_network_policy {
                 reasons.push("NetworkPolicies isolate the pods it selects, so the Baseline tier is never consulted for them".to_string());

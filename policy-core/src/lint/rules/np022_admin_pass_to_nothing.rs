@@ -52,7 +52,9 @@ impl Rule for AdminPassToNothing {
             for direction in [Direction::Ingress, Direction::Egress] {
                 let behind_nothing = subjects.ones().all(|class| {
                     model.grants(direction, class).is_none()
-                        && model.tier_rules(Tier::Baseline, direction, class).is_empty()
+                        && model
+                            .tier_rules(Tier::Baseline, direction, class)
+                            .is_empty()
                 });
                 if !behind_nothing {
                     continue;

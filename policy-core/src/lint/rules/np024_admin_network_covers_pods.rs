@@ -66,7 +66,8 @@ impl Rule for AdminNetworkCoversPods {
                     .filter(|pod_cidr| {
                         cidrs.iter().any(|c| {
                             c.family() == pod_cidr.family()
-                                && (c.contains(pod_cidr.address()) || pod_cidr.contains(c.address()))
+                                && (c.contains(pod_cidr.address())
+                                    || pod_cidr.contains(c.address()))
                         })
                     })
                     .map(ToString::to_string)
@@ -81,9 +82,9 @@ impl Rule for AdminNetworkCoversPods {
                     && compiled[..position].iter().any(|earlier| {
                         earlier.ports.all
                             && (earlier.peers.everyone
-                                || pods
-                                    .iter()
-                                    .all(|&pod| earlier.peers.classes.contains(model.class_of(pod))))
+                                || pods.iter().all(|&pod| {
+                                    earlier.peers.classes.contains(model.class_of(pod))
+                                }))
                     });
                 if handled {
                     continue;

@@ -47,7 +47,10 @@ impl Rule for AdminSelectsNothing {
             findings.push(
                 Finding::new(
                     self.info(),
-                    format!("{} selects no pod: its subject matches none of the input's pods", policy.reference()),
+                    format!(
+                        "{} selects no pod: its subject matches none of the input's pods",
+                        policy.reference()
+                    ),
                 )
                 .with_help("compare the subject's selectors with the namespace and pod labels")
                 .at(

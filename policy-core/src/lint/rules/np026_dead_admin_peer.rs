@@ -44,17 +44,17 @@ impl Rule for DeadAdminPeer {
         let has_nodes = !cluster.nodes.is_empty();
         let mut selectors = model.selector_index();
         let pod_network = model.pod_network_classes();
-        let mut pod_classes = |namespaces: &crate::selector::Selector,
-                               pods: Option<&crate::selector::Selector>| {
-            let mut classes: BitSet = selectors
-                .namespaces(&NamespaceScope::Selected(namespaces.clone()))
-                .clone();
-            if let Some(pods) = pods {
-                classes.intersect_with(selectors.pods(pods));
-            }
-            classes.intersect_with(pod_network);
-            classes.is_clear()
-        };
+        let mut pod_classes =
+            |namespaces: &crate::selector::Selector, pods: Option<&crate::selector::Selector>| {
+                let mut classes: BitSet = selectors
+                    .namespaces(&NamespaceScope::Selected(namespaces.clone()))
+                    .clone();
+                if let Some(pods) = pods {
+                    classes.intersect_with(selectors.pods(pods));
+                }
+                classes.intersect_with(pod_network);
+                classes.is_clear()
+            };
         for policy in &cluster.admin_policies {
             for rule in policy.ingress.iter().chain(&policy.egress) {
                 for (position, peer) in rule.peers.iter().enumerate() {
