@@ -269,8 +269,9 @@ struct EdgeView {
 
 #[derive(Serialize, Debug, Default, Clone)]
 struct SideView {
-    /// Why the side lets traffic through without a rule.
-    unrestricted: Vec<&'static str>,
+    /// Why the side lets traffic through without a NetworkPolicy rule
+    /// (including the admin-tier rules that accept it).
+    unrestricted: Vec<String>,
     /// `(rule index, ports it allows of this connection)`.
     rules: Vec<(usize, String)>,
 }
@@ -442,14 +443,21 @@ impl RuleTable {
 
     fn side(&mut self, model: &Model, reasons: &SideReasons) -> SideView {
         let mut unrestricted = Vec::new();
+        for (rule, ports) in &reasons.admin_rules {
+            unrestricted.push(format!(
+                "{}: {}",
+                rule.label(model.cluster()),
+                ports_words(ports)
+            ));
+        }
         if reasons.not_isolated {
-            unrestricted.push("not isolated");
+            unrestricted.push("not isolated".to_string());
         }
         if reasons.host_network {
-            unrestricted.push("host-network pod (node traffic)");
+            unrestricted.push("host-network pod (node traffic)".to_string());
         }
         if reasons.local_node {
-            unrestricted.push("same node as a host-network pod");
+            unrestricted.push("same node as a host-network pod".to_string());
         }
         SideView {
             unrestricted,
@@ -538,7 +546,7 @@ fn graph(model: &Model, overview: &Overview) -> Graph {
         });
     }
     let outside_side = SideView {
-        unrestricted: vec!["outside the cluster: no policy applies"],
+        unrestricted: vec!["outside the cluster: no policy applies".to_string()],
         rules: Vec::new(),
     };
     for connection in &overview.outside {

@@ -652,11 +652,11 @@ spec:
         "{}",
         stdout(&output)
     );
-    // Which commands read the tiers is said once, on stderr.
+    // What does not read the tiers yet is said once, on stderr.
     let warnings = stderr(&output);
     assert_eq!(
         warnings
-            .matches("`netpol query` evaluates them and `netpol explain` describes them, but the connectivity matrix")
+            .matches("every command applies the tiers, but the NetworkPolicy lint rules (NP004-NP019) still judge NetworkPolicies alone")
             .count(),
         1,
         "{warnings}"
@@ -739,4 +739,98 @@ spec:
     let admin = text.find("AdminNetworkPolicy block-gryffindor").unwrap();
     let baseline = text.find("ClusterNetworkPolicy baseline").unwrap();
     assert!(admin < baseline, "{text}");
+}
+
+/// The class-level commands read the tiers: `matrix` applies an ANP's Allow
+/// over a BANP's Deny, `explain --pod` lists the tiers' policies and what
+/// the pod may receive, and the report names the admin rule that accepts.
+#[test]
+fn matrix_explain_pod_and_report_apply_the_admin_tiers() {
+    let manifests = "
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {team: shop}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: monitoring, labels: {team: monitoring}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec: {nodeName: node-1, containers: [{name: c, ports: [{name: http, containerPort: 80}]}]}
+status: {podIP: 10.244.0.10}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: prometheus, namespace: monitoring, labels: {app: prometheus}}
+spec: {nodeName: node-1, containers: [{name: c}]}
+status: {podIP: 10.244.0.20}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: allow-monitoring}
+spec:
+  priority: 5
+  subject: {namespaces: {matchLabels: {team: shop}}}
+  ingress:
+  - {name: allow-monitoring, action: Allow, from: [{namespaces: {matchLabels: {team: monitoring}}}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: BaselineAdminNetworkPolicy
+metadata: {name: default}
+spec:
+  subject: {namespaces: {}}
+  ingress:
+  - {name: deny-all, action: Deny, from: [{namespaces: {}}]}
+";
+    let output = netpol_with_stdin(
+        &["matrix", "-", "--port", "80", "--output", "json"],
+        manifests,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let matrix: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    // prometheus -> web: the ANP's Allow; web -> prometheus: the BANP's Deny
+    // (a pod reaching itself is allowed, --self-traffic allow).
+    assert_eq!(
+        matrix["allowed"],
+        serde_json::json!([
+            {"from": "monitoring/prometheus", "to": "monitoring/prometheus"},
+            {"from": "monitoring/prometheus", "to": "shop/web"},
+            {"from": "shop/web", "to": "shop/web"},
+        ])
+    );
+    let explain = netpol_with_stdin(&["explain", "-", "--pod", "shop/web"], manifests);
+    let explain = stdout(&explain);
+    assert!(
+        explain.contains("  Admin tier: AdminNetworkPolicy allow-monitoring (priority 5, ingress).\n  Baseline tier: BaselineAdminNetworkPolicy default (ingress).\n  Ingress: not isolated, with admin-tier rules. It may receive:\n    from monitoring/prometheus on every port\n"),
+        "{explain}"
+    );
+    let explain_prometheus = netpol_with_stdin(
+        &["explain", "-", "--pod", "monitoring/prometheus"],
+        manifests,
+    );
+    let explain_prometheus = stdout(&explain_prometheus);
+    assert!(
+        explain_prometheus.contains("  Ingress: not isolated, with admin-tier rules. It may receive:\n    from any address outside the cluster on every port\n"),
+        "{explain_prometheus}"
+    );
+    let dir = std::env::temp_dir().join(format!("netpol-admin-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("cluster.yaml");
+    std::fs::write(&input, manifests).unwrap();
+    let html = dir.join("report.html");
+    let report = netpol(&[
+        "report",
+        input.to_str().unwrap(),
+        "-o",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(report.status.code(), Some(0), "{}", stderr(&report));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("AdminNetworkPolicy `allow-monitoring` (priority 5) ingress rule 0 `allow-monitoring`: every port"),
+        "the report names the accepting admin rule"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -471,21 +471,66 @@ pub fn describe_endpoint(model: &Model, endpoint: EndpointId, entries: &[Entry])
             .collect();
         let _ = writeln!(out, "  Selected by {}.", list.join(", "));
     }
+    // The admin tiers that apply to it, in the order they are consulted.
+    let class = model.class_of(endpoint);
+    for tier in [crate::admin::Tier::Admin, crate::admin::Tier::Baseline] {
+        let policies: Vec<String> = model
+            .tier_policies(tier, class)
+            .map(|policy| {
+                let policy = &cluster.admin_policies[policy];
+                let directions: Vec<&str> = [Direction::Ingress, Direction::Egress]
+                    .into_iter()
+                    .filter(|&d| !policy.rules(d).is_empty())
+                    .map(Direction::field)
+                    .collect();
+                let priority = policy
+                    .priority
+                    .map(|p| format!("priority {p}, "))
+                    .unwrap_or_default();
+                format!(
+                    "{} ({priority}{})",
+                    policy.reference(),
+                    if directions.is_empty() {
+                        "no rules".to_string()
+                    } else {
+                        directions.join(", ")
+                    }
+                )
+            })
+            .collect();
+        if !policies.is_empty() {
+            let _ = writeln!(
+                out,
+                "  {} tier: {}.",
+                match tier {
+                    crate::admin::Tier::Admin => "Admin",
+                    crate::admin::Tier::Baseline => "Baseline",
+                },
+                policies.join(", ")
+            );
+        }
+    }
     let others: Vec<EndpointId> = (0..cluster.endpoints.len())
         .filter(|&e| e != endpoint)
         .collect();
     let mut matrix = model.connection_matrix();
     for direction in [Direction::Ingress, Direction::Egress] {
         let isolated = !model.policies_selecting(endpoint, direction).is_empty();
+        let tiered = model.has_tier_rules(direction, class);
         let (verb, toward) = match direction {
             Direction::Ingress => ("receive", "from"),
             Direction::Egress => ("send", "to"),
         };
         let _ = writeln!(
             out,
-            "  {}: {}. It may {verb}:",
+            "  {}: {}{}. It may {verb}:",
             capitalize(direction.field()),
-            if isolated { "isolated" } else { "not isolated" }
+            if isolated { "isolated" } else { "not isolated" },
+            if tiered {
+                ", with admin-tier rules"
+            } else {
+                ""
+            }
         );
         let peers: Vec<(String, PortSet)> = others
             .iter()

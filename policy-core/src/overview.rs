@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::cluster::EndpointId;
 use crate::config::HostNetworkMode;
 use crate::ipset::IpSet;
-use crate::model::{ClassId, Counterpart, Model, RuleRef, SidePermit};
+use crate::model::{AdminRuleRef, ClassId, Counterpart, Model, RuleRef, SidePermit};
 use crate::policy::Direction;
 use crate::ports::PortSet;
 
@@ -48,6 +48,9 @@ pub struct SideReasons {
     /// The rules that allow the connections, each with the ports of the
     /// allowed connections it accounts for.
     pub rules: BTreeMap<RuleRef, PortSet>,
+    /// Admin- and Baseline-tier Accept rules that allow connections, each
+    /// with the ports it accounts for.
+    pub admin_rules: BTreeMap<AdminRuleRef, PortSet>,
 }
 
 impl SideReasons {
@@ -60,6 +63,19 @@ impl SideReasons {
                     self.rules.entry(rule).or_default().union_with(&ports);
                 }
             }
+            SidePermit::Tiered {
+                accepted,
+                rules,
+                by_default,
+            } => {
+                for (rule, ports) in accepted {
+                    self.admin_rules.entry(rule).or_default().union_with(&ports);
+                }
+                for (rule, ports) in rules {
+                    self.rules.entry(rule).or_default().union_with(&ports);
+                }
+                self.not_isolated |= !by_default.is_empty();
+            }
         }
     }
 
@@ -69,6 +85,9 @@ impl SideReasons {
         self.local_node |= other.local_node;
         for (rule, ports) in &other.rules {
             self.rules.entry(*rule).or_default().union_with(ports);
+        }
+        for (rule, ports) in &other.admin_rules {
+            self.admin_rules.entry(*rule).or_default().union_with(ports);
         }
     }
 }
@@ -284,7 +303,10 @@ impl Overview {
                 if class_level.is_empty() {
                     entry.allowed_pairs += 1;
                 }
-                entry.ports = PortSet::all();
+                // NetworkPolicy allows it all; an Admin-tier rule may not.
+                entry
+                    .ports
+                    .union_with(&model.connections(source, destination));
                 entry.egress.local_node = true;
                 entry.ingress.local_node = true;
             }

@@ -22,8 +22,8 @@ use std::net::Ipv4Addr;
 use admin_generators::{Generated, admin_policies, manifests};
 use common::{PORT_NUMBERS, PROTOCOLS, World, naive};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use policy_core::model::PortMatrix;
-use policy_core::{Config, Model, PortQuery, Protocol, QueryEndpoint};
+use policy_core::model::{Counterpart, PortMatrix};
+use policy_core::{Config, Direction, Model, PortQuery, Protocol, QueryEndpoint};
 use proptest::prelude::*;
 use serde_json::Value as Json;
 
@@ -206,6 +206,13 @@ proptest! {
                     panic!("pods resolve to endpoints");
                 };
                 let connections = model.connections(from_id, to_id);
+                // The report's per-side reasons account for the same ports.
+                let (s, d) = (model.class_of(from_id), model.class_of(to_id));
+                let permitted = model
+                    .side_permit(Direction::Egress, s, Counterpart::Class(d))
+                    .ports()
+                    .intersection(&model.side_permit(Direction::Ingress, d, Counterpart::Class(s)).ports());
+                prop_assert_eq!(&permitted, &connections, "side permits {} -> {}", source, destination);
                 for protocol in PROTOCOLS {
                     for port in PORT_NUMBERS {
                         let verdict = model

@@ -963,7 +963,7 @@ fn one_warning_says_the_model_ignores_admin_policies() {
     assert_eq!(notes[0].severity, Severity::Warning);
     assert!(notes[0].object.is_none() && notes[0].source.is_none());
     assert!(notes[0].message.contains(
-        "3 admin-tier policies (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy): `netpol query`, `matrix`, `diff`, `compile` and the agent apply the tiers and `netpol explain` describes them, but the lint rules, `explain --pod` and the report do not read them yet"
+        "3 admin-tier policies (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy): every command applies the tiers, but the NetworkPolicy lint rules (NP004-NP019) still judge NetworkPolicies alone"
     ));
     // Nothing loaded, nothing said.
     assert!(

@@ -1229,20 +1229,18 @@ impl Loader {
         }
         if !policies.is_empty() {
             let one = policies.len() == 1;
-            // Never silently wrong: say which commands do not read the tiers yet.
+            // Never silently wrong: say what does not read the tiers yet.
             self.diagnostics.push(
                 Diagnostic::new(
                     Severity::Warning,
                     DiagnosticKind::Skipped,
                     format!(
-                        "{} admin-tier {} (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy): `netpol query`, `matrix`, `diff`, `compile` and the agent apply the tiers and `netpol explain` describes {}, but the lint rules, `explain --pod` and the report do not read {} yet",
+                        "{} admin-tier {} (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy): every command applies the tiers, but the NetworkPolicy lint rules (NP004-NP019) still judge NetworkPolicies alone",
                         policies.len(),
                         if one { "policy" } else { "policies" },
-                        if one { "it" } else { "them" },
-                        if one { "it" } else { "them" },
                     ),
                 )
-                .with_help("what lint, `explain --pod` and the report say may be changed by an Admin-tier Deny or Accept or a Baseline rule; check a connection with `netpol query`"),
+                .with_help("a NetworkPolicy finding (an unprotected pod, blocked DNS, a redundant rule) may not hold once an Admin-tier Deny or Accept or a Baseline rule applies; NP020-NP026 check the tiers themselves, and `netpol query` any connection"),
             );
         }
         policies

@@ -47,7 +47,7 @@ pub use services::{
     Backend, BackendTarget, BackendVerdict, Backends, ClientSets, DnsVerdict, Exclusion, ServiceId,
     ServiceOutcome, ServiceQueryError, ServiceVerdict, Target,
 };
-pub use tiers::{SideRules, TierRule};
+pub use tiers::{SideAccount, SideRules, TierRule};
 
 use crate::bitset::BitSet;
 use crate::cluster::{Cluster, EndpointId};

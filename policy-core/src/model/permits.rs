@@ -6,7 +6,7 @@
 //! them accounts for. [`Model::side_permit`] answers that for a class and a
 //! counterpart (another class, or a region of outside addresses).
 
-use super::{ClassId, Model, PolicyId, RuleRef};
+use super::{AdminRuleRef, ClassId, Model, PolicyId, RuleRef};
 use crate::ipset::IpSet;
 use crate::policy::Direction;
 use crate::ports::PortSet;
@@ -38,6 +38,19 @@ pub enum SidePermit {
         /// The rules that match the counterpart, with their ports.
         rules: Vec<(RuleRef, PortSet)>,
     },
+    /// Admin-tier policies apply to the pods: what the tiers, the
+    /// NetworkPolicies and the default allow together, rule by rule.
+    Tiered {
+        /// Accept rules of the Admin or Baseline tier, with the ports each
+        /// decided.
+        accepted: Vec<(AdminRuleRef, PortSet)>,
+        /// NetworkPolicy rules, with the ports each allows of what the
+        /// Admin tier left or passed.
+        rules: Vec<(RuleRef, PortSet)>,
+        /// Ports no rule decided, allowed by default (no NetworkPolicy
+        /// isolates the pods; the Baseline tier passed them or had no rule).
+        by_default: PortSet,
+    },
 }
 
 impl SidePermit {
@@ -47,6 +60,20 @@ impl SidePermit {
             SidePermit::NotIsolated | SidePermit::HostNetwork => PortSet::all(),
             SidePermit::Isolated { rules, .. } => {
                 let mut ports = PortSet::empty();
+                for (_, rule_ports) in rules {
+                    ports.union_with(rule_ports);
+                }
+                ports
+            }
+            SidePermit::Tiered {
+                accepted,
+                rules,
+                by_default,
+            } => {
+                let mut ports = by_default.clone();
+                for (_, rule_ports) in accepted {
+                    ports.union_with(rule_ports);
+                }
                 for (_, rule_ports) in rules {
                     ports.union_with(rule_ports);
                 }
@@ -68,6 +95,15 @@ impl SidePermit {
                     .map(|(rule, rule_ports)| (rule, rule_ports.intersection(ports)))
                     .filter(|(_, rule_ports)| !rule_ports.is_empty())
                     .collect(),
+            },
+            SidePermit::Tiered {
+                accepted,
+                rules,
+                by_default,
+            } => SidePermit::Tiered {
+                accepted: narrow(accepted, ports),
+                rules: narrow(rules, ports),
+                by_default: by_default.intersection(ports),
             },
             open => open,
         }
@@ -93,6 +129,9 @@ impl Model {
     ) -> SidePermit {
         if !self.classes[subject].selectable {
             return SidePermit::HostNetwork;
+        }
+        if self.has_tier_rules(direction, subject) {
+            return self.tiered_permit(direction, subject, counterpart);
         }
         let policies = self.class_policies(direction, subject);
         if policies.is_empty() {
@@ -127,6 +166,59 @@ impl Model {
         SidePermit::Isolated {
             policies: policies.to_vec(),
             rules,
+        }
+    }
+}
+
+/// Each rule's ports narrowed to `ports`; the rules left with none dropped.
+fn narrow<R>(list: Vec<(R, PortSet)>, ports: &PortSet) -> Vec<(R, PortSet)> {
+    list.into_iter()
+        .map(|(rule, rule_ports)| (rule, rule_ports.intersection(ports)))
+        .filter(|(_, rule_ports)| !rule_ports.is_empty())
+        .collect()
+}
+
+impl Model {
+    fn tiered_permit(
+        &self,
+        direction: Direction,
+        subject: ClassId,
+        counterpart: Counterpart<'_>,
+    ) -> SidePermit {
+        let destination = match (direction, counterpart) {
+            (Direction::Ingress, _) => Some(&self.classes[subject]),
+            (Direction::Egress, Counterpart::Class(class)) => Some(&self.classes[class]),
+            (Direction::Egress, Counterpart::Addresses(_)) => None,
+        };
+        let side = self.side_rules(direction, subject);
+        let account = side.account(false, |peers, ports| {
+            let matches = match counterpart {
+                Counterpart::Class(class) => peers.contains_class(class),
+                Counterpart::Addresses(region) => {
+                    peers.everyone || peers.addresses.intersects(region)
+                }
+            };
+            if matches {
+                ports.resolve(destination)
+            } else {
+                PortSet::empty()
+            }
+        });
+        // The grants are the selecting policies' rules, in that order.
+        let references: Vec<RuleRef> = (self.class_policies(direction, subject).iter())
+            .flat_map(|&policy| self.rules_of(policy, direction))
+            .map(|rule| RuleRef {
+                policy: rule.policy,
+                direction,
+                index: rule.index,
+            })
+            .collect();
+        SidePermit::Tiered {
+            accepted: account.accepted,
+            rules: (account.granted.into_iter())
+                .map(|(index, ports)| (references[index], ports))
+                .collect(),
+            by_default: account.by_default,
         }
     }
 }

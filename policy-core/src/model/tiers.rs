@@ -484,6 +484,94 @@ impl SideRules<'_> {
     }
 }
 
+/// Which rules account for what one side allows toward one peer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SideAccount {
+    /// Everything the side allows.
+    pub allowed: PortSet,
+    /// Accept rules of either tier, each with the ports it decided.
+    pub accepted: Vec<(AdminRuleRef, PortSet)>,
+    /// NetworkPolicy grants (indexes into [`SideRules::network_policy`]),
+    /// each with the allowed ports it matches.
+    pub granted: Vec<(usize, PortSet)>,
+    /// Ports allowed because nothing decided them (no NetworkPolicy
+    /// isolates the pods, and no rule of the Baseline tier denies them).
+    pub by_default: PortSet,
+}
+
+impl SideRules<'_> {
+    /// [`SideRules::allowed`], with the rules behind each allowed port.
+    pub fn account(
+        &self,
+        exempt: bool,
+        mut matched: impl FnMut(&PeerSet, &RulePorts) -> PortSet,
+    ) -> SideAccount {
+        let mut account = SideAccount::default();
+        let mut undecided = PortSet::all();
+        let mut passed = PortSet::empty();
+        let run_tier =
+            |rules: &[TierRule<'_>],
+             undecided: &mut PortSet,
+             passed: &mut PortSet,
+             account: &mut SideAccount,
+             matched: &mut dyn FnMut(&PeerSet, &RulePorts) -> PortSet| {
+                for rule in rules {
+                    let part = matched(rule.peers, rule.ports).intersection(undecided);
+                    if part.is_empty() {
+                        continue;
+                    }
+                    match rule.action {
+                        Action::Accept => {
+                            account.allowed.union_with(&part);
+                            account.accepted.push((rule.rule, part.clone()));
+                        }
+                        Action::Deny => {}
+                        Action::Pass => passed.union_with(&part),
+                    }
+                    *undecided = undecided.difference(&part);
+                }
+            };
+        run_tier(
+            &self.admin,
+            &mut undecided,
+            &mut passed,
+            &mut account,
+            &mut matched,
+        );
+        undecided.union_with(&passed);
+        if exempt {
+            account.allowed.union_with(&undecided);
+            account.by_default = undecided;
+            return account;
+        }
+        match &self.network_policy {
+            Some(grants) => {
+                for (index, &(peers, ports)) in grants.iter().enumerate() {
+                    let part = matched(peers, ports).intersection(&undecided);
+                    if !part.is_empty() {
+                        account.allowed.union_with(&part);
+                        account.granted.push((index, part));
+                    }
+                }
+            }
+            None => {
+                let mut passed = PortSet::empty();
+                run_tier(
+                    &self.baseline,
+                    &mut undecided,
+                    &mut passed,
+                    &mut account,
+                    &mut matched,
+                );
+                undecided.union_with(&passed);
+                account.allowed.union_with(&undecided);
+                account.by_default = undecided;
+            }
+        }
+        account
+    }
+}
+
 /// The set operations [`SideRules::decide`] needs.
 pub trait Region: Clone {
     /// An empty set of the same universe.
