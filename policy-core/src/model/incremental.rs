@@ -24,7 +24,8 @@
 //! (the cluster's sorted order), so every answer is the same; class ids
 //! differ, and `tests/incremental.rs` proves the answers equal on random
 //! event sequences. Changes that move the class partition of many pods at
-//! once rebuild instead ([`RebuildReason`]).
+//! once rebuild instead ([`RebuildReason`]), and so does any change to the
+//! admin-tier policies, which are rare.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -35,6 +36,7 @@ use super::{
     ClassId, ClassKey, CompiledRule, Model, PeerSet, PodClass, PolicyId, RulePorts,
     direction_index, node_addresses,
 };
+use crate::admin::AdminPolicy;
 use crate::bitset::BitSet;
 use crate::cluster::{
     Cluster, Endpoint, EndpointId, EndpointKind, EndpointSlice, Ingress, IngressClass, Namespace,
@@ -84,6 +86,10 @@ pub enum Change {
         /// IngressClasses.
         ingress_classes: Vec<IngressClass>,
     },
+    /// All admin-tier policies (ANP, BANP, CNP), in
+    /// [`Cluster::admin_policies`]' order. Always applied by a rebuild
+    /// ([`RebuildReason::AdminPolicies`]): they change rarely.
+    AdminPolicies(Vec<AdminPolicy>),
 }
 
 /// Why [`Model::apply`] rebuilt the model instead of updating it.
@@ -99,6 +105,8 @@ pub enum RebuildReason {
     Compaction,
     /// So much changed at once that a rebuild is cheaper.
     ManyChanges,
+    /// An admin-tier policy came, changed or went.
+    AdminPolicies,
 }
 
 /// What one [`Model::apply`] did.
@@ -416,6 +424,9 @@ impl Model {
                 self.node_addresses = node_addresses(&self.cluster);
             }
             Change::ServiceObjects { .. } => apply_to_cluster(&mut self.cluster, change),
+            Change::AdminPolicies(_) => {
+                return Err(Box::new((RebuildReason::AdminPolicies, change)));
+            }
             Change::UpsertEndpoint(endpoint) => {
                 self.upsert_endpoint(endpoint, stats);
                 stats.endpoints += 1;
@@ -1241,6 +1252,7 @@ fn apply_to_cluster(cluster: &mut Cluster, change: Change) {
         }
         Change::Namespaces(namespaces) => cluster.namespaces = namespaces,
         Change::Nodes(nodes) => cluster.nodes = nodes,
+        Change::AdminPolicies(policies) => cluster.admin_policies = policies,
         Change::ServiceObjects {
             services,
             endpoint_slices,
@@ -1262,8 +1274,7 @@ pub fn differences(old: &Cluster, new: Cluster) -> Vec<Change> {
         endpoints,
         services,
         policies,
-        // Not part of the model yet (see `Cluster::admin_policies`).
-        admin_policies: _,
+        admin_policies,
         nodes,
         endpoint_slices,
         ingresses,
@@ -1275,6 +1286,9 @@ pub fn differences(old: &Cluster, new: Cluster) -> Vec<Change> {
     }
     if nodes != old.nodes {
         changes.push(Change::Nodes(nodes));
+    }
+    if admin_policies != old.admin_policies {
+        changes.push(Change::AdminPolicies(admin_policies));
     }
     changes.push(Change::ServiceObjects {
         services,
@@ -1414,6 +1428,55 @@ mod tests {
             emptied < 64,
             "{emptied} empty classes left after compaction"
         );
+    }
+
+    /// An admin-tier policy that comes, changes or goes rebuilds the model,
+    /// which then answers with it; the same policies again change nothing.
+    #[test]
+    fn admin_policy_changes_rebuild() {
+        let with_admin = |action: &str| {
+            let mut loader = Loader::new();
+            loader.load_str(
+                "anp.yaml",
+                &format!(
+                    "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {{name: guard-p1}}\nspec:\n  priority: 10\n  subject: {{pods: {{namespaceSelector: {{}}, podSelector: {{matchLabels: {{id: \"1\"}}}}}}}}\n  ingress: [{{action: {action}, from: [{{namespaces: {{}}}}]}}]\n"
+                ),
+            );
+            let mut cluster = chain(3);
+            cluster.admin_policies = loader.finish().cluster.admin_policies;
+            assert_eq!(cluster.admin_policies.len(), 1);
+            cluster
+        };
+        let p0_reaches_p1 = |model: &Model| {
+            let (p0, p1) = (
+                model.cluster().find_endpoint("a/p0").unwrap(),
+                model.cluster().find_endpoint("a/p1").unwrap(),
+            );
+            model
+                .query(
+                    super::super::QueryEndpoint::Endpoint(p0),
+                    super::super::QueryEndpoint::Endpoint(p1),
+                    &super::super::PortQuery::Number(80),
+                    crate::Protocol::Tcp,
+                )
+                .unwrap()
+                .allowed()
+        };
+        let mut model = Model::new(chain(3), Config::default());
+        assert!(p0_reaches_p1(&model));
+        let stats = model.update_to(with_admin("Deny"));
+        assert_eq!(stats.rebuilt, Some(RebuildReason::AdminPolicies));
+        assert_eq!(model.cluster(), &with_admin("Deny"));
+        assert!(!p0_reaches_p1(&model), "the Deny rule decides");
+        let stats = model.update_to(with_admin("Deny"));
+        assert_eq!(stats, UpdateStats::default(), "nothing changed");
+        let stats = model.update_to(with_admin("Pass"));
+        assert_eq!(stats.rebuilt, Some(RebuildReason::AdminPolicies));
+        assert!(p0_reaches_p1(&model), "passed on to p1's NetworkPolicy");
+        let stats = model.update_to(chain(3));
+        assert_eq!(stats.rebuilt, Some(RebuildReason::AdminPolicies));
+        assert!(model.cluster().admin_policies.is_empty());
+        assert!(p0_reaches_p1(&model));
     }
 
     #[test]
