@@ -20,6 +20,13 @@
 //!   `allowWatchBookmarks=true` lets [`FakeApiServer::bookmark`] send
 //!   `BOOKMARK` events; `timeoutSeconds` ends the stream cleanly.
 //!
+//! The admin-tier custom resources ([`Res::ADMIN`]) are served only once a
+//! test installs their CRD ([`FakeApiServer::serve`]); until then their
+//! collections answer 404. Discovery of a group version
+//! (`GET /apis/policy.networking.k8s.io/v1alpha1`) answers the
+//! `APIResourceList` of the resources served in it, or the API server's
+//! plain-text `404 page not found` when it serves none.
+//!
 //! Resource versions are one counter for all collections, as etcd's are.
 //! Tests script it: change objects (`apply`, `delete`), fail or hold list
 //! requests, cap page sizes, end watches cleanly or abruptly, expire them
@@ -56,10 +63,13 @@ pub enum Res {
     EndpointSlices,
     Ingresses,
     IngressClasses,
+    AdminNetworkPolicies,
+    BaselineAdminNetworkPolicies,
+    ClusterNetworkPolicies,
 }
 
 impl Res {
-    pub const ALL: [Res; 15] = [
+    pub const ALL: [Res; 18] = [
         Res::Namespaces,
         Res::Pods,
         Res::Deployments,
@@ -75,14 +85,31 @@ impl Res {
         Res::EndpointSlices,
         Res::Ingresses,
         Res::IngressClasses,
+        Res::AdminNetworkPolicies,
+        Res::BaselineAdminNetworkPolicies,
+        Res::ClusterNetworkPolicies,
     ];
 
-    /// The collections the agent's source watches.
+    /// The built-in collections the agent's source watches (it watches
+    /// [`Res::ADMIN`] too, where served).
     pub const WATCHED: [Res; 4] = [Res::Namespaces, Res::Pods, Res::NetworkPolicies, Res::Nodes];
+
+    /// The admin-tier custom resources: not served until a test installs
+    /// their CRD with [`FakeApiServer::serve`].
+    pub const ADMIN: [Res; 3] = [
+        Res::AdminNetworkPolicies,
+        Res::BaselineAdminNetworkPolicies,
+        Res::ClusterNetworkPolicies,
+    ];
 
     /// Whether objects of this collection live in a namespace.
     pub fn namespaced(self) -> bool {
-        !matches!(self, Res::Namespaces | Res::Nodes | Res::IngressClasses)
+        !matches!(self, Res::Namespaces | Res::Nodes | Res::IngressClasses) && !self.custom()
+    }
+
+    /// A custom resource, served only once its CRD is installed.
+    pub fn custom(self) -> bool {
+        Res::ADMIN.contains(&self)
     }
 
     /// The API group and version prefix: `/api/v1`, `/apis/apps/v1`, ...
@@ -100,6 +127,10 @@ impl Res {
             }
             Res::Jobs | Res::CronJobs => "/apis/batch/v1",
             Res::NetworkPolicies => "/apis/networking.k8s.io/v1",
+            Res::AdminNetworkPolicies | Res::BaselineAdminNetworkPolicies => {
+                "/apis/policy.networking.k8s.io/v1alpha1"
+            }
+            Res::ClusterNetworkPolicies => "/apis/policy.networking.k8s.io/v1alpha2",
         }
     }
 
@@ -130,6 +161,9 @@ impl Res {
             Res::EndpointSlices => "EndpointSlice",
             Res::Ingresses => "Ingress",
             Res::IngressClasses => "IngressClass",
+            Res::AdminNetworkPolicies => "AdminNetworkPolicy",
+            Res::BaselineAdminNetworkPolicies => "BaselineAdminNetworkPolicy",
+            Res::ClusterNetworkPolicies => "ClusterNetworkPolicy",
         }
     }
 
@@ -164,6 +198,9 @@ impl Res {
             Res::EndpointSlices => "endpointslices",
             Res::Ingresses => "ingresses",
             Res::IngressClasses => "ingressclasses",
+            Res::AdminNetworkPolicies => "adminnetworkpolicies",
+            Res::BaselineAdminNetworkPolicies => "baselineadminnetworkpolicies",
+            Res::ClusterNetworkPolicies => "clusternetworkpolicies",
         }
     }
 
@@ -187,6 +224,44 @@ impl Res {
     fn namespace_get(path: &str) -> Option<&str> {
         let name = path.strip_prefix("/api/v1/namespaces/")?;
         (!name.is_empty() && !name.contains('/')).then_some(name)
+    }
+
+    /// `GET /apis/<group>/<version>` (or `/api/v1`): the collections of
+    /// that group version, if it is one the server knows.
+    fn discovery(path: &str) -> Option<Vec<Res>> {
+        let in_it: Vec<Res> = Res::ALL
+            .into_iter()
+            .filter(|res| res.prefix() == path)
+            .collect();
+        (!in_it.is_empty()).then_some(in_it)
+    }
+
+    /// This collection's entries in its group version's `APIResourceList`,
+    /// as the API server lists a CRD: the resource and its status.
+    fn discovery_entries(self) -> [Value; 2] {
+        let short = match self {
+            Res::AdminNetworkPolicies => json!(["anp"]),
+            Res::BaselineAdminNetworkPolicies => json!(["banp"]),
+            Res::ClusterNetworkPolicies => json!(["cnp"]),
+            _ => json!([]),
+        };
+        [
+            json!({
+                "name": self.plural(),
+                "singularName": self.kind().to_lowercase(),
+                "namespaced": self.namespaced(),
+                "kind": self.kind(),
+                "verbs": ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"],
+                "shortNames": short,
+            }),
+            json!({
+                "name": format!("{}/status", self.plural()),
+                "singularName": "",
+                "namespaced": self.namespaced(),
+                "kind": self.kind(),
+                "verbs": ["get", "patch", "update"],
+            }),
+        ]
     }
 
     /// The recorded objects the server starts with (empty for the kinds
@@ -282,6 +357,10 @@ struct State {
     resource_version: u64,
     collections: BTreeMap<Res, Collection>,
     requests: Vec<Request>,
+    /// The paths of discovery requests (`/apis/<group>/<version>`).
+    discoveries: Vec<String>,
+    /// Discovery requests to fail next: path, code, `Status`.
+    discovery_failures: Vec<(String, u16, Value)>,
     next_token: u64,
     /// When set, requests without `Authorization: Bearer <token>` get 401.
     token: Option<String>,
@@ -329,9 +408,18 @@ impl FakeApiServer {
                     resource_version: 48213,
                     collections: Res::ALL
                         .into_iter()
-                        .map(|res| (res, Collection::default()))
+                        .map(|res| {
+                            let collection = Collection {
+                                // No CRD installed yet.
+                                not_served: res.custom(),
+                                ..Collection::default()
+                            };
+                            (res, collection)
+                        })
                         .collect(),
                     requests: Vec::new(),
+                    discoveries: Vec::new(),
+                    discovery_failures: Vec::new(),
                     next_token: 1,
                     token: None,
                     user: "system:serviceaccount:kube-system:netpol".to_string(),
@@ -394,13 +482,50 @@ impl FakeApiServer {
     }
 
     /// Stops serving `res` at all (404), as when a CRD is not installed or
-    /// an API group is disabled.
+    /// an API group is disabled. Running watches of it end, as when a CRD
+    /// is deleted; its objects stay, to be served again by
+    /// [`FakeApiServer::serve`].
     pub fn stop_serving(&self, res: Res) {
+        {
+            let mut state = self.lock();
+            let collection = state.collections.get_mut(&res).expect("collection");
+            collection.not_served = true;
+            for watcher in collection.watchers.drain(..) {
+                let _ = watcher.commands.send(WatchCommand::Close);
+            }
+        }
+        self.touch();
+    }
+
+    /// Serves `res` (again), as when its CRD is installed: its collection,
+    /// and its entry in discovery.
+    pub fn serve(&self, res: Res) {
         self.lock()
             .collections
             .get_mut(&res)
             .expect("collection")
-            .not_served = true;
+            .not_served = false;
+        self.touch();
+    }
+
+    /// Whether `res` is served (its CRD installed, for a custom resource).
+    pub fn serves(&self, res: Res) -> bool {
+        !self.lock().collections[&res].not_served
+    }
+
+    /// The next discovery request for `path` (`/apis/<group>/<version>`)
+    /// fails with this status.
+    pub fn fail_next_discovery(&self, path: &str, code: u16, reason: &str, message: &str) {
+        self.lock().discovery_failures.push((
+            path.to_string(),
+            code,
+            status(code, reason, message),
+        ));
+    }
+
+    /// The paths of the discovery requests received, in order.
+    pub fn discovery_requests(&self) -> Vec<String> {
+        self.lock().discoveries.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -756,6 +881,10 @@ async fn serve(inner: Arc<Inner>, mut stream: TcpStream) {
         let _ = respond(&mut stream, 405, &body).await;
         return;
     }
+    if let Some(in_group_version) = Res::discovery(path) {
+        serve_discovery(&inner, stream, path, &head, &in_group_version).await;
+        return;
+    }
     let route = match Res::from_path(path) {
         Some((res, namespace)) => Some((res, namespace, false)),
         None => {
@@ -798,14 +927,8 @@ async fn serve(inner: Arc<Inner>, mut stream: TcpStream) {
 
 /// The 401, 403 or 404 a request gets before it is served, if any.
 fn refusal(state: &State, request: &Request, head: &str) -> Option<(u16, Value)> {
-    if let Some(token) = &state.token {
-        let expected = format!("authorization: bearer {token}");
-        let authorized = head
-            .lines()
-            .any(|line| line.trim().eq_ignore_ascii_case(&expected));
-        if !authorized {
-            return Some((401, status(401, "Unauthorized", "Unauthorized")));
-        }
+    if let Some(refused) = unauthorized(state, head) {
+        return Some(refused);
     }
     let res = request.res;
     let collection = &state.collections[&res];
@@ -850,6 +973,63 @@ fn refusal(state: &State, request: &Request, head: &str) -> Option<(u16, Value)>
         return Some((403, status(403, "Forbidden", &message)));
     }
     None
+}
+
+/// `GET /apis/<group>/<version>`: the served resources of the group
+/// version, or, when it serves none, the API server's plain-text 404.
+async fn serve_discovery(
+    inner: &Inner,
+    mut stream: TcpStream,
+    path: &str,
+    head: &str,
+    in_group_version: &[Res],
+) {
+    let answer: Result<Vec<Res>, (u16, Value)> = {
+        let mut state = inner.state.lock().expect("state");
+        state.discoveries.push(path.to_string());
+        let failure = (state.discovery_failures.iter())
+            .position(|(failing, _, _)| failing == path)
+            .map(|index| state.discovery_failures.remove(index));
+        match (unauthorized(&state, head), failure) {
+            (Some(refused), _) => Err(refused),
+            (None, Some((_, code, body))) => Err((code, body)),
+            (None, None) => Ok((in_group_version.iter().copied())
+                .filter(|res| !state.collections[res].not_served)
+                .collect()),
+        }
+    };
+    inner.changed.send_modify(|n| *n += 1);
+    let served = match answer {
+        Ok(served) => served,
+        Err((code, body)) => {
+            let _ = respond(&mut stream, code, &body).await;
+            return;
+        }
+    };
+    if served.is_empty() {
+        let _ = respond_page_not_found(&mut stream).await;
+        return;
+    }
+    let group_version = path
+        .trim_start_matches("/apis/")
+        .trim_start_matches("/api/");
+    let list = json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": served.iter().flat_map(|res| res.discovery_entries()).collect::<Vec<_>>(),
+    });
+    let _ = respond(&mut stream, 200, &list).await;
+}
+
+/// The 401 a request without the required token gets.
+fn unauthorized(state: &State, head: &str) -> Option<(u16, Value)> {
+    let token = state.token.as_ref()?;
+    let expected = format!("authorization: bearer {token}");
+    let authorized = head
+        .lines()
+        .any(|line| line.trim().eq_ignore_ascii_case(&expected));
+    (!authorized).then(|| (401, status(401, "Unauthorized", "Unauthorized")))
 }
 
 async fn serve_get_namespace(inner: &Inner, mut stream: TcpStream, request: &Request) {
@@ -916,11 +1096,14 @@ async fn serve_list(inner: &Inner, mut stream: TcpStream, request: Request) {
                             request.namespace.as_ref().is_none_or(|n| n == namespace)
                         })
                         .map(|(_, object)| {
-                            // List items carry no kind or apiVersion.
+                            // Items of built-in kinds carry no kind or
+                            // apiVersion; custom resources' do.
                             let mut item = object.clone();
-                            let map = item.as_object_mut().expect("object");
-                            map.remove("kind");
-                            map.remove("apiVersion");
+                            if !res.custom() {
+                                let map = item.as_object_mut().expect("object");
+                                map.remove("kind");
+                                map.remove("apiVersion");
+                            }
                             item
                         })
                         .collect(),
@@ -1079,6 +1262,18 @@ async fn respond(stream: &mut TcpStream, code: u16, body: &Value) -> std::io::Re
     let body = body.to_string();
     let head = format!(
         "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// What the API server answers for a path nothing serves: plain text.
+async fn respond_page_not_found(stream: &mut TcpStream) -> std::io::Result<()> {
+    let body = "404 page not found\n";
+    let head = format!(
+        "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await?;

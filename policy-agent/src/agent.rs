@@ -163,6 +163,7 @@ async fn start_source(options: &AgentOptions, control: Sender<Control>) -> Resul
             let client = connection.client;
             let options = source::kube::KubeSourceOptions {
                 debounce: options.debounce,
+                ..Default::default()
             };
             let control = control.clone();
             tokio::spawn(async move {
@@ -462,6 +463,7 @@ fn sync(
                 apply_ms = latency.as_secs_f64() * 1e3,
                 endpoints = plan.counts.endpoints,
                 policies = plan.counts.policies,
+                admin_policies = plan.counts.admin_policies,
                 "applied"
             );
         }

@@ -5,7 +5,8 @@
 //! Each test checks what the source tells: its first snapshot, and then
 //! each batch of changes applied to it, is turned into a [`View`] and
 //! compared with the server's objects read as typed k8s-openapi objects
-//! without `managedFields`.
+//! without `managedFields` (the admin-tier custom resources, which have no
+//! typed form, as their JSON).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -13,11 +14,13 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube_fake::{FakeApiServer, Res};
+use policy_agent::plan::Plan;
 use policy_agent::source::kube::{KubeSourceError, KubeSourceOptions, run};
 use policy_agent::source::{Inputs, ObjectChange, SourceEvent};
 use policy_agent::{OnUnreadable, Planner};
-use policy_core::Config;
-use policy_core::load::Object;
+use policy_core::load::{AdminJson, Object};
+use policy_core::model::RebuildReason;
+use policy_core::{Config, PortQuery, Protocol, QueryEndpoint};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -35,6 +38,16 @@ struct View {
     pods: BTreeMap<String, Pod>,
     policies: BTreeMap<String, NetworkPolicy>,
     nodes: BTreeMap<String, Node>,
+    /// Admin-tier objects by `Kind/name`, as JSON.
+    admin: BTreeMap<String, Value>,
+}
+
+/// The admin-tier kind of a collection, and its order in a snapshot.
+fn admin_order(kind: &str) -> Option<usize> {
+    Res::ADMIN
+        .iter()
+        .position(|res| res.kind() == kind)
+        .map(|i| 4 + i)
 }
 
 impl View {
@@ -47,6 +60,7 @@ impl View {
             pods: BTreeMap::new(),
             policies: BTreeMap::new(),
             nodes: BTreeMap::new(),
+            admin: BTreeMap::new(),
         };
         for object in objects {
             match object {
@@ -69,6 +83,12 @@ impl View {
                     let key = node.metadata.name.clone().unwrap();
                     order.push((3, key.clone()));
                     assert!(view.nodes.insert(key, node).is_none(), "duplicate");
+                }
+                Object::Admin(admin) => {
+                    let key = admin.name().unwrap().to_string();
+                    order.push((admin_order(admin.kind().as_str()).unwrap(), key));
+                    let (key, value) = admin_entry(&admin);
+                    assert!(view.admin.insert(key, value).is_none(), "duplicate");
                 }
                 other => panic!("unexpected object in a snapshot: {other:?}"),
             }
@@ -96,6 +116,21 @@ impl View {
             nodes: typed::<Node>(server, Res::Nodes)
                 .map(|node| (node.metadata.name.clone().unwrap(), node))
                 .collect(),
+            // Only what the server serves: a CRD removed hides its objects.
+            admin: (Res::ADMIN.into_iter())
+                .filter(|&res| server.serves(res))
+                .flat_map(|res| server.objects(res))
+                .map(|mut object| {
+                    let metadata = object["metadata"].as_object_mut().unwrap();
+                    metadata.remove("managedFields");
+                    let key = format!(
+                        "{}/{}",
+                        object["kind"].as_str().unwrap(),
+                        object["metadata"]["name"].as_str().unwrap()
+                    );
+                    (key, object)
+                })
+                .collect(),
         }
     }
 
@@ -115,6 +150,9 @@ impl View {
                         "Pod" => self.pods.remove(&key).is_some(),
                         "NetworkPolicy" => self.policies.remove(&key).is_some(),
                         "Node" => self.nodes.remove(&key).is_some(),
+                        kind if admin_order(kind).is_some() => {
+                            self.admin.remove(&format!("{kind}/{key}")).is_some()
+                        }
                         other => panic!("deleted {other}"),
                     };
                     assert!(removed, "deleted {object}, which was never sent");
@@ -125,6 +163,9 @@ impl View {
                         "Pod" => self.pods.clear(),
                         "NetworkPolicy" => self.policies.clear(),
                         "Node" => self.nodes.clear(),
+                        kind if admin_order(kind).is_some() => self
+                            .admin
+                            .retain(|key, _| !key.starts_with(&format!("{kind}/"))),
                         other => panic!("relisted {other}"),
                     }
                     for object in objects.unpack().unwrap() {
@@ -151,6 +192,10 @@ impl View {
             Object::Node(node) => {
                 self.nodes.insert(node.metadata.name.clone().unwrap(), node);
             }
+            Object::Admin(admin) => {
+                let (key, value) = admin_entry(&admin);
+                self.admin.insert(key, value);
+            }
             other => panic!("unexpected object: {other:?}"),
         }
     }
@@ -161,10 +206,14 @@ impl View {
         let pods = self.pods.values().cloned().map(Object::Pod);
         let policies = self.policies.values().cloned().map(Object::NetworkPolicy);
         let nodes = self.nodes.values().cloned().map(Object::Node);
+        // `Kind/name` sorts the kinds as a snapshot does.
+        let admin = (self.admin.values())
+            .map(|value| Object::Admin(AdminJson::new(value.to_string()).unwrap()));
         namespaces
             .chain(pods)
             .chain(policies)
             .chain(nodes)
+            .chain(admin)
             .collect()
     }
 
@@ -180,6 +229,13 @@ impl View {
             .chain(self.policies.values().map(|o| &o.metadata))
             .all(|m| m.managed_fields.is_none())
     }
+}
+
+/// An admin-tier object as the view keeps it: `Kind/name`, and its JSON.
+fn admin_entry(admin: &AdminJson) -> (String, Value) {
+    let value: Value = serde_json::from_str(admin.text()).expect("JSON");
+    let key = format!("{}/{}", admin.kind(), admin.name().unwrap());
+    (key, value)
 }
 
 fn key_of(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
@@ -218,8 +274,16 @@ struct Source {
 
 impl Source {
     fn start(server: &FakeApiServer, debounce: Duration) -> Source {
+        let options = KubeSourceOptions {
+            debounce,
+            ..KubeSourceOptions::default()
+        };
+        Source::start_with(server, options)
+    }
+
+    fn start_with(server: &FakeApiServer, options: KubeSourceOptions) -> Source {
         let (tx, events) = mpsc::channel(64);
-        let task = tokio::spawn(run(server.client(), KubeSourceOptions { debounce }, tx));
+        let task = tokio::spawn(run(server.client(), options, tx));
         Source {
             events,
             task,
@@ -1035,58 +1099,117 @@ async fn watcher_errors_are_sent_as_errors_and_retried() {
 }
 
 /// What the agent does with the source: its first snapshot is planned,
-/// then every batch of changes is followed in place. After each step the
-/// planner must hold what planning the server's objects afresh gives.
+/// then every batch of changes is followed in place.
+struct Agent {
+    source: Source,
+    planner: Planner,
+    /// What the source has told so far.
+    view: Option<View>,
+    /// Batches of changes planned.
+    batches: usize,
+}
+
+impl Agent {
+    fn start(server: &FakeApiServer, options: KubeSourceOptions) -> Agent {
+        Agent {
+            source: Source::start_with(server, options),
+            planner: Planner::new("worker-1", Config::default(), OnUnreadable::KeepLastGood),
+            view: None,
+            batches: 0,
+        }
+    }
+
+    /// Plans the source's events until it has told the server's current
+    /// objects; returns the last plan made, if any was needed. Source
+    /// errors are recorded in `source.errors`.
+    async fn catch_up(&mut self, server: &FakeApiServer) -> Option<Plan> {
+        let expected = View::expected(server);
+        let mut last = None;
+        while self.view.as_ref() != Some(&expected) {
+            let plan = match self.source.next(PATIENCE).await {
+                SourceEvent::Snapshot(Inputs::Objects(objects)) => {
+                    assert!(self.view.is_none(), "a second snapshot");
+                    self.view = Some(View::from_objects(objects.clone().unpack().unwrap()));
+                    self.planner.plan(Inputs::Objects(objects)).unwrap()
+                }
+                SourceEvent::Changes(changes) => {
+                    self.batches += 1;
+                    let view = self.view.as_mut().expect("changes before the snapshot");
+                    view.follow(changes.clone());
+                    self.planner.plan_changes(changes).unwrap()
+                }
+                SourceEvent::Error(message) => {
+                    self.source.errors.push(message);
+                    continue;
+                }
+                other => panic!("{other:?}"),
+            };
+            last = Some(plan);
+        }
+        last
+    }
+
+    /// [`Agent::catch_up`], then checks that the planner holds what
+    /// planning the server's objects afresh gives.
+    async fn catch_up_as_fresh(&mut self, server: &FakeApiServer, what: &str) -> Option<Plan> {
+        let last = self.catch_up(server).await;
+        let expected = View::expected(server);
+        let mut fresh = Planner::new("worker-1", Config::default(), OnUnreadable::KeepLastGood);
+        let planned = fresh
+            .plan(Inputs::Objects(expected.objects().into_iter().collect()))
+            .unwrap();
+        let following = self.planner.model().unwrap();
+        assert_eq!(
+            following.cluster(),
+            fresh.model().unwrap().cluster(),
+            "after {what}"
+        );
+        let followed = self.planner.plan_changes(Vec::new()).unwrap();
+        assert_eq!(
+            followed.ruleset.element_count(),
+            planned.ruleset.element_count(),
+            "after {what}"
+        );
+        assert_eq!(
+            followed.ruleset.group_count(),
+            planned.ruleset.group_count(),
+            "after {what}"
+        );
+        assert_eq!(followed.errors.len(), planned.errors.len(), "after {what}");
+        last
+    }
+
+    /// The admin-tier policies of the planner's model, as `Kind name`.
+    fn admin_policies(&self) -> Vec<String> {
+        let cluster = self.planner.model().unwrap().cluster();
+        cluster
+            .admin_policies
+            .iter()
+            .map(|p| p.reference())
+            .collect()
+    }
+
+    /// What the planner's model answers for `from` → `to` on TCP `port`.
+    fn allows(&self, from: &str, to: &str, port: u16) -> bool {
+        let model = self.planner.model().unwrap();
+        let end =
+            |name: &str| QueryEndpoint::Endpoint(model.cluster().find_endpoint(name).unwrap());
+        let verdict = model.query(end(from), end(to), &PortQuery::Number(port), Protocol::Tcp);
+        verdict.unwrap().allowed()
+    }
+}
+
+/// After each step the planner following the source must hold what
+/// planning the server's objects afresh gives.
 #[tokio::test]
 async fn a_planner_following_the_source_agrees_with_planning_the_server_afresh() {
     let server = FakeApiServer::start().await;
-    let mut source = Source::start(&server, Duration::from_millis(30));
-    let mut planner = Planner::new("worker-1", Config::default(), OnUnreadable::KeepLastGood);
-    let mut view = None::<View>;
-    let mut batches = 0;
-    // Feeds events to the planner until the source's view is the server's.
-    let mut follow_until_current =
-        async |source: &mut Source, planner: &mut Planner, view: &mut Option<View>, what: &str| {
-            let expected = View::expected(&server);
-            while view.as_ref() != Some(&expected) {
-                match source.next(PATIENCE).await {
-                    SourceEvent::Snapshot(Inputs::Objects(objects)) => {
-                        *view = Some(View::from_objects(objects.clone().unpack().unwrap()));
-                        planner.plan(Inputs::Objects(objects)).unwrap();
-                    }
-                    SourceEvent::Changes(changes) => {
-                        batches += 1;
-                        view.as_mut().unwrap().follow(changes.clone());
-                        planner.plan_changes(changes).unwrap();
-                    }
-                    SourceEvent::Error(_) => {}
-                    other => panic!("{other:?}"),
-                }
-            }
-            let mut fresh = Planner::new("worker-1", Config::default(), OnUnreadable::KeepLastGood);
-            let planned = fresh
-                .plan(Inputs::Objects(expected.objects().into_iter().collect()))
-                .unwrap();
-            let following = planner.model().unwrap();
-            assert_eq!(
-                following.cluster(),
-                fresh.model().unwrap().cluster(),
-                "after {what}"
-            );
-            let followed = planner.plan_changes(Vec::new()).unwrap();
-            assert_eq!(
-                followed.ruleset.element_count(),
-                planned.ruleset.element_count(),
-                "after {what}"
-            );
-            assert_eq!(
-                followed.ruleset.group_count(),
-                planned.ruleset.group_count(),
-                "after {what}"
-            );
-            assert_eq!(followed.errors.len(), planned.errors.len(), "after {what}");
-        };
-    follow_until_current(&mut source, &mut planner, &mut view, "the first snapshot").await;
+    let options = KubeSourceOptions {
+        debounce: Duration::from_millis(30),
+        ..KubeSourceOptions::default()
+    };
+    let mut agent = Agent::start(&server, options);
+    agent.catch_up_as_fresh(&server, "the first snapshot").await;
     server
         .wait_for("four watches", PATIENCE, |s| {
             Res::WATCHED.iter().all(|&r| s.watch_count(r) == 1)
@@ -1094,45 +1217,33 @@ async fn a_planner_following_the_source_agrees_with_planning_the_server_afresh()
         .await;
 
     server.apply(Res::Pods, new_pod("shop", "web-new", "web", "10.244.1.40"));
-    follow_until_current(&mut source, &mut planner, &mut view, "a new pod").await;
+    agent.catch_up_as_fresh(&server, "a new pod").await;
     server.modify(Res::Pods, "shop", "web-new", with_label("app", "db"));
-    follow_until_current(&mut source, &mut planner, &mut view, "a relabelled pod").await;
+    agent.catch_up_as_fresh(&server, "a relabelled pod").await;
     server.delete(Res::Pods, "shop", "db-0");
-    follow_until_current(&mut source, &mut planner, &mut view, "a deleted pod").await;
+    agent.catch_up_as_fresh(&server, "a deleted pod").await;
     server.modify(
         Res::Namespaces,
         "",
         "shop",
         with_label("ingress", "allowed"),
     );
-    follow_until_current(
-        &mut source,
-        &mut planner,
-        &mut view,
-        "a relabelled namespace",
-    )
-    .await;
+    agent
+        .catch_up_as_fresh(&server, "a relabelled namespace")
+        .await;
     server.delete(Res::NetworkPolicies, "shop", "db-from-web");
-    follow_until_current(&mut source, &mut planner, &mut view, "a deleted policy").await;
+    agent.catch_up_as_fresh(&server, "a deleted policy").await;
     server.apply(
         Res::Pods,
         new_pod("blog", "writer", "writer", "10.244.1.41"),
     );
-    follow_until_current(
-        &mut source,
-        &mut planner,
-        &mut view,
-        "a pod in a new namespace",
-    )
-    .await;
+    agent
+        .catch_up_as_fresh(&server, "a pod in a new namespace")
+        .await;
     server.delete(Res::Pods, "blog", "writer");
-    follow_until_current(
-        &mut source,
-        &mut planner,
-        &mut view,
-        "that namespace emptied",
-    )
-    .await;
+    agent
+        .catch_up_as_fresh(&server, "that namespace emptied")
+        .await;
     // A relist after 410 Gone, with a pod deleted and one added meanwhile.
     server.expire_watches(Res::Pods);
     server.delete(Res::Pods, "shop", "web-new");
@@ -1140,8 +1251,373 @@ async fn a_planner_following_the_source_agrees_with_planning_the_server_afresh()
         Res::Pods,
         new_pod("shop", "web-later", "web", "10.244.1.42"),
     );
-    follow_until_current(&mut source, &mut planner, &mut view, "a pod relist").await;
-    assert!(batches >= 8, "{batches} batches");
+    agent.catch_up_as_fresh(&server, "a pod relist").await;
+    assert!(agent.batches >= 8, "{} batches", agent.batches);
+}
+
+/// An admin-tier object as `kubectl apply` would send it.
+fn admin_policy(name: &str, spec: Value) -> Value {
+    json!({
+        "metadata": {
+            "name": name,
+            "managedFields": [{
+                "manager": "kubectl-client-side-apply",
+                "operation": "Update",
+                "apiVersion": "policy.networking.k8s.io/v1alpha1",
+                "time": "2025-03-06T10:00:00Z",
+                "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:spec": {}}
+            }]
+        },
+        "spec": spec,
+    })
+}
+
+/// An AdminNetworkPolicy that decides web → db on 5432 with `action`.
+fn guard_db(action: &str) -> Value {
+    admin_policy(
+        "guard-db",
+        json!({
+            "priority": 10,
+            "subject": {"pods": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "shop"}},
+                "podSelector": {"matchLabels": {"app": "db"}}}},
+            "ingress": [{
+                "name": "web-to-db",
+                "action": action,
+                "from": [{"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "web"}}}}],
+                "ports": [{"portNumber": {"protocol": "TCP", "port": 5432}}]}],
+        }),
+    )
+}
+
+fn baseline() -> Value {
+    admin_policy(
+        "default",
+        json!({
+            "subject": {"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "shop"}}},
+            "ingress": [{"action": "Deny", "from": [{"namespaces": {}}]}],
+        }),
+    )
+}
+
+fn dns_egress(priority: u32) -> Value {
+    admin_policy(
+        "dns",
+        json!({
+            "tier": "Admin",
+            "priority": priority,
+            "subject": {"namespaces": {}},
+            "egress": [{
+                "action": "Accept",
+                "to": [{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+                "protocols": [{"udp": {"destinationPort": {"number": 53}}}]}],
+        }),
+    )
+}
+
+const WEB: &str = "shop/web-6f8d7c9b5-x2k4p";
+const DB: &str = "shop/db-0";
+const V1ALPHA1: &str = "/apis/policy.networking.k8s.io/v1alpha1";
+const V1ALPHA2: &str = "/apis/policy.networking.k8s.io/v1alpha2";
+
+fn discoveries_of(server: &FakeApiServer, path: &str) -> usize {
+    (server.discovery_requests().iter())
+        .filter(|p| *p == path)
+        .count()
+}
+
+/// Where no admin-tier CRD is installed, the source syncs and the agent
+/// enforces NetworkPolicies as before: no error, nothing listed or
+/// watched for them, and discovery asked again once per interval, not in a
+/// loop, without a word to the agent.
+#[tokio::test]
+async fn without_the_admin_crds_the_agent_syncs_and_asks_discovery_now_and_then() {
+    let server = FakeApiServer::start().await;
+    let interval = Duration::from_millis(300);
+    let options = KubeSourceOptions {
+        debounce: Duration::from_millis(30),
+        discovery_interval: interval,
+    };
+    let mut agent = Agent::start(&server, options);
+    let plan = agent
+        .catch_up_as_fresh(&server, "the first snapshot")
+        .await
+        .expect("a plan");
+    assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+    assert_eq!((plan.counts.policies, plan.counts.admin_policies), (4, 0));
+    assert!(agent.admin_policies().is_empty());
+    // The NetworkPolicies decide: db takes web on 5432 only.
+    assert!(agent.allows(WEB, DB, 5432));
+    assert!(!agent.allows(WEB, DB, 80));
+    // One discovery request per group version answered both kinds of it.
+    assert_eq!(discoveries_of(&server, V1ALPHA1), 1);
+    assert_eq!(discoveries_of(&server, V1ALPHA2), 1);
+
+    // Asked again every interval, and nothing is sent meanwhile.
+    agent.source.assert_quiet_for(interval * 4).await;
+    let asked = discoveries_of(&server, V1ALPHA1);
+    assert!((2..=8).contains(&asked), "{asked} discoveries of v1alpha1");
+    // (Either may have been asked once more by the time both are read.)
+    let other = discoveries_of(&server, V1ALPHA2);
+    assert!(other.abs_diff(asked) <= 1, "{asked} and {other}");
+    assert!(agent.source.errors.is_empty(), "{:?}", agent.source.errors);
+    assert!(
+        !server.requests().iter().any(|r| r.res.custom()),
+        "no list or watch of an unserved kind"
+    );
+}
+
+/// A discovery request that fails other than with 404 is sent as an
+/// error and retried; until it is answered, the initial sync waits (the
+/// kind may be served, with policies that must be enforced).
+#[tokio::test]
+async fn a_failed_discovery_is_sent_as_an_error_and_retried() {
+    let server = FakeApiServer::start().await;
+    // (kube's client retries 429, 503 and 504 by itself.)
+    server.fail_next_discovery(
+        V1ALPHA2,
+        500,
+        "InternalError",
+        "Internal error occurred: the server is currently unable to handle the request",
+    );
+    let mut source = Source::start(&server, Duration::from_millis(30));
+    match source.next(PATIENCE).await {
+        SourceEvent::Error(message) => {
+            assert!(
+                message.contains("watching clusternetworkpolicies: discovery failed")
+                    && message.contains("unable to handle the request"),
+                "{message}"
+            );
+        }
+        other => panic!("expected the error before any snapshot, got {other:?}"),
+    }
+    let first = source.next_snapshot(PATIENCE).await;
+    assert_eq!(first, View::expected(&server));
+    assert_eq!(discoveries_of(&server, V1ALPHA2), 2, "retried once");
+    assert!(source.errors.is_empty(), "{:?}", source.errors);
+}
+
+/// Where the CRDs are installed, the admin-tier policies listed at start
+/// and every one added, modified or deleted later reach the planner's
+/// model, which answers with them.
+#[tokio::test]
+async fn admin_policies_are_listed_and_watched_where_their_crds_are_installed() {
+    let server = FakeApiServer::start().await;
+    for res in Res::ADMIN {
+        server.serve(res);
+    }
+    server.apply(Res::AdminNetworkPolicies, guard_db("Deny"));
+    server.apply(Res::BaselineAdminNetworkPolicies, baseline());
+    server.apply(Res::ClusterNetworkPolicies, dns_egress(5));
+    let options = KubeSourceOptions {
+        debounce: Duration::from_millis(30),
+        ..KubeSourceOptions::default()
+    };
+    let mut agent = Agent::start(&server, options);
+    let plan = agent
+        .catch_up_as_fresh(&server, "the first snapshot")
+        .await
+        .expect("a plan");
+    assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+    assert_eq!(plan.counts.admin_policies, 3);
+    assert_eq!(
+        agent.admin_policies(),
+        [
+            "ClusterNetworkPolicy dns",
+            "AdminNetworkPolicy guard-db",
+            "BaselineAdminNetworkPolicy default"
+        ]
+    );
+    // The view holds each object as the server does, without managedFields.
+    let view = agent.view.as_ref().unwrap();
+    let banp = &view.admin["BaselineAdminNetworkPolicy/default"];
+    assert_eq!(banp["apiVersion"], "policy.networking.k8s.io/v1alpha1");
+    assert!(banp["metadata"].get("managedFields").is_none());
+    // The admin tier decides before the NetworkPolicy that allows it.
+    assert!(!agent.allows(WEB, DB, 5432));
+    // Each group version was asked once.
+    assert_eq!(discoveries_of(&server, V1ALPHA1), 1);
+    assert_eq!(discoveries_of(&server, V1ALPHA2), 1);
+    server
+        .wait_for("the admin-tier watches", PATIENCE, |s| {
+            Res::ADMIN.iter().all(|&r| s.watch_count(r) == 1)
+        })
+        .await;
+
+    // Added.
+    let mut other = guard_db("Deny");
+    other["metadata"]["name"] = json!("guard-db-later");
+    other["spec"]["priority"] = json!(20);
+    server.apply(Res::AdminNetworkPolicies, other);
+    let plan = agent
+        .catch_up_as_fresh(&server, "an added ANP")
+        .await
+        .unwrap();
+    assert_eq!(
+        plan.model_update.and_then(|u| u.rebuilt),
+        Some(RebuildReason::AdminPolicies)
+    );
+    assert!(
+        (agent.admin_policies().iter()).any(|p| p == "AdminNetworkPolicy guard-db-later"),
+        "{:?}",
+        agent.admin_policies()
+    );
+    // Modified: the first one now allows, and decides first.
+    server.modify(Res::AdminNetworkPolicies, "", "guard-db", |anp| {
+        anp["spec"]["ingress"][0]["action"] = json!("Allow");
+    });
+    agent.catch_up_as_fresh(&server, "a modified ANP").await;
+    assert!(agent.allows(WEB, DB, 5432));
+    server.modify(Res::ClusterNetworkPolicies, "", "dns", |cnp| {
+        cnp["spec"]["priority"] = json!(50);
+    });
+    agent.catch_up_as_fresh(&server, "a modified CNP").await;
+    let model = agent.planner.model().unwrap();
+    let dns = (model.cluster().admin_policies.iter())
+        .find(|p| p.name == "dns")
+        .unwrap();
+    assert_eq!(dns.priority, Some(50));
+    // Deleted.
+    server.delete(Res::BaselineAdminNetworkPolicies, "", "default");
+    agent.catch_up_as_fresh(&server, "a deleted BANP").await;
+    server.delete(Res::AdminNetworkPolicies, "", "guard-db");
+    agent.catch_up_as_fresh(&server, "a deleted ANP").await;
+    assert_eq!(
+        agent.admin_policies(),
+        [
+            "AdminNetworkPolicy guard-db-later",
+            "ClusterNetworkPolicy dns"
+        ]
+    );
+    assert!(!agent.allows(WEB, DB, 5432), "guard-db-later decides now");
+    assert!(agent.source.errors.is_empty(), "{:?}", agent.source.errors);
+    assert!(agent.batches >= 5, "{} batches", agent.batches);
+}
+
+/// An admin-tier object the API server would refuse (netpol checks what
+/// its CRD schema and CEL rules say; this fake server checks nothing) is
+/// reported as the loader reports a manifest and left out; one that
+/// becomes invalid is enforced in its last good version, as other
+/// unreadable objects are.
+#[tokio::test]
+async fn an_invalid_admin_policy_is_reported_and_left_out() {
+    let server = FakeApiServer::start().await;
+    for res in Res::ADMIN {
+        server.serve(res);
+    }
+    let mut invalid = guard_db("Deny");
+    invalid["spec"]["priority"] = json!(5000);
+    server.apply(Res::AdminNetworkPolicies, invalid);
+    server.apply(Res::ClusterNetworkPolicies, dns_egress(5));
+    let options = KubeSourceOptions {
+        debounce: Duration::from_millis(30),
+        ..KubeSourceOptions::default()
+    };
+    let mut agent = Agent::start(&server, options);
+    let plan = agent.catch_up(&server).await.expect("a plan");
+    let errors: Vec<(String, String)> = (plan.errors.iter())
+        .map(|d| (d.object.as_ref().unwrap().to_string(), d.field.to_string()))
+        .collect();
+    assert_eq!(
+        errors,
+        [(
+            "AdminNetworkPolicy guard-db".to_string(),
+            "spec.priority".to_string()
+        )]
+    );
+    assert!(plan.kept_last_good.is_empty(), "nothing to keep yet");
+    assert_eq!(agent.admin_policies(), ["ClusterNetworkPolicy dns"]);
+    assert!(agent.allows(WEB, DB, 5432), "the invalid ANP is left out");
+
+    // A valid policy turned invalid: reported, its last good version kept.
+    server.modify(Res::ClusterNetworkPolicies, "", "dns", |cnp| {
+        cnp["spec"]["tier"] = json!("Middle");
+    });
+    let plan = agent.catch_up(&server).await.expect("a plan");
+    let mut objects: Vec<String> = (plan.errors.iter())
+        .map(|d| d.object.as_ref().unwrap().to_string())
+        .collect();
+    objects.sort();
+    assert_eq!(
+        objects,
+        ["AdminNetworkPolicy guard-db", "ClusterNetworkPolicy dns"]
+    );
+    assert_eq!(
+        (plan.kept_last_good.iter())
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["ClusterNetworkPolicy dns"]
+    );
+    assert_eq!(agent.admin_policies(), ["ClusterNetworkPolicy dns"]);
+    // Fixed: it decides.
+    server.modify(Res::AdminNetworkPolicies, "", "guard-db", |anp| {
+        anp["spec"]["priority"] = json!(10);
+    });
+    let plan = agent.catch_up(&server).await.expect("a plan");
+    assert_eq!(plan.errors.len(), 1, "{:?}", plan.errors);
+    assert!(!agent.allows(WEB, DB, 5432));
+    assert!(agent.source.errors.is_empty(), "{:?}", agent.source.errors);
+}
+
+/// A CRD installed after the agent started is found by the next discovery
+/// and its objects enforced; when it is removed (its list and watch answer
+/// 404), its objects are dropped and discovery takes over again.
+#[tokio::test]
+async fn a_crd_installed_later_is_picked_up_and_one_removed_is_dropped() {
+    let server = FakeApiServer::start().await;
+    let interval = Duration::from_millis(300);
+    let options = KubeSourceOptions {
+        debounce: Duration::from_millis(30),
+        discovery_interval: interval,
+    };
+    let mut agent = Agent::start(&server, options);
+    agent.catch_up_as_fresh(&server, "the first snapshot").await;
+    assert!(agent.admin_policies().is_empty());
+
+    let installed = Instant::now();
+    server.serve(Res::AdminNetworkPolicies);
+    server.apply(Res::AdminNetworkPolicies, guard_db("Deny"));
+    agent
+        .catch_up_as_fresh(&server, "the ANP CRD installed")
+        .await
+        .expect("a plan");
+    assert!(
+        installed.elapsed() < interval + PATIENCE,
+        "{:?}",
+        installed.elapsed()
+    );
+    assert_eq!(agent.admin_policies(), ["AdminNetworkPolicy guard-db"]);
+    assert!(!agent.allows(WEB, DB, 5432));
+    server
+        .wait_for("the ANP watch", PATIENCE, |s| {
+            s.watch_count(Res::AdminNetworkPolicies) == 1
+        })
+        .await;
+    server.modify(Res::AdminNetworkPolicies, "", "guard-db", |anp| {
+        anp["spec"]["priority"] = json!(11);
+    });
+    agent.catch_up_as_fresh(&server, "a watched change").await;
+
+    // Removed: the re-watch answers 404, and the objects go.
+    server.stop_serving(Res::AdminNetworkPolicies);
+    agent
+        .catch_up_as_fresh(&server, "the ANP CRD removed")
+        .await
+        .expect("a plan");
+    assert!(agent.admin_policies().is_empty());
+    assert!(agent.allows(WEB, DB, 5432));
+    // Nothing more is sent while it stays away.
+    agent.source.assert_quiet_for(interval * 3).await;
+    assert!(agent.source.errors.is_empty(), "{:?}", agent.source.errors);
+
+    // And back again.
+    server.serve(Res::AdminNetworkPolicies);
+    agent
+        .catch_up_as_fresh(&server, "the ANP CRD reinstalled")
+        .await;
+    assert_eq!(agent.admin_policies(), ["AdminNetworkPolicy guard-db"]);
+    assert!(agent.source.errors.is_empty(), "{:?}", agent.source.errors);
 }
 
 #[tokio::test]

@@ -497,6 +497,109 @@ fn refused_credentials_and_unserved_resources_say_what_to_do() {
     assert!(message.contains("CRD is not installed"), "{message}");
 }
 
+/// The admin tiers (AdminNetworkPolicy, BaselineAdminNetworkPolicy,
+/// ClusterNetworkPolicy) are read from the API where their CRDs are
+/// installed, and answer as from a manifest holding them; where listing
+/// one is forbidden, the read goes on without it and says so.
+#[test]
+fn admin_tier_policies_are_read_from_the_cluster_where_served() {
+    let cluster = Cluster::start("admin");
+    for res in Res::ADMIN {
+        cluster.server.serve(res);
+        // Pages of one: every kind with two objects needs a continue.
+        cluster.server.set_page_cap(res, Some(1));
+    }
+    let subject_db = json!({"pods": {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "shop"}},
+        "podSelector": {"matchLabels": {"app": "db"}}}});
+    let from_web = json!([{"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "web"}}}}]);
+    cluster.server.apply(
+        Res::AdminNetworkPolicies,
+        json!({"metadata": {"name": "guard-db"},
+               "spec": {"priority": 10, "subject": subject_db,
+                        "ingress": [{"name": "no-web", "action": "Deny", "from": from_web,
+                                     "ports": [{"portNumber": {"protocol": "TCP", "port": 5432}}]}]},
+               "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Applied",
+                                          "message": "", "lastTransitionTime": "2025-03-06T10:00:00Z"}]}}),
+    );
+    cluster.server.apply(
+        Res::AdminNetworkPolicies,
+        json!({"metadata": {"name": "audit"},
+               "spec": {"priority": 20, "subject": {"namespaces": {}},
+                        "egress": [{"action": "Pass", "to": [{"namespaces": {}}]}]}}),
+    );
+    cluster.server.apply(
+        Res::BaselineAdminNetworkPolicies,
+        json!({"metadata": {"name": "default"},
+               "spec": {"subject": {"namespaces": {}},
+                        "ingress": [{"action": "Deny", "from": [{"namespaces": {}}]}]}}),
+    );
+    cluster.server.apply(
+        Res::ClusterNetworkPolicies,
+        json!({"metadata": {"name": "dns"},
+               "spec": {"tier": "Admin", "priority": 5, "subject": {"namespaces": {}},
+                        "egress": [{"action": "Accept",
+                                    "to": [{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+                                    "protocols": [{"udp": {"destinationPort": {"number": 53}}}]}]}}),
+    );
+    let items: Vec<Value> = [
+        Res::Namespaces,
+        Res::Pods,
+        Res::Services,
+        Res::NetworkPolicies,
+    ]
+    .into_iter()
+    .chain(Res::ADMIN)
+    .flat_map(|res| cluster.server.objects(res))
+    .collect();
+    let dump = cluster.write(
+        "all.json",
+        &json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string(),
+    );
+    let web_to_db = [
+        "query",
+        "--from",
+        "shop/web-6f8d7c9b5-x2k4p",
+        "--to",
+        "shop/db-0",
+        "--port",
+        "5432",
+    ];
+    assert_same_from_cluster_and_file(&cluster, &dump, &web_to_db, &[]);
+    assert_same_from_cluster_and_file(&cluster, &dump, &web_to_db, &["--output", "json"]);
+    assert_same_from_cluster_and_file(&cluster, &dump, &["explain"], &[]);
+    // The admin tier decides, where the NetworkPolicies alone allow.
+    let kubeconfig = cluster.kubeconfig();
+    let mut args = web_to_db.to_vec();
+    args.extend_from_slice(&["--kubeconfig", &kubeconfig]);
+    let output = netpol_in(&cluster.dir, &args);
+    let answer = text(&output.stdout);
+    assert!(
+        answer.contains("denied") && answer.contains("guard-db"),
+        "{answer}\n{}",
+        text(&output.stderr)
+    );
+    let requests = cluster.server.requests();
+    for res in Res::ADMIN {
+        assert!(
+            requests.iter().any(|r| r.res == res && r.is_list_start()),
+            "{res:?} was never listed"
+        );
+    }
+    assert!((requests.iter()).any(|r| r.res == Res::AdminNetworkPolicies && r.is_list_continue()));
+
+    // Forbidden (a user with namespace-scoped rights): read without them, with a note.
+    cluster.server.forbid(Res::AdminNetworkPolicies, None);
+    let output = netpol_in(&cluster.dir, &args);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("cannot list adminnetworkpolicies (forbidden): read without them"),
+        "{stderr}"
+    );
+    assert!(!text(&output.stdout).contains("guard-db"));
+}
+
 #[test]
 fn diff_against_the_cluster_shows_what_applying_the_change_would_do() {
     let cluster = Cluster::start("diff");

@@ -10,26 +10,37 @@
 //! The result must be what [`Planner::plan`] makes of a snapshot of the same
 //! objects; the tests below check exactly that on random event sequences.
 //! Only the kinds the Kubernetes source watches (Namespace, Pod,
-//! NetworkPolicy, Node) can be followed this way: other kinds depend on each
-//! other (a workload stands for pods only when none of its pods is given),
-//! so sources of them send snapshots.
+//! NetworkPolicy, Node, and the admin tiers) can be followed this way:
+//! other kinds depend on each other (a workload stands for pods only when
+//! none of its pods is given), so sources of them send snapshots. A change
+//! to an admin-tier policy reaches the model as the whole new list of them
+//! (`Change::AdminPolicies`), which rebuilds it: they change rarely.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
+use policy_core::admin::{AdminKind, AdminPolicy};
 use policy_core::cluster::{Cluster, Endpoint, EndpointKind, Namespace, Node};
 use policy_core::load::Object;
 use policy_core::model::Change;
 use policy_core::{Diagnostic, Loader, Policy, Severity};
 
 use super::{
-    Counts, Key, OnUnreadable, Parked, Plan, PlanError, Planner, Repair, Repairs, allowing_nothing,
-    endpoint_position, isolating_namespace, key_ref, object_key,
+    Counts, Key, OnUnreadable, Parked, Plan, PlanError, Planner, Repair, Repairs, admin_key,
+    allowing_nothing, endpoint_position, isolating_namespace, key_ref, object_key,
 };
 use crate::source::ObjectChange;
 
 /// The kinds [`Planner::plan_changes`] follows.
-const FOLLOWED_KINDS: [&str; 4] = ["Namespace", "Pod", "NetworkPolicy", "Node"];
+const FOLLOWED_KINDS: [&str; 7] = [
+    "Namespace",
+    "Pod",
+    "NetworkPolicy",
+    "Node",
+    "AdminNetworkPolicy",
+    "BaselineAdminNetworkPolicy",
+    "ClusterNetworkPolicy",
+];
 
 impl Planner {
     /// Plans the changes a source saw since its previous event, on top of
@@ -37,7 +48,7 @@ impl Planner {
     /// model is updated in place; see the module documentation.
     ///
     /// Errors, and changes nothing, before the first snapshot and for kinds
-    /// other than Namespace, Pod, NetworkPolicy and Node.
+    /// other than Namespace, Pod, NetworkPolicy, Node and the admin tiers.
     pub fn plan_changes(&mut self, changes: Vec<ObjectChange>) -> Result<Plan, PlanError> {
         if let Some(kind) = changes.iter().find_map(unfollowed_kind) {
             return Err(PlanError(format!(
@@ -137,6 +148,7 @@ impl Planner {
             endpoints: cluster.endpoints.len(),
             policies: cluster.policies.len() + self.parked.len(),
             namespaces: cluster.namespaces.len(),
+            admin_policies: cluster.admin_policies.len(),
         };
         let errors: Vec<Diagnostic> = (self.unattributed_errors.iter())
             .chain(self.unreadable.values().flatten())
@@ -226,6 +238,23 @@ impl Planner {
             "Node" => {
                 overlay.nodes.insert(key.2, read.nodes.into_iter().next());
             }
+            kind if AdminKind::from_kind(kind).is_some() => {
+                // As pods and namespaces: the last good version, if any.
+                let read = read.admin_policies.into_iter().next();
+                let last = match overlay.admin_policies.get(&key) {
+                    Some(policy) => policy.clone(),
+                    None => find_admin_policy(base, &key).cloned(),
+                };
+                match last {
+                    Some(last) if !readable => {
+                        self.repaired.insert(key.clone(), Repair::KeptLastGood);
+                        overlay.admin_policies.insert(key, Some(last));
+                    }
+                    _ => {
+                        overlay.admin_policies.insert(key, read);
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -246,6 +275,9 @@ impl Planner {
             }
             "Node" => {
                 overlay.nodes.insert(key.2, None);
+            }
+            kind if AdminKind::from_kind(kind).is_some() => {
+                overlay.admin_policies.insert(key, None);
             }
             _ => {}
         }
@@ -287,6 +319,15 @@ impl Planner {
             "Node" => {
                 keys.extend(base.nodes.iter().map(|n| named(&n.name)));
                 keys.extend(present(&overlay.nodes).map(|name| named(&name)));
+            }
+            kind if AdminKind::from_kind(kind).is_some() => {
+                keys.extend(
+                    (base.admin_policies.iter())
+                        .filter(|p| p.kind.as_str() == kind)
+                        .map(admin_key),
+                );
+                // The overlay holds all three kinds.
+                keys.extend(present(&overlay.admin_policies).filter(|key| key.0 == kind));
             }
             _ => {}
         }
@@ -382,6 +423,7 @@ struct Overlay {
     /// Declared namespaces, by name.
     namespaces: BTreeMap<String, Option<Namespace>>,
     nodes: BTreeMap<String, Option<Node>>,
+    admin_policies: BTreeMap<Key, Option<AdminPolicy>>,
 }
 
 impl Overlay {
@@ -488,6 +530,22 @@ impl Overlay {
                 changes.push(Change::Nodes(nodes));
             }
         }
+        if !self.admin_policies.is_empty() {
+            let mut policies: BTreeMap<Key, AdminPolicy> = (base.admin_policies.iter())
+                .map(|p| (admin_key(p), p.clone()))
+                .collect();
+            for (key, policy) in self.admin_policies {
+                match policy {
+                    Some(policy) => policies.insert(key, policy),
+                    None => policies.remove(&key),
+                };
+            }
+            let mut policies: Vec<AdminPolicy> = policies.into_values().collect();
+            policies.sort_by(AdminPolicy::cluster_order);
+            if policies != base.admin_policies {
+                changes.push(Change::AdminPolicies(policies));
+            }
+        }
         (changes, maybe_unreferenced)
     }
 }
@@ -562,6 +620,10 @@ fn find_policy<'a>(cluster: &'a Cluster, namespace: &str, name: &str) -> Option<
     found.ok().map(|index| &cluster.policies[index])
 }
 
+fn find_admin_policy<'a>(cluster: &'a Cluster, key: &Key) -> Option<&'a AdminPolicy> {
+    (cluster.admin_policies.iter()).find(|p| p.kind.as_str() == key.0 && p.name == key.2)
+}
+
 fn find_namespace<'a>(cluster: &'a Cluster, name: &str) -> Option<&'a Namespace> {
     let found = cluster
         .namespaces
@@ -622,6 +684,16 @@ mod tests {
         Node {
             name: usize,
         },
+        /// An admin-tier policy: `kind` indexes the three kinds.
+        Admin {
+            kind: usize,
+            name: usize,
+            team: usize,
+            action: usize,
+            port: u16,
+            priority: u16,
+            invalid: bool,
+        },
     }
 
     fn spec() -> impl Strategy<Value = Spec> {
@@ -664,6 +736,26 @@ mod tests {
                     }
                 ),
             (0..2usize).prop_map(|name| Spec::Node { name }),
+            (
+                0..3usize,
+                0..2usize,
+                0..2usize,
+                0..3usize,
+                prop_oneof![Just(80u16), Just(5432)],
+                0..3u16,
+                proptest::bool::weighted(0.2)
+            )
+                .prop_map(|(kind, name, team, action, port, priority, invalid)| {
+                    Spec::Admin {
+                        kind,
+                        name,
+                        team,
+                        action,
+                        port,
+                        priority,
+                        invalid,
+                    }
+                }),
         ]
     }
 
@@ -727,6 +819,45 @@ mod tests {
                 }))
                 .unwrap(),
             ),
+            Spec::Admin { kind, name, team, action, port, priority, invalid } => {
+                let subject = json!({"namespaces": {"matchLabels": {"team": TEAMS[team]}}});
+                let from = json!([{"namespaces": {}}]);
+                // Invalid: a priority the schema refuses, or a BANP not
+                // named "default".
+                let priority = if invalid { 5000 } else { priority };
+                let v1alpha1_action = ["Allow", "Deny", "Pass"][action];
+                let baseline_action = ["Allow", "Deny"][action % 2];
+                let v1alpha2_action = ["Accept", "Deny", "Pass"][action];
+                let tier = ["Admin", "Baseline"][name % 2];
+                let object = match kind {
+                    0 => json!({
+                        "apiVersion": "policy.networking.k8s.io/v1alpha1",
+                        "kind": "AdminNetworkPolicy",
+                        "metadata": {"name": format!("anp{name}")},
+                        "spec": {"priority": priority, "subject": subject, "ingress": [{
+                            "action": v1alpha1_action, "from": from,
+                            "ports": [{"portNumber": {"port": port}}]}]},
+                    }),
+                    1 => json!({
+                        "apiVersion": "policy.networking.k8s.io/v1alpha1",
+                        "kind": "BaselineAdminNetworkPolicy",
+                        "metadata": {"name": if invalid { "other" } else { "default" }},
+                        "spec": {"subject": subject, "ingress": [{
+                            "action": baseline_action, "from": from,
+                            "ports": [{"portNumber": {"port": port}}]}]},
+                    }),
+                    _ => json!({
+                        "apiVersion": "policy.networking.k8s.io/v1alpha2",
+                        "kind": "ClusterNetworkPolicy",
+                        "metadata": {"name": format!("cnp{name}")},
+                        "spec": {"tier": tier, "priority": priority,
+                            "subject": subject, "ingress": [{
+                            "action": v1alpha2_action, "from": from,
+                            "protocols": [{"tcp": {"destinationPort": {"number": port}}}]}]},
+                    }),
+                };
+                Object::Admin(policy_core::load::AdminJson::new(object.to_string()).unwrap())
+            }
         }
     }
 
@@ -745,7 +876,7 @@ mod tests {
         prop_oneof![
             6 => spec().prop_map(Event::Apply),
             3 => (0..64usize).prop_map(Event::Delete),
-            1 => (0..4usize, proptest::collection::vec(proptest::bool::weighted(0.7), 12), proptest::collection::vec(spec(), 0..3))
+            1 => (0..FOLLOWED_KINDS.len(), proptest::collection::vec(proptest::bool::weighted(0.7), 12), proptest::collection::vec(spec(), 0..3))
                 .prop_map(|(kind, keep, add)| Event::Relist { kind, keep, add }),
         ]
     }
@@ -757,7 +888,7 @@ mod tests {
     /// The objects in the order the Kubernetes source sends a snapshot.
     fn snapshot(store: &BTreeMap<Key, Object>) -> Inputs {
         let mut objects = Vec::new();
-        for kind in ["Namespace", "Pod", "NetworkPolicy", "Node"] {
+        for kind in FOLLOWED_KINDS {
             objects.extend(
                 store
                     .iter()

@@ -16,12 +16,19 @@
 //! nothing any more; one never read successfully isolates its whole
 //! namespace in both directions. Either way the error is reported, and the
 //! repair lasts until the object reads cleanly or is deleted.
+//!
+//! Admin-tier policies (AdminNetworkPolicy, BaselineAdminNetworkPolicy,
+//! ClusterNetworkPolicy) are repaired as pods and namespaces are, in both
+//! modes: an unreadable one is enforced in its last good version; one never
+//! read successfully is what the loader makes of it (usually nothing: the
+//! loader leaves out what the API server would reject).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use policy_core::admin::AdminPolicy;
 use policy_core::cluster::{Cluster, EndpointId, EndpointKind};
 use policy_core::diagnostic::{ObjectRef, SourceLocation};
 use policy_core::model::UpdateStats;
@@ -119,6 +126,8 @@ pub struct Counts {
     pub policies: usize,
     /// Namespaces.
     pub namespaces: usize,
+    /// Admin-tier policies (ANP, BANP, CNP).
+    pub admin_policies: usize,
 }
 
 /// Why a snapshot could not be planned; the agent keeps what it applied.
@@ -220,6 +229,10 @@ fn policy_key(policy: &Policy) -> Key {
 
 fn namespace_key(namespace: &Namespace) -> Key {
     key("Namespace", "", &namespace.name)
+}
+
+fn admin_key(policy: &AdminPolicy) -> Key {
+    key(policy.kind.as_str(), "", &policy.name)
 }
 
 fn key_ref((kind, namespace, name): &Key) -> ObjectRef {
@@ -332,6 +345,7 @@ impl Planner {
             endpoints: cluster.endpoints.len(),
             policies: cluster.policies.len(),
             namespaces: cluster.namespaces.len(),
+            admin_policies: cluster.admin_policies.len(),
         };
         // Only the policies of the node's namespaces go into the model.
         self.count_endpoints(&cluster);
@@ -591,6 +605,22 @@ impl Planner {
                 .or_insert_with(|| Namespace::implicit(name));
         }
         cluster.namespaces = namespaces.into_values().collect();
+
+        // Admin-tier policies: the last good version, in both modes.
+        let mut admin_policies: BTreeMap<Key, AdminPolicy> =
+            (std::mem::take(&mut cluster.admin_policies).into_iter())
+                .map(|p| (admin_key(&p), p))
+                .collect();
+        for policy in &last.admin_policies {
+            let key = admin_key(policy);
+            let broken = unreadable.contains(&key)
+                || (!admin_policies.contains_key(&key) && in_file(&policy.source, &broken_files));
+            if broken {
+                repairs.kept_last_good.push(key_ref(&key));
+                admin_policies.insert(key, policy.clone());
+            }
+        }
+        cluster.admin_policies = admin_policies.into_values().collect();
         // The cluster's documented orders.
         cluster.namespaces.sort_by(|a, b| a.name.cmp(&b.name));
         cluster
@@ -599,6 +629,7 @@ impl Planner {
         cluster
             .policies
             .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        cluster.admin_policies.sort_by(AdminPolicy::cluster_order);
         repairs.kept_last_good.sort();
         repairs.kept_last_good.dedup();
         repairs.failed_closed.sort();
@@ -644,6 +675,7 @@ fn isolating_namespace(namespace: &str, name: &str) -> Policy {
 pub(crate) mod tests {
     use super::*;
     use crate::source::SourceFile;
+    use policy_core::model::RebuildReason;
     use policy_core::{Direction, PortQuery, Protocol, QueryEndpoint};
 
     /// Two pods on node-1: `web` (10.0.0.1) and `db` (10.0.0.2) in `shop`.
@@ -884,6 +916,72 @@ spec:
                 .iter()
                 .any(|e| e.kind == DiagnosticKind::Duplicate)
         );
+    }
+
+    /// web → db on 5432 denied by the Admin tier, before the NetworkPolicy.
+    const GUARD_DB: &str = r#"
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: guard-db}
+spec:
+  priority: 10
+  subject: {pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: db}}}}
+  ingress:
+  - action: Deny
+    from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: web}}}}]
+"#;
+
+    /// Admin-tier policies in files reach the model (a change rebuilds it);
+    /// one that becomes invalid, or whose file stops parsing, keeps its
+    /// last good version in both modes; deleted, it goes.
+    #[test]
+    fn admin_policies_in_files_reach_the_model_and_keep_their_last_good_version() {
+        for mode in [OnUnreadable::KeepLastGood, OnUnreadable::FailClosed] {
+            let mut planner = planner(mode);
+            planner.plan(files(DB_ONLY_FROM_WEB)).unwrap();
+            assert!(allows(&planner, "shop/web", "shop/db", 5432));
+            let with_admin = format!("{DB_ONLY_FROM_WEB}---{GUARD_DB}");
+            let plan = planner.plan(files(&with_admin)).unwrap();
+            assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+            assert_eq!(plan.counts.admin_policies, 1);
+            let rebuilt = plan.model_update.and_then(|update| update.rebuilt);
+            assert_eq!(rebuilt, Some(RebuildReason::AdminPolicies));
+            assert!(!allows(&planner, "shop/web", "shop/db", 5432), "{mode}");
+
+            let guard_db = ObjectRef {
+                kind: "AdminNetworkPolicy".into(),
+                namespace: String::new(),
+                name: "guard-db".into(),
+            };
+            let invalid = with_admin.replace("priority: 10", "priority: 5000");
+            let plan = planner.plan(files(&invalid)).unwrap();
+            assert_eq!(plan.errors.len(), 1, "{:?}", plan.errors);
+            assert_eq!(plan.errors[0].object.as_ref(), Some(&guard_db));
+            assert_eq!(
+                plan.kept_last_good,
+                std::slice::from_ref(&guard_db),
+                "{mode}"
+            );
+            assert!(!allows(&planner, "shop/web", "shop/db", 5432), "{mode}");
+            let plan = planner.plan(files(SYNTAX_ERROR)).unwrap();
+            assert!(plan.kept_last_good.contains(&guard_db), "{mode}");
+            assert!(!allows(&planner, "shop/web", "shop/db", 5432), "{mode}");
+
+            let plan = planner.plan(files(DB_ONLY_FROM_WEB)).unwrap();
+            assert!(plan.errors.is_empty() && plan.kept_last_good.is_empty());
+            assert_eq!(plan.counts.admin_policies, 0);
+            assert!(allows(&planner, "shop/web", "shop/db", 5432), "{mode}");
+        }
+        // Invalid from the start: reported and left out, as the loader does.
+        let mut planner = planner(OnUnreadable::KeepLastGood);
+        let invalid = GUARD_DB.replace("priority: 10", "priority: 5000");
+        let plan = planner
+            .plan(files(&format!("{DB_ONLY_FROM_WEB}---{invalid}")))
+            .unwrap();
+        assert_eq!(plan.errors.len(), 1);
+        assert!(plan.kept_last_good.is_empty());
+        assert_eq!(plan.counts.admin_policies, 0);
+        assert!(allows(&planner, "shop/web", "shop/db", 5432));
     }
 
     #[test]

@@ -8,12 +8,13 @@
 //! plan. A [`PackedObject`] keeps the object as the JSON the API server
 //! would send (the trimmed fields only), well under 1 KiB for a Pod, and
 //! is decoded when the planner reads it, one at a time, straight into the
-//! loader: typed objects never accumulate.
+//! loader: typed objects never accumulate. Admin-tier objects
+//! ([`Object::Admin`]) are JSON text already and are kept as they are.
 
 use std::fmt;
 
 use policy_core::diagnostic::ObjectRef;
-use policy_core::load::Object;
+use policy_core::load::{AdminJson, Object};
 
 macro_rules! packable_kinds {
     ($($variant:ident),* $(,)?) => {
@@ -21,9 +22,11 @@ macro_rules! packable_kinds {
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         enum Tag { $($variant),* }
 
-        fn encode(object: &Object) -> Result<(Tag, Vec<u8>), serde_json::Error> {
+        /// `None` for [`Object::Admin`], which is text already.
+        fn encode(object: &Object) -> Option<Result<(Tag, Vec<u8>), serde_json::Error>> {
             match object {
-                $(Object::$variant(inner) => Ok((Tag::$variant, serde_json::to_vec(inner)?)),)*
+                $(Object::$variant(inner) => Some(serde_json::to_vec(inner).map(|json| (Tag::$variant, json))),)*
+                Object::Admin(_) => None,
             }
         }
 
@@ -77,6 +80,8 @@ pub struct PackedObject {
 #[derive(Clone)]
 enum Body {
     Json(Tag, Box<[u8]>),
+    /// An admin-tier object: its JSON text, shared.
+    Admin(AdminJson),
     /// Kept typed because it could not be encoded: k8s-openapi's types
     /// always encode, but a source must never lose an object.
     Typed(Box<Object>),
@@ -86,9 +91,10 @@ impl PackedObject {
     /// Packs `object`.
     pub fn pack(object: Object) -> PackedObject {
         let identity = object.identity();
-        let body = match encode(&object) {
-            Ok((tag, json)) => Body::Json(tag, json.into_boxed_slice()),
-            Err(_) => Body::Typed(Box::new(object)),
+        let body = match (encode(&object), object) {
+            (Some(Ok((tag, json))), _) => Body::Json(tag, json.into_boxed_slice()),
+            (None, Object::Admin(admin)) => Body::Admin(admin),
+            (_, object) => Body::Typed(Box::new(object)),
         };
         PackedObject { identity, body }
     }
@@ -107,6 +113,7 @@ impl PackedObject {
                     describe(&self.identity)
                 ))
             }),
+            Body::Admin(admin) => Ok(Object::Admin(admin)),
             Body::Typed(object) => Ok(*object),
         }
     }
@@ -115,6 +122,7 @@ impl PackedObject {
     pub fn packed_len(&self) -> Option<usize> {
         match &self.body {
             Body::Json(_, json) => Some(json.len()),
+            Body::Admin(admin) => Some(admin.text().len()),
             Body::Typed(_) => None,
         }
     }
@@ -136,6 +144,7 @@ impl fmt::Debug for PackedObject {
                 describe(&self.identity),
                 json.len()
             ),
+            Body::Admin(admin) => write!(f, "PackedObject({admin:?})"),
             Body::Typed(object) => write!(f, "PackedObject({object:?})"),
         }
     }
@@ -230,6 +239,11 @@ mod tests {
             }))
             .unwrap();
         objects.push(Object::Deployment(deployment));
+        let admin = policy_core::load::AdminJson::new(
+            r#"{"apiVersion":"policy.networking.k8s.io/v1alpha2","kind":"ClusterNetworkPolicy","metadata":{"name":"c"},"spec":{"tier":"Admin","priority":1}}"#,
+        )
+        .unwrap();
+        objects.push(Object::Admin(admin));
 
         let packed: PackedObjects = objects.iter().cloned().collect();
         assert_eq!(packed.len(), objects.len());
@@ -242,6 +256,11 @@ mod tests {
         // Object has no PartialEq; compare the serialized forms and the
         // debug forms, which show every field.
         assert_eq!(format!("{unpacked:?}"), format!("{objects:?}"));
+        // An admin object's Debug shows its size only: compare its text.
+        match (unpacked.last(), objects.last()) {
+            (Some(Object::Admin(after)), Some(Object::Admin(before))) => assert_eq!(after, before),
+            other => panic!("expected the admin object last: {other:?}"),
+        }
     }
 
     /// Packing is what makes the initial list small: a recorded Pod,

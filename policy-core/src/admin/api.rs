@@ -12,10 +12,12 @@
 //! such rather than as a type error. No type uses `#[serde(flatten)]`:
 //! the spanned decoder learns the known fields of a type from
 //! `deserialize_struct`, and flattening would hide them, so unknown fields
-//! would go unreported.
+//! would go unreported. `status` (conditions the implementation writes
+//! on live objects) is accepted whatever it holds and never read.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 /// `spec.subject`: shared by both versions (field names did not change).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -75,6 +77,8 @@ pub mod v1alpha1 {
         pub metadata: ObjectMeta,
         /// The policy; required.
         pub spec: Option<AdminNetworkPolicySpec>,
+        /// What the implementation reports (conditions); not read.
+        pub status: Option<IgnoredAny>,
     }
 
     /// `spec` of an AdminNetworkPolicy.
@@ -104,6 +108,8 @@ pub mod v1alpha1 {
         pub metadata: ObjectMeta,
         /// The policy; required.
         pub spec: Option<BaselineAdminNetworkPolicySpec>,
+        /// What the implementation reports (conditions); not read.
+        pub status: Option<IgnoredAny>,
     }
 
     /// `spec` of a BaselineAdminNetworkPolicy: no priority.
@@ -198,6 +204,8 @@ pub mod v1alpha2 {
         pub metadata: ObjectMeta,
         /// The policy; required.
         pub spec: Option<ClusterNetworkPolicySpec>,
+        /// What the implementation reports (conditions); not read.
+        pub status: Option<IgnoredAny>,
     }
 
     /// `spec` of a ClusterNetworkPolicy.

@@ -314,6 +314,17 @@ impl AdminPolicy {
             Direction::Egress => &self.egress,
         }
     }
+
+    /// The order of [`crate::Cluster::admin_policies`]: by tier, then
+    /// priority, then kind and name.
+    pub fn cluster_order(&self, other: &AdminPolicy) -> std::cmp::Ordering {
+        (self.tier, self.priority, self.kind, &self.name).cmp(&(
+            other.tier,
+            other.priority,
+            other.kind,
+            &other.name,
+        ))
+    }
 }
 
 /// An admin policy as decoded, before validation.

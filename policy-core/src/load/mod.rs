@@ -44,9 +44,14 @@ use crate::selector::Labels;
 use crate::validate;
 use crate::yaml::{Node, Value, for_each_document};
 
+mod admin_json;
 mod network;
 
-/// A typed Kubernetes object the loader understands.
+pub use admin_json::{AdminJson, AdminJsonError};
+
+/// A Kubernetes object the loader understands: typed, or for the admin-tier
+/// custom resources, which k8s-openapi has no types for, JSON text
+/// ([`AdminJson`]).
 #[derive(Clone, Debug)]
 #[allow(missing_docs, clippy::large_enum_variant)]
 pub enum Object {
@@ -65,6 +70,9 @@ pub enum Object {
     EndpointSlice(K8sEndpointSlice),
     Ingress(K8sIngress),
     IngressClass(K8sIngressClass),
+    /// An AdminNetworkPolicy, BaselineAdminNetworkPolicy or
+    /// ClusterNetworkPolicy, read as a manifest of its text would be.
+    Admin(AdminJson),
 }
 
 macro_rules! object_from {
@@ -93,6 +101,7 @@ object_from! {
     EndpointSlice => K8sEndpointSlice,
     Ingress => K8sIngress,
     IngressClass => K8sIngressClass,
+    Admin => AdminJson,
 }
 
 impl Object {
@@ -669,6 +678,7 @@ impl Loader {
             Object::EndpointSlice(slice) => self.add_endpoint_slice(slice, origin, object_ref),
             Object::Ingress(ingress) => self.add_ingress(ingress, origin, object_ref),
             Object::IngressClass(class) => self.add_ingress_class(class, origin, object_ref),
+            Object::Admin(object) => self.add_admin_json(object),
             _ => {}
         }
     }
@@ -1181,13 +1191,51 @@ impl Loader {
         self.admin_policies.push(policy);
     }
 
+    /// Reads an admin-tier policy given as JSON text ([`AdminJson`]) as a
+    /// manifest of that text is read, then forgets where in the text each
+    /// problem and rule was: the text is no file anyone can open (objects
+    /// from a live cluster carry no location, typed or not).
+    fn add_admin_json(&mut self, object: AdminJson) {
+        let first_diagnostic = self.diagnostics.len();
+        let first_policy = self.admin_policies.len();
+        let key = (
+            object.kind().as_str().to_string(),
+            String::new(),
+            object.name().unwrap_or_default().to_string(),
+        );
+        let known = self.seen.contains_key(&key);
+        let file: Arc<str> = Arc::from(format!("{} {}", key.0, key.2));
+        match crate::json::parse(object.text()) {
+            Ok(node) => self.load_node(&file, &node, None, &FieldPath::root()),
+            Err(error) => self.diagnostics.push(
+                Diagnostic::new(Severity::Error, DiagnosticKind::Syntax, error.message)
+                    .with_object(Some(ObjectRef {
+                        kind: key.0.clone(),
+                        namespace: String::new(),
+                        name: key.2.clone(),
+                    }))
+                    .with_help("the object's JSON text cannot be read; it is left out"),
+            ),
+        }
+        for diagnostic in &mut self.diagnostics[first_diagnostic..] {
+            diagnostic.source = None;
+        }
+        for policy in &mut self.admin_policies[first_policy..] {
+            policy.source = None;
+            for rule in policy.ingress.iter_mut().chain(policy.egress.iter_mut()) {
+                rule.source = None;
+            }
+        }
+        if !known && let Some(first) = self.seen.get_mut(&key) {
+            *first = None;
+        }
+    }
+
     /// Sorts the admin policies and reports what concerns them together:
     /// equal priorities, and that the model does not use them yet.
     fn finish_admin_policies(&mut self) -> Vec<AdminPolicy> {
         let mut policies = std::mem::take(&mut self.admin_policies);
-        policies.sort_by(|a, b| {
-            (a.tier, a.priority, a.kind, &a.name).cmp(&(b.tier, b.priority, b.kind, &b.name))
-        });
+        policies.sort_by(AdminPolicy::cluster_order);
         // The API allows equal priorities, but where two such policies
         // both match a connection "the implementation can apply any of the
         // matching policies" (ANP and CNP `priority` docs): worth a warning,
@@ -1516,7 +1564,8 @@ fn workload_template(
         | Object::Node(_)
         | Object::EndpointSlice(_)
         | Object::Ingress(_)
-        | Object::IngressClass(_) => {
+        | Object::IngressClass(_)
+        | Object::Admin(_) => {
             return None;
         }
     })
@@ -1551,6 +1600,13 @@ fn identity_of(object: &Object) -> Option<(String, String, String)> {
                 "IngressClass".into(),
                 String::new(),
                 o.metadata.name.clone()?,
+            ));
+        }
+        Object::Admin(o) => {
+            return Some((
+                o.kind().as_str().into(),
+                String::new(),
+                o.name()?.to_owned(),
             ));
         }
         Object::EndpointSlice(o) => ("EndpointSlice", &o.metadata),
@@ -2237,6 +2293,149 @@ mod tests {
         assert_eq!(loaded.cluster.policies.len(), 1);
         assert!(loaded.cluster.policies[0].ingress.is_some());
         assert_eq!(loaded.diagnostics[0].kind, DiagnosticKind::Duplicate);
+    }
+
+    /// Loaded without the places things were read from, which only a
+    /// manifest has.
+    fn without_locations(mut loaded: Loaded) -> (Cluster, Vec<Diagnostic>) {
+        for diagnostic in &mut loaded.diagnostics {
+            diagnostic.source = None;
+        }
+        for policy in &mut loaded.cluster.admin_policies {
+            policy.source = None;
+            for rule in policy.ingress.iter_mut().chain(policy.egress.iter_mut()) {
+                rule.source = None;
+            }
+        }
+        (loaded.cluster, loaded.diagnostics)
+    }
+
+    /// An admin-tier object given as JSON text (as the agent reads it from
+    /// the API server) loads as a manifest of the same text does, only
+    /// without locations: valid with the `status` an implementation
+    /// writes, rejected by a CEL rule or the schema, or with a peer field
+    /// of a newer CRD (which fails closed).
+    #[test]
+    fn admin_objects_as_json_load_as_their_text_does() {
+        let subject = serde_json::json!({"namespaces": {"matchLabels": {"team": "a"}}});
+        let texts = [
+            serde_json::json!({
+                "apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "AdminNetworkPolicy",
+                "metadata": {"name": "guard", "uid": "u-1", "resourceVersion": "7", "generation": 2},
+                "spec": {"priority": 10, "subject": subject,
+                    "ingress": [{"name": "deny-all", "action": "Deny", "from": [{"namespaces": {}}],
+                        "ports": [{"portNumber": {"protocol": "TCP", "port": 80}}]}]},
+                "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "SetupSucceeded",
+                    "message": "applied", "lastTransitionTime": "2025-03-06T10:00:00Z"}]},
+            }),
+            serde_json::json!({
+                "apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "BaselineAdminNetworkPolicy",
+                "metadata": {"name": "not-default"},
+                "spec": {"subject": subject},
+            }),
+            serde_json::json!({
+                "apiVersion": "policy.networking.k8s.io/v1alpha2", "kind": "ClusterNetworkPolicy",
+                "metadata": {"name": "too-low"},
+                "spec": {"tier": "Admin", "priority": 5000, "subject": subject},
+            }),
+            serde_json::json!({
+                "apiVersion": "policy.networking.k8s.io/v1alpha2", "kind": "ClusterNetworkPolicy",
+                "metadata": {"name": "newer"},
+                "spec": {"tier": "Baseline", "priority": 3, "subject": subject,
+                    "egress": [{"action": "Accept", "to": [{"externalNetworkSet": "corp"}]}]},
+            }),
+        ];
+        let mut loaded = Vec::new();
+        for value in &texts {
+            let text = value.to_string();
+            let from_text = load(&text);
+            let mut loader = Loader::new();
+            loader.add_live(AdminJson::new(text.as_str()).unwrap());
+            let live = loader.finish();
+            assert!(
+                (live.diagnostics.iter()).all(|d| d.source.is_none()),
+                "{:?}",
+                live.diagnostics
+            );
+            let live = without_locations(live);
+            assert_eq!(live, without_locations(from_text), "{text}");
+            loaded.push(live);
+        }
+        let errors = |(_, diagnostics): &(Cluster, Vec<Diagnostic>)| -> Vec<(String, String)> {
+            (diagnostics.iter())
+                .filter(|d| d.severity == Severity::Error)
+                .map(|d| (d.object.as_ref().unwrap().to_string(), d.field.to_string()))
+                .collect()
+        };
+        // Valid: kept, its status neither read nor refused.
+        assert!(errors(&loaded[0]).is_empty(), "{:?}", loaded[0].1);
+        assert_eq!(loaded[0].0.admin_policies[0].name, "guard");
+        // Rejected: left out, the error at its field.
+        assert_eq!(
+            errors(&loaded[1]),
+            [(
+                "BaselineAdminNetworkPolicy not-default".to_string(),
+                "metadata.name".to_string()
+            )]
+        );
+        assert!(loaded[1].0.admin_policies.is_empty());
+        assert_eq!(
+            errors(&loaded[2]),
+            [(
+                "ClusterNetworkPolicy too-low".to_string(),
+                "spec.priority".to_string()
+            )]
+        );
+        assert!(loaded[2].0.admin_policies.is_empty());
+        // A peer of a newer CRD: reported, and the peer fails closed.
+        assert_eq!(
+            errors(&loaded[3]),
+            [(
+                "ClusterNetworkPolicy newer".to_string(),
+                "spec.egress[0].to[0].externalNetworkSet".to_string()
+            )]
+        );
+        assert_eq!(
+            loaded[3].0.admin_policies[0].egress[0].peers,
+            [crate::admin::AdminPeer::Unknown]
+        );
+    }
+
+    /// Live admin-tier objects sit under the manifests like other live
+    /// objects: a manifest of the same kind and name replaces one.
+    #[test]
+    fn manifests_replace_live_admin_objects_of_the_same_name() {
+        let anp = |name: &str, priority: u32| {
+            format!(
+                r#"{{"apiVersion":"policy.networking.k8s.io/v1alpha1","kind":"AdminNetworkPolicy","metadata":{{"name":"{name}"}},"spec":{{"priority":{priority},"subject":{{"namespaces":{{}}}}}}}}"#
+            )
+        };
+        let mut loader = Loader::new();
+        loader.add_live(AdminJson::new(anp("a", 1)).unwrap());
+        loader.add_live(AdminJson::new(anp("b", 2)).unwrap());
+        loader.load_str("a.json", &anp("a", 3));
+        let loaded = loader.finish();
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        let policies: Vec<(&str, Option<u32>, bool)> = (loaded.cluster.admin_policies.iter())
+            .map(|p| (p.name.as_str(), p.priority, p.source.is_some()))
+            .collect();
+        assert_eq!(policies, [("b", Some(2), false), ("a", Some(3), true)]);
+        assert_eq!(loaded.skipped["cluster object replaced by a manifest"], 1);
+        // Two live objects of one name: the second is a duplicate, and the
+        // message points nowhere.
+        let mut loader = Loader::new();
+        loader.add_live(AdminJson::new(anp("a", 1)).unwrap());
+        loader.add_live(AdminJson::new(anp("a", 2)).unwrap());
+        let loaded = loader.finish();
+        let duplicate = (loaded.diagnostics.iter())
+            .find(|d| d.kind == DiagnosticKind::Duplicate)
+            .expect("a duplicate");
+        assert!(duplicate.source.is_none());
+        assert!(
+            !duplicate.message.contains("first defined at"),
+            "{}",
+            duplicate.message
+        );
     }
 
     #[test]

@@ -24,7 +24,8 @@
 //! (the cluster's sorted order), so every answer is the same; class ids
 //! differ, and `tests/incremental.rs` proves the answers equal on random
 //! event sequences. Changes that move the class partition of many pods at
-//! once rebuild instead ([`RebuildReason`]).
+//! once rebuild instead ([`RebuildReason`]), and so does any change to the
+//! admin-tier policies, which are rare.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -69,7 +70,9 @@ pub enum Change {
         /// Its name.
         name: String,
     },
-    /// All admin-tier policies, in [`Cluster::admin_policies`] order.
+    /// All admin-tier policies (ANP, BANP, CNP), in
+    /// [`Cluster::admin_policies`]' order. Always applied by a rebuild
+    /// ([`RebuildReason::AdminPolicies`]): they change rarely.
     AdminPolicies(Vec<AdminPolicy>),
     /// All namespaces, sorted by name.
     Namespaces(Vec<Namespace>),
@@ -102,9 +105,10 @@ pub enum RebuildReason {
     Compaction,
     /// So much changed at once that a rebuild is cheaper.
     ManyChanges,
-    /// Admin-tier policies exist, or changed. The tiers' subject and peer
-    /// sets are not updated in place (yet): every change with them rebuilds.
-    AdminTiers,
+    /// An admin-tier policy came, changed or went; or admin-tier policies
+    /// exist. The tiers' subject and peer sets are not updated in place
+    /// (yet): while there are any, every change rebuilds.
+    AdminPolicies,
 }
 
 /// What one [`Model::apply`] did.
@@ -185,7 +189,7 @@ impl Model {
                 .any(|change| matches!(change, Change::AdminPolicies(_)));
         let shapes_the_model = |change: &Change| !matches!(change, Change::ServiceObjects { .. });
         if tiered && changes.iter().any(shapes_the_model) {
-            rebuild = Some(RebuildReason::AdminTiers);
+            rebuild = Some(RebuildReason::AdminPolicies);
         }
         if rebuild.is_none()
             && changes.len() > 64
@@ -433,7 +437,7 @@ impl Model {
             Change::ServiceObjects { .. } => apply_to_cluster(&mut self.cluster, change),
             // `apply` rebuilds for every change while admin policies exist.
             Change::AdminPolicies(_) => {
-                return Err(Box::new((RebuildReason::AdminTiers, change)));
+                return Err(Box::new((RebuildReason::AdminPolicies, change)));
             }
             Change::UpsertEndpoint(endpoint) => {
                 self.upsert_endpoint(endpoint, stats);
@@ -1444,6 +1448,55 @@ mod tests {
             emptied < 64,
             "{emptied} empty classes left after compaction"
         );
+    }
+
+    /// An admin-tier policy that comes, changes or goes rebuilds the model,
+    /// which then answers with it; the same policies again change nothing.
+    #[test]
+    fn admin_policy_changes_rebuild() {
+        let with_admin = |action: &str| {
+            let mut loader = Loader::new();
+            loader.load_str(
+                "anp.yaml",
+                &format!(
+                    "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {{name: guard-p1}}\nspec:\n  priority: 10\n  subject: {{pods: {{namespaceSelector: {{}}, podSelector: {{matchLabels: {{id: \"1\"}}}}}}}}\n  ingress: [{{action: {action}, from: [{{namespaces: {{}}}}]}}]\n"
+                ),
+            );
+            let mut cluster = chain(3);
+            cluster.admin_policies = loader.finish().cluster.admin_policies;
+            assert_eq!(cluster.admin_policies.len(), 1);
+            cluster
+        };
+        let p0_reaches_p1 = |model: &Model| {
+            let (p0, p1) = (
+                model.cluster().find_endpoint("a/p0").unwrap(),
+                model.cluster().find_endpoint("a/p1").unwrap(),
+            );
+            model
+                .query(
+                    super::super::QueryEndpoint::Endpoint(p0),
+                    super::super::QueryEndpoint::Endpoint(p1),
+                    &super::super::PortQuery::Number(80),
+                    crate::Protocol::Tcp,
+                )
+                .unwrap()
+                .allowed()
+        };
+        let mut model = Model::new(chain(3), Config::default());
+        assert!(p0_reaches_p1(&model));
+        let stats = model.update_to(with_admin("Deny"));
+        assert_eq!(stats.rebuilt, Some(RebuildReason::AdminPolicies));
+        assert_eq!(model.cluster(), &with_admin("Deny"));
+        assert!(!p0_reaches_p1(&model), "the Deny rule decides");
+        let stats = model.update_to(with_admin("Deny"));
+        assert_eq!(stats, UpdateStats::default(), "nothing changed");
+        let stats = model.update_to(with_admin("Pass"));
+        assert_eq!(stats.rebuilt, Some(RebuildReason::AdminPolicies));
+        assert!(p0_reaches_p1(&model), "passed on to p1's NetworkPolicy");
+        let stats = model.update_to(chain(3));
+        assert_eq!(stats.rebuilt, Some(RebuildReason::AdminPolicies));
+        assert!(model.cluster().admin_policies.is_empty());
+        assert!(p0_reaches_p1(&model));
     }
 
     #[test]

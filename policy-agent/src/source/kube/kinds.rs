@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use policy_core::admin::{API_GROUP as ADMIN_API_GROUP, AdminKind};
+
 /// A kind of object read from the API server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ResourceKind {
@@ -41,11 +43,20 @@ pub enum ResourceKind {
     Ingress,
     /// `networking.k8s.io/v1` IngressClass (cluster-scoped).
     IngressClass,
+    /// `policy.networking.k8s.io/v1alpha1` AdminNetworkPolicy
+    /// (cluster-scoped; a custom resource, served only with its CRD).
+    AdminNetworkPolicy,
+    /// `policy.networking.k8s.io/v1alpha1` BaselineAdminNetworkPolicy
+    /// (cluster-scoped; a custom resource).
+    BaselineAdminNetworkPolicy,
+    /// `policy.networking.k8s.io/v1alpha2` ClusterNetworkPolicy
+    /// (cluster-scoped; a custom resource).
+    ClusterNetworkPolicy,
 }
 
 impl ResourceKind {
     /// Every kind the one-shot list reads, namespaces first.
-    pub const ALL: [ResourceKind; 15] = [
+    pub const ALL: [ResourceKind; 18] = [
         ResourceKind::Namespace,
         ResourceKind::Pod,
         ResourceKind::Deployment,
@@ -61,25 +72,49 @@ impl ResourceKind {
         ResourceKind::EndpointSlice,
         ResourceKind::Ingress,
         ResourceKind::IngressClass,
+        ResourceKind::AdminNetworkPolicy,
+        ResourceKind::BaselineAdminNetworkPolicy,
+        ResourceKind::ClusterNetworkPolicy,
     ];
 
     /// The kinds the agent watches: what a node's ruleset depends on. Nodes
     /// are in because traffic between a pod and its own node's addresses is
     /// always allowed; Services, EndpointSlices and Ingresses change no
     /// verdict the kernel enforces (policy applies after DNAT), so they are
-    /// not watched.
-    pub const WATCHED: [ResourceKind; 4] = [
+    /// not watched. The admin-tier kinds are watched where their CRDs are
+    /// installed ([`ResourceKind::custom`]).
+    pub const WATCHED: [ResourceKind; 7] = [
         ResourceKind::Namespace,
         ResourceKind::Pod,
         ResourceKind::NetworkPolicy,
         ResourceKind::Node,
+        ResourceKind::AdminNetworkPolicy,
+        ResourceKind::BaselineAdminNetworkPolicy,
+        ResourceKind::ClusterNetworkPolicy,
     ];
 
-    /// Kinds read for context only: when listing them is forbidden (a user
-    /// with namespace-scoped rights), `--cluster` goes on without them and
-    /// says so, instead of failing.
+    /// Kinds `--cluster` can go on without: when listing them is forbidden
+    /// (a user with namespace-scoped rights), it reads the rest and says
+    /// so, instead of failing. Nodes and IngressClasses are context; the
+    /// admin-tier kinds are cluster-scoped, which such a user cannot list.
     pub fn optional(self) -> bool {
-        matches!(self, ResourceKind::Node | ResourceKind::IngressClass)
+        matches!(self, ResourceKind::Node | ResourceKind::IngressClass) || self.custom()
+    }
+
+    /// Custom resources, served only where their CRD is installed: a 404
+    /// means there are none, not an error.
+    pub fn custom(self) -> bool {
+        self.admin_kind().is_some()
+    }
+
+    /// The admin-tier kind this is, if it is one.
+    pub fn admin_kind(self) -> Option<AdminKind> {
+        match self {
+            ResourceKind::AdminNetworkPolicy => Some(AdminKind::AdminNetworkPolicy),
+            ResourceKind::BaselineAdminNetworkPolicy => Some(AdminKind::BaselineAdminNetworkPolicy),
+            ResourceKind::ClusterNetworkPolicy => Some(AdminKind::ClusterNetworkPolicy),
+            _ => None,
+        }
     }
 
     /// The `kind` field.
@@ -100,6 +135,9 @@ impl ResourceKind {
             ResourceKind::EndpointSlice => "EndpointSlice",
             ResourceKind::Ingress => "Ingress",
             ResourceKind::IngressClass => "IngressClass",
+            ResourceKind::AdminNetworkPolicy => "AdminNetworkPolicy",
+            ResourceKind::BaselineAdminNetworkPolicy => "BaselineAdminNetworkPolicy",
+            ResourceKind::ClusterNetworkPolicy => "ClusterNetworkPolicy",
         }
     }
 
@@ -119,12 +157,22 @@ impl ResourceKind {
             | ResourceKind::ReplicaSet => "apps",
             ResourceKind::Job | ResourceKind::CronJob => "batch",
             ResourceKind::NetworkPolicy => "networking.k8s.io",
+            ResourceKind::AdminNetworkPolicy
+            | ResourceKind::BaselineAdminNetworkPolicy
+            | ResourceKind::ClusterNetworkPolicy => ADMIN_API_GROUP,
         }
     }
 
-    /// The API version read.
+    /// The API version read: `v1`, except for the admin-tier kinds, each
+    /// served at one version only.
     pub fn version(self) -> &'static str {
-        "v1"
+        match self {
+            ResourceKind::AdminNetworkPolicy | ResourceKind::BaselineAdminNetworkPolicy => {
+                "v1alpha1"
+            }
+            ResourceKind::ClusterNetworkPolicy => "v1alpha2",
+            _ => "v1",
+        }
     }
 
     /// The resource name in URLs and RBAC rules.
@@ -145,6 +193,9 @@ impl ResourceKind {
             ResourceKind::EndpointSlice => "endpointslices",
             ResourceKind::Ingress => "ingresses",
             ResourceKind::IngressClass => "ingressclasses",
+            ResourceKind::AdminNetworkPolicy => "adminnetworkpolicies",
+            ResourceKind::BaselineAdminNetworkPolicy => "baselineadminnetworkpolicies",
+            ResourceKind::ClusterNetworkPolicy => "clusternetworkpolicies",
         }
     }
 
@@ -153,7 +204,7 @@ impl ResourceKind {
         !matches!(
             self,
             ResourceKind::Namespace | ResourceKind::Node | ResourceKind::IngressClass
-        )
+        ) && !self.custom()
     }
 
     /// `apiVersion`: `v1`, `apps/v1`, ...
@@ -219,6 +270,24 @@ mod tests {
         assert_eq!(ResourceKind::CronJob.api_version(), "batch/v1");
         assert_eq!(ResourceKind::Deployment.resource_name(), "deployments.apps");
         assert_eq!(ResourceKind::Service.resource_name(), "services");
+        // The admin tiers: cluster-scoped custom resources, each at its own version.
+        assert_eq!(
+            ResourceKind::AdminNetworkPolicy.collection_path(Some("shop")),
+            "/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies"
+        );
+        assert_eq!(
+            ResourceKind::ClusterNetworkPolicy.api_version(),
+            "policy.networking.k8s.io/v1alpha2"
+        );
+        for kind in ResourceKind::ALL {
+            let admin = kind.admin_kind();
+            assert_eq!(kind.custom(), admin.is_some());
+            if let Some(admin) = admin {
+                assert_eq!(kind.kind(), admin.as_str());
+                assert_eq!(kind.api_version(), admin.api_version());
+                assert!(!kind.namespaced() && kind.optional());
+            }
+        }
     }
 
     #[test]

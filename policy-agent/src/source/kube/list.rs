@@ -19,6 +19,12 @@
 //! when listing them is forbidden the read goes on without them, with a
 //! note.
 //!
+//! The admin tiers (AdminNetworkPolicy, BaselineAdminNetworkPolicy,
+//! ClusterNetworkPolicy) are custom resources, cluster-scoped too: where
+//! their CRD is not installed the list answers 404, which means there are
+//! none; when listing them is forbidden, the read goes on without them,
+//! with a note.
+//!
 //! A continue token that expired (`410 Gone`: the list took longer than the
 //! server keeps its snapshot) restarts that kind's list, at most
 //! [`MAX_LIST_ATTEMPTS`] times. Every other failure is reported with the
@@ -36,12 +42,13 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ReplicationController, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
-use kube::api::ListParams;
+use kube::api::{DynamicObject, ListParams};
 use kube::{Api, Resource};
 use policy_core::load::Object;
 use serde::de::DeserializeOwned;
 
 use super::connect::Connection;
+use super::custom;
 use super::error::{ApiCallError, FailureCause};
 use super::kinds::ResourceKind;
 
@@ -158,6 +165,12 @@ pub async fn list_cluster(
                 snapshot.objects.extend(objects);
             }
             Err(error)
+                if error.kind.custom() && matches!(error.cause, FailureCause::NotServed(_)) =>
+            {
+                // No CRD, so none of them.
+                snapshot.counts.entry(error.kind).or_default();
+            }
+            Err(error)
                 if error.kind.optional() && matches!(error.cause, FailureCause::Forbidden(_)) =>
             {
                 snapshot.notes.push(format!(
@@ -165,7 +178,9 @@ pub async fn list_cluster(
                     error.kind.plural(),
                     match error.kind {
                         ResourceKind::Node => ", so node addresses count as outside the cluster",
-                        _ => ", so Ingress controllers are found by their conventional labels",
+                        ResourceKind::IngressClass =>
+                            ", so Ingress controllers are found by their conventional labels",
+                        _ => ", so the answers leave out their rules",
                     }
                 ));
             }
@@ -203,6 +218,7 @@ async fn list_namespaces(
         ResourceKind::Namespace,
         None,
         on_page,
+        &typed,
     )
     .await
     {
@@ -292,7 +308,11 @@ async fn list_kind(
         ResourceKind::Ingress => {
             list_namespaced::<Ingress>(connection, kind, namespace, on_page).await
         }
-        ResourceKind::Node | ResourceKind::IngressClass => {
+        ResourceKind::Node
+        | ResourceKind::IngressClass
+        | ResourceKind::AdminNetworkPolicy
+        | ResourceKind::BaselineAdminNetworkPolicy
+        | ResourceKind::ClusterNetworkPolicy => {
             unreachable!("cluster-scoped kinds are listed by list_cluster_scoped")
         }
     }?;
@@ -308,17 +328,19 @@ async fn list_cluster_scoped(
     let client = connection.client.clone();
     let objects = match kind {
         ResourceKind::Node => {
-            list_pages(Api::<Node>::all(client), connection, kind, None, on_page).await
+            let api = Api::<Node>::all(client);
+            list_pages(api, connection, kind, None, on_page, &typed).await
         }
         ResourceKind::IngressClass => {
-            list_pages(
-                Api::<IngressClass>::all(client),
-                connection,
-                kind,
-                None,
-                on_page,
-            )
-            .await
+            let api = Api::<IngressClass>::all(client);
+            list_pages(api, connection, kind, None, on_page, &typed).await
+        }
+        ResourceKind::AdminNetworkPolicy
+        | ResourceKind::BaselineAdminNetworkPolicy
+        | ResourceKind::ClusterNetworkPolicy => {
+            let api = Api::<DynamicObject>::all_with(client, &custom::api_resource(kind));
+            let convert = |object| custom::admin_object(kind, object);
+            list_pages(api, connection, kind, None, on_page, &convert).await
         }
         other => unreachable!("{other} is not listed by list_cluster_scoped"),
     }?;
@@ -342,20 +364,28 @@ where
         Some(namespace) => Api::<K>::namespaced(connection.client.clone(), namespace),
         None => Api::<K>::all(connection.client.clone()),
     };
-    list_pages(api, connection, kind, namespace, on_page).await
+    list_pages(api, connection, kind, namespace, on_page, &typed).await
 }
 
-/// Every page of one collection. `managedFields` is dropped from each
-/// object as it arrives: it is often half an object and nothing reads it.
+/// A typed object without `managedFields`: it is often half an object
+/// and nothing reads it.
+fn typed<K: Resource + Into<Object>>(mut object: K) -> Result<Object, serde_json::Error> {
+    object.meta_mut().managed_fields = None;
+    Ok(object.into())
+}
+
+/// Every page of one collection, each object turned into an [`Object`]
+/// by `convert` as it arrives (which drops `managedFields`).
 async fn list_pages<K>(
     api: Api<K>,
     connection: &Connection,
     kind: ResourceKind,
     namespace: Option<&str>,
     on_page: &(dyn Fn(ResourceKind, usize) + Sync),
+    convert: &(dyn Fn(K) -> Result<Object, serde_json::Error> + Sync),
 ) -> Result<Vec<Object>, ApiCallError>
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Into<Object>,
+    K: Resource + Clone + DeserializeOwned + Debug,
 {
     let path = kind.collection_path(namespace);
     let mut attempt = 1;
@@ -389,10 +419,19 @@ where
                 }
             };
             on_page(kind, page.items.len());
-            objects.extend(page.items.into_iter().map(|mut object| {
-                object.meta_mut().managed_fields = None;
-                object.into()
-            }));
+            for object in page.items {
+                let object = convert(object).map_err(|error| {
+                    ApiCallError::new(
+                        kind,
+                        "list",
+                        namespace,
+                        request.clone(),
+                        &connection.cluster_url,
+                        &kube::Error::SerdeError(error),
+                    )
+                })?;
+                objects.push(object);
+            }
             match page.metadata.continue_ {
                 Some(token) if !token.is_empty() => params = params.continue_token(&token),
                 _ => return Ok(objects),

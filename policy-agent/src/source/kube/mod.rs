@@ -5,11 +5,16 @@
 //! - [`list_cluster`] (`list.rs`): a one-shot, paginated read of every kind
 //!   netpol knows, for the analysis commands' `--cluster`.
 //!
+//! Both read the admin tiers (AdminNetworkPolicy, BaselineAdminNetworkPolicy,
+//! ClusterNetworkPolicy) where their CRDs are installed (`custom.rs`), as
+//! JSON text for the loader.
+//!
 //! Both use the same kinds table ([`ResourceKind`]), the same client setup
 //! ([`connect`], as kubectl finds its configuration) and the same
 //! explanation of failed calls ([`ApiCallError`]).
 
 mod connect;
+mod custom;
 mod error;
 mod kinds;
 mod list;
@@ -19,4 +24,4 @@ pub use connect::{ClusterTarget, ConnectError, Connection, DEFAULT_CONNECT_TIMEO
 pub use error::{ApiCallError, FailureCause, causes};
 pub use kinds::ResourceKind;
 pub use list::{ClusterSnapshot, ListError, ListScope, MAX_LIST_ATTEMPTS, PAGE_SIZE, list_cluster};
-pub use watch::{KubeSourceError, KubeSourceOptions, MAX_DELAY, run, trim_pod};
+pub use watch::{DISCOVERY_INTERVAL, KubeSourceError, KubeSourceOptions, MAX_DELAY, run, trim_pod};

@@ -1,12 +1,15 @@
 //! The agent's Kubernetes source: list+watch of Pods, Namespaces,
-//! NetworkPolicies and Nodes ([`ResourceKind::WATCHED`]).
+//! NetworkPolicies and Nodes, and of the admin tiers where their CRDs are
+//! installed ([`ResourceKind::WATCHED`]).
 //!
 //! # What
 //!
 //! [`run`] lists every Namespace, Pod, NetworkPolicy and Node in the
-//! cluster (all namespaces) and sends them to the agent as one
-//! [`SourceEvent::Snapshot`] of [`Inputs::Objects`] once all four kinds have
-//! been listed. From then on it sends only what changed, as
+//! cluster (all namespaces), and every AdminNetworkPolicy,
+//! BaselineAdminNetworkPolicy and ClusterNetworkPolicy the API server
+//! serves, and sends them to the agent as one
+//! [`SourceEvent::Snapshot`] of [`Inputs::Objects`] once every kind has
+//! been listed (or found not served). From then on it sends only what changed, as
 //! [`SourceEvent::Changes`]: each object added or modified, each deleted,
 //! and the complete list of a kind that had to be listed again.
 //!
@@ -36,7 +39,30 @@
 //!   `GET /api/v1/namespaces?watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion=N`;
 //! - the same for `/api/v1/pods`, `/apis/networking.k8s.io/v1/networkpolicies`
 //!   and `/api/v1/nodes` (a node's own addresses are always allowed to and
-//!   from its pods, so the ruleset depends on them).
+//!   from its pods, so the ruleset depends on them);
+//! - for the admin tiers, first discovery:
+//!   `GET /apis/policy.networking.k8s.io/v1alpha1` (AdminNetworkPolicy,
+//!   BaselineAdminNetworkPolicy; one request answers both) and
+//!   `GET /apis/policy.networking.k8s.io/v1alpha2` (ClusterNetworkPolicy).
+//!   A kind the answer lists is listed and watched as above
+//!   (`/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies`, ...).
+//!
+//! # Admin tiers without their CRDs
+//!
+//! A kind whose CRD is not installed (discovery answers 404, or lists
+//! other resources only) counts as listed with no objects, so the initial
+//! sync does not wait for it; this is logged once, at info, and not sent
+//! as an error. Discovery is asked again every
+//! [`KubeSourceOptions::discovery_interval`] (60 s by default: one or two
+//! cheap requests per node per minute while a CRD is missing, and a CRD
+//! installed later is enforced within a minute). When a watched kind's
+//! list or watch answers 404 (its CRD was deleted), its objects are dropped
+//! (sent as an empty relist), this is logged once, and discovery takes over
+//! again. Other discovery failures are sent as errors and retried, from
+//! 1 s doubling to 30 s; until discovery has answered, the initial sync
+//! waits, as it does for a list that fails. Admin-tier objects are passed
+//! on as their JSON text (`Object::Admin`), which the loader reads as it
+//! reads a manifest.
 //!
 //! When a watch ends (server timeout, dropped connection), the watcher
 //! re-watches from the last resourceVersion it saw (an object's or a
@@ -66,20 +92,28 @@
 //! # RBAC
 //!
 //! The agent's service account needs `get`, `list` and `watch` on `pods`,
-//! `namespaces` and `nodes` (core group) and on `networkpolicies`
-//! (`networking.k8s.io`), cluster-wide. (The source itself only lists and
-//! watches; `get` is the conventional companion.) Until it has them, the
-//! 403 answers are sent as errors and retried, and no snapshot is sent.
+//! `namespaces` and `nodes` (core group), on `networkpolicies`
+//! (`networking.k8s.io`), and on `adminnetworkpolicies`,
+//! `baselineadminnetworkpolicies` and `clusternetworkpolicies`
+//! (`policy.networking.k8s.io`), cluster-wide. (The source itself only
+//! lists and watches; `get` is the conventional companion. Discovery needs
+//! no rule: every authenticated user may read it.) Until it has them, the
+//! 403 answers are sent as errors and retried, and no snapshot is sent:
+//! an agent that cannot read the admin tiers of a cluster that serves them
+//! would enforce a ruleset without them.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fmt::Debug;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use futures::stream::{BoxStream, SelectAll};
 use futures::{StreamExt, future};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::DynamicObject;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use policy_core::diagnostic::ObjectRef;
@@ -88,6 +122,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::Sender;
 use tokio::time::Instant;
 
+use super::custom::{self, Discovery};
 use super::error::ApiCallError;
 use super::kinds::ResourceKind;
 use crate::source::{Inputs, ObjectChange, PackedObject, PackedObjects, SourceEvent};
@@ -95,6 +130,17 @@ use crate::source::{Inputs, ObjectChange, PackedObject, PackedObjects, SourceEve
 /// The longest a change waits after the first change of a batch, unless the
 /// debounce itself is longer.
 pub const MAX_DELAY: Duration = Duration::from_secs(1);
+
+/// How often the API server is asked again whether it serves an admin-tier
+/// kind it did not serve, by default.
+pub const DISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The first wait after a discovery request failed; it doubles after each
+/// further failure, up to [`MAX_DISCOVERY_BACKOFF`].
+const DISCOVERY_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The longest wait between discovery requests that fail.
+const MAX_DISCOVERY_BACKOFF: Duration = Duration::from_secs(30);
 
 /// How the Kubernetes source behaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,12 +150,17 @@ pub struct KubeSourceOptions {
     /// such a quiet spell is sent at once. Under a constant stream of
     /// changes a batch is still sent [`MAX_DELAY`] after its first change.
     pub debounce: Duration,
+    /// How often to ask the API server again whether it serves an
+    /// admin-tier kind whose CRD was missing ([`DISCOVERY_INTERVAL`] by
+    /// default).
+    pub discovery_interval: Duration,
 }
 
 impl Default for KubeSourceOptions {
     fn default() -> Self {
         KubeSourceOptions {
             debounce: Duration::from_millis(200),
+            discovery_interval: DISCOVERY_INTERVAL,
         }
     }
 }
@@ -136,8 +187,9 @@ impl fmt::Display for KubeSourceError {
 impl std::error::Error for KubeSourceError {}
 
 /// Lists and watches Namespaces, Pods, NetworkPolicies and Nodes in all
-/// namespaces and sends a snapshot of them, then their changes, to `events`
-/// (see the module documentation).
+/// namespaces, and the admin-tier kinds the API server serves, and sends a
+/// snapshot of them, then their changes, to `events` (see the module
+/// documentation).
 ///
 /// Runs until the receiver is dropped (then returns `Ok`); errors only for
 /// unrecoverable setup problems. Errors talking to the API server are
@@ -148,16 +200,28 @@ pub async fn run(
     events: Sender<SourceEvent>,
 ) -> Result<(), KubeSourceError> {
     let mut signals: SelectAll<BoxStream<'static, (ResourceKind, Signal)>> = SelectAll::new();
-    signals.push(watch(
-        ResourceKind::Namespace,
-        Api::<Namespace>::all(client.clone()),
-    ));
-    signals.push(watch(ResourceKind::Pod, Api::<Pod>::all(client.clone())));
-    signals.push(watch(
-        ResourceKind::NetworkPolicy,
-        Api::<NetworkPolicy>::all(client.clone()),
-    ));
-    signals.push(watch(ResourceKind::Node, Api::<Node>::all(client)));
+    let discovery = Arc::new(Discovery::new(client.clone(), options.discovery_interval));
+    for kind in ResourceKind::WATCHED {
+        let signal = match kind {
+            ResourceKind::Namespace => {
+                watch(kind, Api::<Namespace>::all(client.clone()), typed_object)
+            }
+            ResourceKind::Pod => watch(kind, Api::<Pod>::all(client.clone()), typed_object),
+            ResourceKind::NetworkPolicy => watch(
+                kind,
+                Api::<NetworkPolicy>::all(client.clone()),
+                typed_object,
+            ),
+            ResourceKind::Node => watch(kind, Api::<Node>::all(client.clone()), typed_object),
+            custom => watch_custom(
+                custom,
+                client.clone(),
+                discovery.clone(),
+                options.discovery_interval,
+            ),
+        };
+        signals.push(signal);
+    }
 
     let max_delay = MAX_DELAY.max(options.debounce);
     const KINDS: usize = ResourceKind::WATCHED.len();
@@ -212,6 +276,14 @@ pub async fn run(
                     }
                     Signal::Applied(object) => Some(ObjectChange::Applied(object)),
                     Signal::Deleted(object) => Some(ObjectChange::Deleted(object)),
+                    Signal::Absent => {
+                        // Not served: listed, with nothing in it.
+                        listing[index] = None;
+                        let objects = PackedObjects::default();
+                        Some(ObjectChange::Relisted { kind: kind.kind().to_owned(), objects })
+                    }
+                    // watch_custom turns it into Absent.
+                    Signal::NotServed => None,
                     Signal::Failed(message) => {
                         tracing::warn!(kind = kind.kind(), error = %message, "watch error");
                         let message = format!("watching {}: {message}", kind.plural());
@@ -250,6 +322,9 @@ pub async fn run(
                         pods = lists[1].len(),
                         networkpolicies = lists[2].len(),
                         nodes = lists[3].len(),
+                        adminnetworkpolicies = lists[4].len(),
+                        baselineadminnetworkpolicies = lists[5].len(),
+                        clusternetworkpolicies = lists[6].len(),
                         "initial sync complete"
                     );
                     let objects: PackedObjects = lists.into_iter().flat_map(BTreeMap::into_values).collect();
@@ -329,39 +404,208 @@ enum Signal {
     Deleted(ObjectRef),
     /// The watcher reported an error; it retries after a backoff.
     Failed(String),
+    /// The kind is not served (its CRD is not installed, or was deleted):
+    /// there are none of it.
+    Absent,
+    /// A list or watch answered 404 (only for custom resources, whose CRD
+    /// may go away; [`watch_custom`] turns it into [`Signal::Absent`]).
+    NotServed,
+}
+
+/// How a watched object becomes what the source sends.
+type Convert<K> = fn(ResourceKind, K) -> Result<Object, String>;
+
+/// A typed object without `managedFields`, a Pod trimmed to what the
+/// loader reads.
+fn typed_object<K: Resource + Into<Object>>(
+    _: ResourceKind,
+    mut object: K,
+) -> Result<Object, String> {
+    object.meta_mut().managed_fields = None;
+    let mut object: Object = object.into();
+    if let Object::Pod(pod) = &mut object {
+        trim_pod(pod);
+    }
+    Ok(object)
+}
+
+/// An admin-tier object as the loader takes it.
+fn admin_object(kind: ResourceKind, object: DynamicObject) -> Result<Object, String> {
+    custom::admin_object(kind, object)
+        .map_err(|error| format!("cannot pass on a {}: {error}", kind.kind()))
 }
 
 /// The watcher of one kind, as a stream of signals.
-fn watch<K>(kind: ResourceKind, api: Api<K>) -> BoxStream<'static, (ResourceKind, Signal)>
+fn watch<K>(
+    kind: ResourceKind,
+    api: Api<K>,
+    convert: Convert<K>,
+) -> BoxStream<'static, (ResourceKind, Signal)>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K: Into<Object>,
 {
     watcher(api, watcher::Config::default())
         .default_backoff()
         .filter_map(move |event| {
-            let strip = |mut object: K| {
-                object.meta_mut().managed_fields = None;
-                let mut object: Object = object.into();
-                if let Object::Pod(pod) = &mut object {
-                    trim_pod(pod);
-                }
-                object
+            let converted = |object: K, signal: fn(Object) -> Signal| match convert(kind, object) {
+                Ok(object) => signal(object),
+                Err(message) => Signal::Failed(message),
             };
             let signal = match event {
                 Ok(watcher::Event::Init) => Some(Signal::Relisting),
-                Ok(watcher::Event::InitApply(object)) => Some(Signal::Listing(strip(object))),
+                Ok(watcher::Event::InitApply(object)) => Some(converted(object, Signal::Listing)),
                 Ok(watcher::Event::InitDone) => Some(Signal::Listed),
-                Ok(watcher::Event::Apply(object)) => Some(Signal::Applied(strip(object))),
-                Ok(watcher::Event::Delete(object)) => {
-                    let object: Object = object.into();
-                    object.identity().map(Signal::Deleted)
-                }
+                Ok(watcher::Event::Apply(object)) => Some(converted(object, Signal::Applied)),
+                Ok(watcher::Event::Delete(object)) => match convert(kind, object) {
+                    Ok(object) => object.identity().map(Signal::Deleted),
+                    Err(message) => Some(Signal::Failed(message)),
+                },
+                Err(error) if kind.custom() && not_found(&error) => Some(Signal::NotServed),
                 Err(error) => Some(Signal::Failed(describe_watch_error(kind, &error))),
             };
             future::ready(signal.map(|signal| (kind, signal)))
         })
         .boxed()
+}
+
+/// Whether the API server answered 404: the resource is not served.
+fn not_found(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code == 404,
+        watcher::Error::WatchError(status) => status.code == 404,
+        _ => false,
+    }
+}
+
+/// Where [`watch_custom`] is.
+enum Phase {
+    /// Asking discovery whether the kind is served, after waiting this long.
+    Discovering(Duration),
+    /// Served: its watcher.
+    Watching(BoxStream<'static, (ResourceKind, Signal)>),
+}
+
+/// The state of [`watch_custom`].
+struct Custom {
+    kind: ResourceKind,
+    client: Client,
+    discovery: Arc<Discovery>,
+    interval: Duration,
+    phase: Phase,
+    /// True once [`Signal::Absent`] was sent, until the kind is listed.
+    absent: bool,
+    /// Discovery failures in a row.
+    failures: u32,
+}
+
+/// An admin-tier kind: discovery until the API server serves it, then its
+/// watcher, then discovery again if it stops being served (see the module
+/// documentation).
+fn watch_custom(
+    kind: ResourceKind,
+    client: Client,
+    discovery: Arc<Discovery>,
+    interval: Duration,
+) -> BoxStream<'static, (ResourceKind, Signal)> {
+    let state = Custom {
+        kind,
+        client,
+        discovery,
+        interval,
+        phase: Phase::Discovering(Duration::ZERO),
+        absent: false,
+        failures: 0,
+    };
+    futures::stream::unfold(state, |mut state| async move {
+        let signal = state.next().await;
+        Some(((state.kind, signal), state))
+    })
+    .boxed()
+}
+
+impl Custom {
+    /// The next signal to send.
+    async fn next(&mut self) -> Signal {
+        let kind = self.kind;
+        loop {
+            match &mut self.phase {
+                Phase::Watching(watcher) => match watcher.next().await {
+                    Some((_, Signal::NotServed)) => {
+                        self.phase = Phase::Discovering(self.interval);
+                        if self.absent {
+                            continue;
+                        }
+                        tracing::info!(
+                            kind = kind.kind(),
+                            recheck_s = self.interval.as_secs(),
+                            "{} are no longer served (404: CRD removed?); dropping them and asking discovery again",
+                            kind.plural()
+                        );
+                        self.absent = true;
+                        return Signal::Absent;
+                    }
+                    Some((_, signal)) => {
+                        if matches!(signal, Signal::Listed) {
+                            self.absent = false;
+                        }
+                        return signal;
+                    }
+                    // kube's watchers do not end; if one did, ask again.
+                    None => self.phase = Phase::Discovering(self.interval),
+                },
+                Phase::Discovering(wait) => {
+                    if !wait.is_zero() {
+                        tokio::time::sleep(*wait).await;
+                    }
+                    match self.discovery.serves(kind).await {
+                        Ok(true) => {
+                            self.failures = 0;
+                            if self.absent {
+                                tracing::info!(
+                                    kind = kind.kind(),
+                                    "{} are served now: listing and watching them",
+                                    kind.plural()
+                                );
+                            }
+                            let api = Api::<DynamicObject>::all_with(
+                                self.client.clone(),
+                                &custom::api_resource(kind),
+                            );
+                            self.phase = Phase::Watching(watch(kind, api, admin_object));
+                        }
+                        Ok(false) => {
+                            self.failures = 0;
+                            self.phase = Phase::Discovering(self.interval);
+                            if !self.absent {
+                                tracing::info!(
+                                    kind = kind.kind(),
+                                    recheck_s = self.interval.as_secs(),
+                                    "{} are not served by the API server (CRD not installed): none to enforce; asking discovery again periodically",
+                                    kind.plural()
+                                );
+                                self.absent = true;
+                                return Signal::Absent;
+                            }
+                        }
+                        Err(error) => {
+                            let backoff = DISCOVERY_BACKOFF
+                                .saturating_mul(1 << self.failures.min(8))
+                                .min(MAX_DISCOVERY_BACKOFF);
+                            self.failures += 1;
+                            self.phase = Phase::Discovering(backoff);
+                            return Signal::Failed(format!(
+                                "discovery failed (GET /apis/{}): {error}; asking again in {}s",
+                                kind.api_version(),
+                                backoff.as_secs()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Keeps of a Pod only what the loader reads (name, namespace, labels, the
