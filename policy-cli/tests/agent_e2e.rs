@@ -142,6 +142,29 @@ spec:
     - ports: [{port: 53, protocol: UDP}]
 "#;
 
+/// Admin tiers on top of V2: an AdminNetworkPolicy denies web -> cache
+/// and passes jobs -> cache on, and the BaselineAdminNetworkPolicy denies
+/// what jobs send to pods no NetworkPolicy isolates for ingress.
+const ADMIN_POLICIES: &str = r#"
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: guard-cache}
+spec:
+  priority: 10
+  subject: {pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: cache}}}}
+  ingress:
+  - {name: deny-web, action: Deny, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: web}}}}]}
+  - {name: pass-jobs, action: Pass, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: jobs}}}}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: BaselineAdminNetworkPolicy
+metadata: {name: default}
+spec:
+  subject: {namespaces: {}}
+  ingress:
+  - {name: deny-jobs, action: Deny, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: jobs}}}}]}
+"#;
+
 /// A YAML syntax error in the first document hides the whole file.
 const POLICIES_SYNTAX_ERROR: &str = r#"
 apiVersion: networking.k8s.io/v1
@@ -545,6 +568,16 @@ fn the_agent_keeps_the_kernel_equal_to_the_model_through_changes_bad_input_drift
     agents.wait_metric("node-2", "a clean snapshot", |body| {
         metric(body, "netpol_agent_input_errors") == Some(0.0)
     });
+    wait_for(&testbed, &v2, Duration::from_secs(5), &agents);
+
+    // 3b. Admin tiers: an ANP and a BANP written next to the policies are
+    //     enforced as the model says, and taking them away undoes them.
+    let tiered_text = format!("{POLICIES_V2}\n---\n{ADMIN_POLICIES}");
+    let tiered = expectations(&tiered_text);
+    assert_ne!(tiered, v2, "the admin policies must change verdicts");
+    write(&policies, &tiered_text);
+    wait_for(&testbed, &tiered, Duration::from_secs(5), &agents);
+    write(&policies, POLICIES_V2);
     wait_for(&testbed, &v2, Duration::from_secs(5), &agents);
 
     // 4. Drift. While nothing is committed, checks only read the nftables

@@ -113,6 +113,10 @@ fn fixture() -> &'static Fixture {
             .collect();
         let compiler = Compiler::new(&model).expect("compilable");
         let (ruleset, _) = compiler.compile(NODE);
+        // For timing `nft -f` by hand: NETPOL_WRITE_RULESET=/tmp/admin.nft.
+        if let Ok(path) = std::env::var("NETPOL_WRITE_RULESET") {
+            std::fs::write(&path, policy_nft::text::render(&ruleset)).expect("write the ruleset");
+        }
         eprintln!(
             "[10k + {ADMIN_POLICIES} ANPs + BANP] {} classes; {NODE}: {} peer group chains, {} set/map elements, {} bytes of nft text",
             model.classes().len(),
