@@ -896,7 +896,8 @@ impl<'a> Grouping<'a> {
                 };
                 let blocks_named =
                     (self.tiered_entries[local].iter()).any(|e| block_entries.contains(e));
-                if !blocks_named && !(class.is_some() && named(class_entries)) {
+                let peer_named = blocks_named || (class.is_some() && named(class_entries));
+                if !peer_named {
                     if !base.is_empty() {
                         contributions.push((local, std::borrow::Cow::Borrowed(base)));
                     }

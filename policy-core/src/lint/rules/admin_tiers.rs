@@ -196,45 +196,45 @@ fn walk(
     }];
     for (position, rule) in list.iter().enumerate() {
         let (classes, addresses) = peer_parts(rule.peers, class_count, pod_addresses);
-        if let Some(own) = position.checked_sub(start) {
-            if !live[own] {
-                match rule_ports(rule.ports, direction, subject, true) {
-                    // Named egress ports, or ports the subject lacks: not
-                    // judged (a rule that matches nothing is another matter).
-                    None => live[own] = true,
-                    Some(ports) if ports.is_empty() => live[own] = true,
-                    Some(ports) => {
-                        let mut reached = false;
-                        let mut by_deny = true;
-                        for region in &regions {
-                            if region.ports.intersection(&ports).is_empty() {
-                                continue;
-                            }
-                            let covered = classes.is_subset(&region.classes)
-                                && addresses.difference(&region.addresses).is_empty();
-                            if !covered {
-                                reached = true;
-                                break;
-                            }
-                            by_deny &= classes.is_subset(&region.deny_classes)
-                                && addresses.difference(&region.deny_addresses).is_empty();
+        if let Some(own) = position.checked_sub(start)
+            && !live[own]
+        {
+            match rule_ports(rule.ports, direction, subject, true) {
+                // Named egress ports, or ports the subject lacks: not
+                // judged (a rule that matches nothing is another matter).
+                None => live[own] = true,
+                Some(ports) if ports.is_empty() => live[own] = true,
+                Some(ports) => {
+                    let mut reached = false;
+                    let mut by_deny = true;
+                    for region in &regions {
+                        if region.ports.intersection(&ports).is_empty() {
+                            continue;
                         }
-                        if reached {
-                            live[own] = true;
-                        } else {
-                            why[own].by_deny &= by_deny;
-                            if why[own].by.is_empty() {
-                                why[own].by = deciding_rules(
-                                    &list[..position],
-                                    &classes,
-                                    &addresses,
-                                    &ports,
-                                    direction,
-                                    subject,
-                                    class_count,
-                                    pod_addresses,
-                                );
-                            }
+                        let covered = classes.is_subset(&region.classes)
+                            && addresses.difference(&region.addresses).is_empty();
+                        if !covered {
+                            reached = true;
+                            break;
+                        }
+                        by_deny &= classes.is_subset(&region.deny_classes)
+                            && addresses.difference(&region.deny_addresses).is_empty();
+                    }
+                    if reached {
+                        live[own] = true;
+                    } else {
+                        why[own].by_deny &= by_deny;
+                        if why[own].by.is_empty() {
+                            why[own].by = deciding_rules(
+                                &list[..position],
+                                &classes,
+                                &addresses,
+                                &ports,
+                                direction,
+                                subject,
+                                class_count,
+                                pod_addresses,
+                            );
                         }
                     }
                 }
