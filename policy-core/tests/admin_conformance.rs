@@ -15,16 +15,15 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use policy_core::diagnostic::Severity;
-use policy_core::{Config, Loader, Model, PortQuery, Protocol, QueryEndpoint};
-use serde_json::{Value as Json, json};
+use policy_core::{Model, PortQuery, Protocol, QueryEndpoint};
+use serde_json::Value as Json;
 
 #[path = "support/admin_conformance_case.rs"]
 mod admin_conformance_case;
 
 use admin_conformance_case::{
     BasePod, Placement, V1ALPHA1, V1ALPHA2, Version, apply, base_pods, load_case, load_manifests,
-    pod_object,
+    model_of, node_object, pod_object,
 };
 
 fn place(pods: &BTreeMap<String, BasePod>) -> BTreeMap<String, Placement> {
@@ -60,27 +59,8 @@ fn node_objects(placements: &BTreeMap<String, Placement>) -> Vec<Json> {
         nodes.insert(&placement.node, address);
     }
     (nodes.into_iter())
-        .map(|(name, address)| {
-            json!({
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {"name": name, "labels": {"kubernetes.io/os": "linux", "kubernetes.io/hostname": name}},
-                "status": {"addresses": [{"type": "InternalIP", "address": address.to_string()}]},
-            })
-        })
+        .map(|(name, address)| node_object(name, address))
         .collect()
-}
-
-fn model_of(objects: &[Json]) -> Model {
-    let text: Vec<String> = objects.iter().map(|o| o.to_string()).collect();
-    let mut loader = Loader::new();
-    loader.load_str("cluster.yaml", &text.join("\n---\n"));
-    let loaded = loader.finish();
-    let errors: Vec<_> = (loaded.diagnostics.iter())
-        .filter(|d| d.severity == Severity::Error)
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
-    Model::new(loaded.cluster, Config::default())
 }
 
 fn endpoint(model: &Model, name: &str) -> QueryEndpoint {

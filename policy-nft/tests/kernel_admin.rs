@@ -28,12 +28,12 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use admin_conformance_case::{
-    Placement, V1ALPHA1, V1ALPHA2, apply, base_pods, load_case, load_manifests, pod_object,
+    Placement, V1ALPHA1, V1ALPHA2, apply, base_pods, load_case, load_manifests, model_of,
+    node_object, pod_object,
 };
-use policy_core::diagnostic::Severity;
-use policy_core::{Config, Loader, Model, PortQuery, Protocol, QueryEndpoint};
+use policy_core::{Model, PortQuery, Protocol, QueryEndpoint};
 use policy_nft::Compiler;
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 use testbed::{ExternalSpec, PodSpec, Probe, Proto, Testbed, TestbedSpec, e2e_available};
 
 const NODES: [&str; 2] = ["node-1", "node-2"];
@@ -44,28 +44,8 @@ const OUTSIDE_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 
 fn node_objects(testbed: &Testbed) -> Vec<Json> {
     (NODES.iter())
-        .map(|&name| {
-            let address = testbed.node_ipv4(name).expect("testbed node");
-            json!({
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {"name": name, "labels": {"kubernetes.io/os": "linux", "kubernetes.io/hostname": name}},
-                "status": {"addresses": [{"type": "InternalIP", "address": address.to_string()}]},
-            })
-        })
+        .map(|&name| node_object(name, testbed.node_ipv4(name).expect("testbed node")))
         .collect()
-}
-
-fn model_of(objects: &[Json]) -> Model {
-    let text: Vec<String> = objects.iter().map(|o| o.to_string()).collect();
-    let mut loader = Loader::new();
-    loader.load_str("cluster.yaml", &text.join("\n---\n"));
-    let loaded = loader.finish();
-    let errors: Vec<_> = (loaded.diagnostics.iter())
-        .filter(|d| d.severity == Severity::Error)
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
-    Model::new(loaded.cluster, Config::default())
 }
 
 fn load(testbed: &Testbed, model: &Model, json: bool) -> Result<(), String> {

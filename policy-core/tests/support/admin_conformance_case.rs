@@ -484,3 +484,27 @@ pub fn apply(
         }
     }
 }
+
+/// A Node object as the suite's nodes are labelled, with one InternalIP.
+pub fn node_object(name: &str, address: Ipv4Addr) -> Json {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": {"kubernetes.io/os": "linux", "kubernetes.io/hostname": name}},
+        "status": {"addresses": [{"type": "InternalIP", "address": address.to_string()}]},
+    })
+}
+
+/// The model of a step's objects, with the default configuration; the
+/// objects must load without errors.
+pub fn model_of(objects: &[Json]) -> policy_core::Model {
+    let text: Vec<String> = objects.iter().map(|o| o.to_string()).collect();
+    let mut loader = policy_core::Loader::new();
+    loader.load_str("cluster.yaml", &text.join("\n---\n"));
+    let loaded = loader.finish();
+    let errors: Vec<_> = (loaded.diagnostics.iter())
+        .filter(|d| d.severity == policy_core::diagnostic::Severity::Error)
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    policy_core::Model::new(loaded.cluster, policy_core::Config::default())
+}
