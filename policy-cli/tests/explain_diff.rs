@@ -390,3 +390,42 @@ fn an_exposure_change_alone_is_a_change() {
         "Newly exposed entry points (1):\n  + NodePort 192.168.0.1 (node node-1) TCP 30090 (service shop/api) -> shop/api port 9000: from 0.0.0.0/0, ::/0\n"
     );
 }
+
+/// `diff` includes the admin tiers: an AdminNetworkPolicy that denies
+/// web -> db removes every connection the NetworkPolicies allowed there.
+#[test]
+fn diff_includes_the_admin_tiers() {
+    let dir = std::env::temp_dir().join(format!("netpol-diff-admin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["cluster.yaml", "policies.yaml"] {
+        std::fs::copy(repo().join("testdata/diff/old").join(file), dir.join(file)).unwrap();
+    }
+    std::fs::write(
+        dir.join("admin.yaml"),
+        "apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: guard-db}
+spec:
+  priority: 10
+  subject: {pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: db}}}}
+  ingress:
+  - {name: deny-web, action: Deny, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: web}}}}]}
+",
+    )
+    .unwrap();
+    let output = netpol(&[
+        "diff",
+        "testdata/diff/old",
+        dir.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let changes: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(changes["added"], serde_json::json!([]));
+    let removed = changes["removed"].as_array().unwrap();
+    assert_eq!(removed.len(), 1, "{changes}");
+    assert_eq!(removed[0]["from"], "shop/web");
+    assert_eq!(removed[0]["to"], "shop/db");
+    assert_eq!(removed[0]["ports"], "TCP 5432,9187");
+}
