@@ -249,7 +249,8 @@ impl<'m> Compiler<'m> {
         let dual_stack = dual_stack.unwrap_or_else(|| cluster.endpoints.iter().any(is_dual_stack));
         // Each family's chains need that family's exact answers, whatever
         // --family the caller's model was built with.
-        let family_matters = dual_stack && config.ip_block == IpBlockMode::Match;
+        let family_matters =
+            dual_stack && (config.ip_block == IpBlockMode::Match || has_admin_networks(cluster));
         let mut views = Vec::new();
         for (index, (family, scope)) in [
             (Family::V4, AddressFamily::Ipv4),
@@ -1039,6 +1040,16 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// True if an admin-tier rule has a `networks` peer: those match pod
+/// addresses whatever the ipBlock mode, so a dual-stack pod's answer
+/// depends on the packet's family.
+fn has_admin_networks(cluster: &policy_core::Cluster) -> bool {
+    (cluster.admin_policies.iter())
+        .flat_map(|policy| policy.ingress.iter().chain(&policy.egress))
+        .flat_map(|rule| &rule.peers)
+        .any(|peer| matches!(peer, policy_core::admin::AdminPeer::Networks(_)))
 }
 
 /// The nodes the cluster's pods run on, sorted.

@@ -173,7 +173,13 @@ impl Side<'_> {
             // traffic as well").
             AdminPeer::Networks(cidrs) => match (self.peer, endpoint) {
                 (AdminPeerEnd::Address(address), _) => cidrs.iter().any(|c| c.contains(address)),
-                (_, Some(e)) => e.ips.iter().any(|&ip| cidrs.iter().any(|c| c.contains(ip))),
+                // Of the model's address family, as for ipBlocks: the
+                // kernel matches the packet's addresses.
+                (_, Some(e)) => {
+                    let family = self.model.config().address_family;
+                    (e.ips.iter())
+                        .any(|&ip| family.includes(ip) && cidrs.iter().any(|c| c.contains(ip)))
+                }
                 _ => false,
             },
             // Names cannot be resolved without DNS: no address is known to
