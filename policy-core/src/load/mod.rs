@@ -37,10 +37,10 @@ use crate::cluster::{
 };
 use crate::decode::{DecodeError, UnknownField, decode_lean};
 use crate::diagnostic::{Diagnostic, DiagnosticKind, ObjectRef, Severity, SourceLocation};
+use crate::labels::{LabelInterner, Labels};
 use crate::path::{FieldPath, PathStep};
 use crate::policy::Policy;
 use crate::ports::Protocol;
-use crate::selector::Labels;
 use crate::validate;
 use crate::yaml::{Node, Value, for_each_document};
 
@@ -162,6 +162,8 @@ pub struct Loader {
     /// Indices into `workloads` of those with `spec.replicas: 0`: they have
     /// no pods to stand for.
     scaled_to_zero: HashSet<usize>,
+    /// One shared copy of each distinct label string and label set read.
+    labels: LabelInterner,
 }
 
 /// One file read on its own by [`Loader::read_file`]: what loading its text
@@ -269,6 +271,9 @@ impl Loader {
     pub fn read_file(name: &str, text: &str) -> LoadedFile {
         let mut loader = Loader::new();
         loader.load_str(name, text);
+        // What it read keeps its shared labels; the index of them is only
+        // needed while reading.
+        loader.labels = LabelInterner::default();
         LoadedFile(loader)
     }
 
@@ -750,7 +755,9 @@ impl Loader {
         object: &ObjectRef,
         metadata_path: &FieldPath,
     ) -> Labels {
-        let labels: Labels = metadata.labels.clone().unwrap_or_default();
+        let labels = (self.labels).labels(
+            (metadata.labels.iter().flatten()).map(|(key, value)| (key.as_str(), value.as_str())),
+        );
         for (key, value) in &labels {
             let path = metadata_path.key("labels").key(key);
             for message in [
@@ -1833,6 +1840,7 @@ fn type_error_diagnostic(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::labels::LabelStr;
 
     /// Every directory of manifests in the repository, loaded file by file
     /// with [`Loader::read_file`] and [`Loader::add_file`], gives what
@@ -1942,7 +1950,7 @@ mod tests {
             namespace
                 .labels
                 .get(NAMESPACE_NAME_LABEL)
-                .map(String::as_str),
+                .map(LabelStr::as_str),
             Some("shop")
         );
     }
@@ -2117,7 +2125,7 @@ mod tests {
         assert_eq!(pod.kind, EndpointKind::Pod);
         assert_eq!(pod.node.as_deref(), Some("node-1"));
         assert_eq!(pod.ips, ["10.0.0.5".parse::<IpAddr>().unwrap()]);
-        assert_eq!(pod.labels.get("tier").map(String::as_str), Some("front"));
+        assert_eq!(pod.labels.get("tier").map(LabelStr::as_str), Some("front"));
         assert_eq!(pod.ports.len(), 1);
     }
 
