@@ -345,6 +345,8 @@ impl Planner {
             }
             keep
         });
+        // Most policies are parked at scale: give back the room they took.
+        cluster.policies.shrink_to_fit();
         // The last model follows the snapshot in place: a pod or policy
         // event costs what it touches, not a rebuild (Model::apply).
         let started = std::time::Instant::now();

@@ -883,6 +883,7 @@ impl Loader {
                 }
             }
         }
+        ips.shrink_to_fit();
         let spec_path = FieldPath::root().key("spec");
         let (node, host_network, ports) = match &pod.spec {
             Some(spec) => self.read_pod_spec(spec, &spec_path, origin, &object_ref),
@@ -1016,6 +1017,9 @@ impl Loader {
         }
         ports.sort();
         ports.dedup();
+        // Kept for every pod: without the growth slack (a 100,000-pod cluster
+        // has as many of these lists).
+        ports.shrink_to_fit();
         (
             spec.node_name.clone().filter(|n| !n.is_empty()),
             spec.host_network.unwrap_or(false),
@@ -1295,6 +1299,9 @@ impl Loader {
         ingresses.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         let mut ingress_classes = std::mem::take(&mut self.ingress_classes);
         ingress_classes.sort_by(|a, b| a.name.cmp(&b.name));
+        // The lists grew one object at a time; what follows keeps them.
+        endpoints.shrink_to_fit();
+        policies.shrink_to_fit();
         Loaded {
             cluster: Cluster {
                 namespaces,
