@@ -15,11 +15,13 @@
 //! ordering and equality by contents), so readers do not change.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::{Deref, Index};
 use std::sync::Arc;
+
+use rustc_hash::FxHashSet;
 
 /// A label key or value: an immutable string, shared by reference count.
 /// It compares, orders and hashes as its text.
@@ -378,8 +380,8 @@ impl From<&Labels> for BTreeMap<String, String> {
 /// take memory once. The loader keeps one while it reads.
 #[derive(Clone, Default)]
 pub struct LabelInterner {
-    strings: HashSet<LabelStr>,
-    sets: HashSet<Labels>,
+    strings: FxHashSet<LabelStr>,
+    sets: FxHashSet<Labels>,
 }
 
 impl LabelInterner {

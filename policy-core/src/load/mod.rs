@@ -759,7 +759,6 @@ impl Loader {
             (metadata.labels.iter().flatten()).map(|(key, value)| (key.as_str(), value.as_str())),
         );
         for (key, value) in &labels {
-            let path = metadata_path.key("labels").key(key);
             for message in [
                 validate::label_key(key).err(),
                 validate::label_value(value).err(),
@@ -767,11 +766,13 @@ impl Loader {
             .into_iter()
             .flatten()
             {
+                // Built only for a problem: most labels have none.
+                let path = metadata_path.key("labels").key(key);
                 self.push(
                     Severity::Error,
                     DiagnosticKind::InvalidValue,
                     message,
-                    Some(Located::new(origin, Some(object), path.clone())),
+                    Some(Located::new(origin, Some(object), path)),
                 );
             }
         }
