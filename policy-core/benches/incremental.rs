@@ -73,7 +73,7 @@ fn pod_new_class(bencher: Bencher, size: &str) {
     let mut model = model(size);
     let mut added = pod(&model).clone();
     added.name.push_str("-bench");
-    added.labels.insert("bench/unique".into(), "yes".into());
+    added.labels.insert("bench/unique", "yes");
     added.ips = vec![SPARE_ADDRESS];
     let remove = removal(&added);
     bencher.bench_local(|| {
@@ -119,9 +119,7 @@ fn pod_relabel(bencher: Bencher, size: &str) {
     let mut model = model(size);
     let original = pod(&model).clone();
     let mut relabelled = original.clone();
-    relabelled
-        .labels
-        .insert("bench/unique".into(), "yes".into());
+    relabelled.labels.insert("bench/unique", "yes");
     bencher.bench_local(|| {
         model.apply(vec![Change::UpsertEndpoint(relabelled.clone())]);
         model.apply(vec![Change::UpsertEndpoint(original.clone())])

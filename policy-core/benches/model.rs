@@ -103,7 +103,7 @@ fn query_pairs(model: &Model) -> Vec<(QueryEndpoint, QueryEndpoint, PortQuery, P
         cluster.endpoints[id]
             .labels
             .get("app.kubernetes.io/component")
-            .map(String::as_str)
+            .map(|value| value.as_str())
     };
     let mut by_namespace: std::collections::BTreeMap<&str, Vec<EndpointId>> = Default::default();
     for (id, endpoint) in cluster.endpoints.iter().enumerate() {

@@ -63,7 +63,7 @@ fn fixture(size: &str) -> &'static Fixture {
             .endpoints
             .iter()
             .position(|e| {
-                e.labels.get("app.kubernetes.io/component").map(String::as_str) == Some("gateway")
+                e.labels.get("app.kubernetes.io/component").is_some_and(|v| v == "gateway")
             })
             .map(QueryEndpoint::Endpoint)
             .expect("a gateway pod");

@@ -72,6 +72,7 @@ pub mod exposure;
 pub mod graph;
 pub mod ipset;
 pub mod json;
+pub mod labels;
 pub mod lint;
 pub mod load;
 pub mod model;

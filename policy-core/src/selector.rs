@@ -5,7 +5,6 @@
 //! requirements are kept sorted so that equal selectors compare equal, which
 //! lets the model evaluate each distinct selector once.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -13,8 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use crate::path::FieldPath;
 use crate::validate;
 
-/// Labels of a pod or namespace.
-pub type Labels = BTreeMap<String, String>;
+pub use crate::labels::{LabelStr, Labels};
 
 /// A normalised label selector. The empty selector matches everything.
 #[derive(
@@ -64,9 +62,14 @@ impl Requirement {
     /// True if `labels` satisfy this requirement.
     pub fn matches(&self, labels: &Labels) -> bool {
         let value = labels.get(&self.key);
+        let listed = |values: &[String], value: &str| {
+            values
+                .binary_search_by(|candidate| candidate.as_str().cmp(value))
+                .is_ok()
+        };
         match &self.operator {
-            Operator::In(values) => value.is_some_and(|v| values.binary_search(v).is_ok()),
-            Operator::NotIn(values) => value.is_none_or(|v| values.binary_search(v).is_err()),
+            Operator::In(values) => value.is_some_and(|v| listed(values, v)),
+            Operator::NotIn(values) => value.is_none_or(|v| !listed(values, v)),
             Operator::Exists => value.is_some(),
             Operator::DoesNotExist => value.is_none(),
         }

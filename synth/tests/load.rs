@@ -196,8 +196,7 @@ fn the_policies_allow_the_chain_and_deny_the_rest() {
                 e.namespace == namespace
                     && e.labels
                         .get("app.kubernetes.io/component")
-                        .map(String::as_str)
-                        == Some(component)
+                        .is_some_and(|value| value == component)
             })
             .unwrap_or_else(|| panic!("no {component} in {namespace}"))
     };

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use policy_core::Policy;
 
 /// Parked policies, by namespace and name.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(super) struct Parked {
     by_namespace: BTreeMap<String, BTreeMap<String, Box<[u8]>>>,
     count: usize,

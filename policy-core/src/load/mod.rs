@@ -37,10 +37,10 @@ use crate::cluster::{
 };
 use crate::decode::{DecodeError, UnknownField, decode_lean};
 use crate::diagnostic::{Diagnostic, DiagnosticKind, ObjectRef, Severity, SourceLocation};
+use crate::labels::{LabelInterner, Labels};
 use crate::path::{FieldPath, PathStep};
 use crate::policy::Policy;
 use crate::ports::Protocol;
-use crate::selector::Labels;
 use crate::validate;
 use crate::yaml::{Node, Value, for_each_document};
 
@@ -171,6 +171,8 @@ pub struct Loader {
     /// Indices into `workloads` of those with `spec.replicas: 0`: they have
     /// no pods to stand for.
     scaled_to_zero: HashSet<usize>,
+    /// One shared copy of each distinct label string and label set read.
+    labels: LabelInterner,
 }
 
 /// One file read on its own by [`Loader::read_file`]: what loading its text
@@ -278,6 +280,9 @@ impl Loader {
     pub fn read_file(name: &str, text: &str) -> LoadedFile {
         let mut loader = Loader::new();
         loader.load_str(name, text);
+        // What it read keeps its shared labels; the index of them is only
+        // needed while reading.
+        loader.labels = LabelInterner::default();
         LoadedFile(loader)
     }
 
@@ -760,9 +765,10 @@ impl Loader {
         object: &ObjectRef,
         metadata_path: &FieldPath,
     ) -> Labels {
-        let labels: Labels = metadata.labels.clone().unwrap_or_default();
+        let labels = (self.labels).labels(
+            (metadata.labels.iter().flatten()).map(|(key, value)| (key.as_str(), value.as_str())),
+        );
         for (key, value) in &labels {
-            let path = metadata_path.key("labels").key(key);
             for message in [
                 validate::label_key(key).err(),
                 validate::label_value(value).err(),
@@ -770,11 +776,13 @@ impl Loader {
             .into_iter()
             .flatten()
             {
+                // Built only for a problem: most labels have none.
+                let path = metadata_path.key("labels").key(key);
                 self.push(
                     Severity::Error,
                     DiagnosticKind::InvalidValue,
                     message,
-                    Some(Located::new(origin, Some(object), path.clone())),
+                    Some(Located::new(origin, Some(object), path)),
                 );
             }
         }
@@ -886,6 +894,7 @@ impl Loader {
                 }
             }
         }
+        ips.shrink_to_fit();
         let spec_path = FieldPath::root().key("spec");
         let (node, host_network, ports) = match &pod.spec {
             Some(spec) => self.read_pod_spec(spec, &spec_path, origin, &object_ref),
@@ -1019,6 +1028,9 @@ impl Loader {
         }
         ports.sort();
         ports.dedup();
+        // Kept for every pod: without the growth slack (a 100,000-pod cluster
+        // has as many of these lists).
+        ports.shrink_to_fit();
         (
             spec.node_name.clone().filter(|n| !n.is_empty()),
             spec.host_network.unwrap_or(false),
@@ -1333,6 +1345,9 @@ impl Loader {
         ingresses.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         let mut ingress_classes = std::mem::take(&mut self.ingress_classes);
         ingress_classes.sort_by(|a, b| a.name.cmp(&b.name));
+        // The lists grew one object at a time; what follows keeps them.
+        endpoints.shrink_to_fit();
+        policies.shrink_to_fit();
         Loaded {
             cluster: Cluster {
                 namespaces,
@@ -1886,6 +1901,7 @@ fn type_error_diagnostic(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::labels::LabelStr;
 
     /// Every directory of manifests in the repository, loaded file by file
     /// with [`Loader::read_file`] and [`Loader::add_file`], gives what
@@ -1995,7 +2011,7 @@ mod tests {
             namespace
                 .labels
                 .get(NAMESPACE_NAME_LABEL)
-                .map(String::as_str),
+                .map(LabelStr::as_str),
             Some("shop")
         );
     }
@@ -2170,7 +2186,7 @@ mod tests {
         assert_eq!(pod.kind, EndpointKind::Pod);
         assert_eq!(pod.node.as_deref(), Some("node-1"));
         assert_eq!(pod.ips, ["10.0.0.5".parse::<IpAddr>().unwrap()]);
-        assert_eq!(pod.labels.get("tier").map(String::as_str), Some("front"));
+        assert_eq!(pod.labels.get("tier").map(LabelStr::as_str), Some("front"));
         assert_eq!(pod.ports.len(), 1);
     }
 

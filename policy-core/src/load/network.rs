@@ -23,6 +23,7 @@ use crate::cluster::{
 };
 use crate::diagnostic::{DiagnosticKind, ObjectRef, Severity};
 use crate::ipset::{Cidr, IpSet};
+use crate::labels::Labels;
 use crate::path::FieldPath;
 use crate::ports::Protocol;
 use crate::validate;
@@ -379,7 +380,7 @@ impl Loader {
             namespace,
             name,
             service_type,
-            selector,
+            selector: selector.map(Labels::from),
             ports,
             cluster_ips,
             headless,
@@ -562,7 +563,7 @@ impl Loader {
         self.endpoint_slices.push(EndpointSlice {
             namespace,
             name,
-            service: labels.get(SERVICE_NAME_LABEL).cloned(),
+            service: labels.get(SERVICE_NAME_LABEL).map(|name| name.to_string()),
             endpoints,
             ports,
             source: origin.map(|origin| origin.locate(&FieldPath::parse("metadata.name"))),

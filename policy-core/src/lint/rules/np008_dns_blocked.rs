@@ -73,7 +73,10 @@ impl Rule for DnsBlocked {
                     return false;
                 };
                 let member = &cluster.endpoints[first];
-                member.labels.get(DNS_LABEL.0).map(String::as_str) == Some(DNS_LABEL.1)
+                member
+                    .labels
+                    .get(DNS_LABEL.0)
+                    .is_some_and(|value| value == DNS_LABEL.1)
             })
             .collect();
         // The DNS port of each protocol on a DNS pod: its `dns`/`dns-tcp` container port, or 53.
