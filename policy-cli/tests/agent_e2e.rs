@@ -635,6 +635,13 @@ fn the_agent_keeps_the_kernel_equal_to_the_model_through_changes_bad_input_drift
             "delete table inet other\ninsert rule inet netpol forward ip daddr 10.10.2.0/24 accept\n",
         ),
     ] {
+        // Tamper only once the agent has verified the table again since
+        // its last repair (a skipped check): a change that comes before
+        // that is restored "to be sure", which is not counted as drift seen.
+        let verified = metric(&agents.metrics("node-2"), skipped).expect("metric");
+        agents.wait_metric("node-2", "a verified table before tampering", |body| {
+            metric(body, skipped).is_some_and(|n| n > verified)
+        });
         let before = metric(&agents.metrics("node-2"), repairs).expect("metric");
         testbed.nft("node-2", &["-f", "-"], script).expect("tamper");
         agents.wait_metric("node-2", &format!("a repair of the {what} table"), |body| {
